@@ -1,0 +1,419 @@
+"""Least-cost path kernels (Dijkstra) on CSR road-network arrays.
+
+All kernels are module-level Numba functions over numpy arrays and scalars.
+They write into caller-allocated output arrays; scratch space (heap, flags)
+is allocated inside. The pure-Python twin of every kernel is its
+``.py_func`` attribute (``sssp_tree`` and ``sssp_tree_targets`` contain the
+whole algorithm inline, so their ``.py_func`` is pure Python/numpy).
+
+Network representation (directed multigraph; parallel links, self-loops and
+zero-weight links allowed):
+
+``indptr`` : int64[n_nodes + 1]
+    CSR row pointer; the out-links of node ``u`` are ``indptr[u]:indptr[u+1]``.
+``link_head`` : int32[n_links]
+    Target node of each link (CSR ``indices``). Links are sorted by tail node,
+    so a link id equals its CSR position.
+``link_tail`` : int32[n_links]
+    Source node of each link (only needed to walk paths backwards).
+``weight`` : float64[n_links]
+    Link cost, ``>= 0`` (e.g. travel time in s). A link with weight ``inf`` is
+    never used (treated as closed).
+
+Exactness
+---------
+Relaxation computes ``dist[u] + weight[e]`` in path order, like networkx's
+``_dijkstra_multisource``. Because IEEE addition is monotone, the settled
+distance of every node is the minimum over all paths of the left-to-right
+floating-point sum of its weights, so distances are bit-identical to
+networkx's regardless of tie-breaking. Ties are resolved deterministically:
+a node's predecessor link changes only on a strict improvement, and the heap
+orders entries by ``(cost, node)``.
+"""
+
+import numba
+import numpy as np
+
+__all__ = [
+    "sssp_tree",
+    "sssp_trees",
+    "sssp_tree_targets",
+    "path_links",
+    "od_costs",
+    "route_lengths",
+    "fill_routes",
+]
+
+
+@numba.njit(cache=True)
+def sssp_tree(indptr, link_head, weight, source, dist_out, pred_link_out):
+    """One-to-all least-cost tree (Dijkstra, binary heap, lazy deletion).
+
+    Parameters
+    ----------
+    indptr : ndarray of int64, shape (n_nodes + 1,)
+        CSR row pointer over links sorted by tail node.
+    link_head : ndarray of int32, shape (n_links,)
+        Head (target) node of each link.
+    weight : ndarray of float64, shape (n_links,)
+        Non-negative link costs.
+    source : int
+        Root node.
+    dist_out : ndarray of float64, shape (n_nodes,)
+        Output: least cost from ``source`` (``inf`` if unreachable).
+    pred_link_out : ndarray of int32, shape (n_nodes,)
+        Output: id of the last link on the least-cost path to each node;
+        ``-1`` for the source and for unreachable nodes.
+
+    Returns
+    -------
+    n_settled : int
+        Number of nodes reached (including the source).
+    """
+    n_nodes = indptr.shape[0] - 1
+    if source < 0 or source >= n_nodes:
+        raise ValueError("source out of range")
+    for i in range(n_nodes):
+        dist_out[i] = np.inf
+        pred_link_out[i] = -1
+    settled = np.zeros(n_nodes, dtype=np.bool_)
+    # at most one push per link (strict improvement) plus the source
+    cap = link_head.shape[0] + 1
+    heap_cost = np.empty(cap, dtype=np.float64)
+    heap_node = np.empty(cap, dtype=np.int64)
+    dist_out[source] = 0.0
+    heap_cost[0] = 0.0
+    heap_node[0] = source
+    size = 1
+    n_settled = 0
+    while size > 0:
+        d_u = heap_cost[0]
+        u = heap_node[0]
+        # pop: move the last entry to the root and sift it down
+        size -= 1
+        if size > 0:
+            key = heap_cost[size]
+            node = heap_node[size]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= size:
+                    break
+                r = c + 1
+                if r < size and (
+                    heap_cost[r] < heap_cost[c]
+                    or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])
+                ):
+                    c = r
+                if heap_cost[c] < key or (heap_cost[c] == key and heap_node[c] < node):
+                    heap_cost[i] = heap_cost[c]
+                    heap_node[i] = heap_node[c]
+                    i = c
+                else:
+                    break
+            heap_cost[i] = key
+            heap_node[i] = node
+        if settled[u]:
+            continue  # stale entry (lazy deletion)
+        settled[u] = True
+        n_settled += 1
+        for e in range(indptr[u], indptr[u + 1]):
+            v = link_head[e]
+            if settled[v]:
+                continue
+            nd = d_u + weight[e]  # path order, as networkx
+            if nd < dist_out[v]:
+                dist_out[v] = nd
+                pred_link_out[v] = e
+                # push (nd, v) and sift up
+                i = size
+                size += 1
+                while i > 0:
+                    p = (i - 1) >> 1
+                    if nd < heap_cost[p] or (nd == heap_cost[p] and v < heap_node[p]):
+                        heap_cost[i] = heap_cost[p]
+                        heap_node[i] = heap_node[p]
+                        i = p
+                    else:
+                        break
+                heap_cost[i] = nd
+                heap_node[i] = v
+    return n_settled
+
+
+@numba.njit(cache=True)
+def sssp_tree_targets(indptr, link_head, weight, source, targets, dist_out, pred_link_out):
+    """Least-cost tree from ``source`` that stops once all ``targets`` are settled.
+
+    Same algorithm and tie-breaking as :func:`sssp_tree`; the search ends as
+    soon as every distinct node of ``targets`` has been settled (or the
+    reachable set is exhausted).
+
+    Parameters
+    ----------
+    indptr, link_head, weight : ndarray
+        Network arrays, see :func:`sssp_tree`.
+    source : int
+        Root node.
+    targets : ndarray of int64, shape (k,)
+        Nodes whose costs are wanted (duplicates allowed). If empty, only the
+        source is initialised.
+    dist_out : ndarray of float64, shape (n_nodes,)
+        Output. Exact for settled nodes (all reachable targets, and the whole
+        path to each of them); other entries are upper bounds or ``inf``.
+    pred_link_out : ndarray of int32, shape (n_nodes,)
+        Output predecessor links; valid along the paths to settled nodes.
+
+    Returns
+    -------
+    n_settled : int
+        Number of nodes settled before stopping.
+    """
+    n_nodes = indptr.shape[0] - 1
+    if source < 0 or source >= n_nodes:
+        raise ValueError("source out of range")
+    for i in range(n_nodes):
+        dist_out[i] = np.inf
+        pred_link_out[i] = -1
+    dist_out[source] = 0.0
+    is_target = np.zeros(n_nodes, dtype=np.bool_)
+    remaining = 0
+    for j in range(targets.shape[0]):
+        t = targets[j]
+        if t < 0 or t >= n_nodes:
+            raise ValueError("target out of range")
+        if not is_target[t]:
+            is_target[t] = True
+            remaining += 1
+    if remaining == 0:
+        return 0
+    settled = np.zeros(n_nodes, dtype=np.bool_)
+    cap = link_head.shape[0] + 1
+    heap_cost = np.empty(cap, dtype=np.float64)
+    heap_node = np.empty(cap, dtype=np.int64)
+    heap_cost[0] = 0.0
+    heap_node[0] = source
+    size = 1
+    n_settled = 0
+    while size > 0:
+        d_u = heap_cost[0]
+        u = heap_node[0]
+        size -= 1
+        if size > 0:
+            key = heap_cost[size]
+            node = heap_node[size]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= size:
+                    break
+                r = c + 1
+                if r < size and (
+                    heap_cost[r] < heap_cost[c]
+                    or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])
+                ):
+                    c = r
+                if heap_cost[c] < key or (heap_cost[c] == key and heap_node[c] < node):
+                    heap_cost[i] = heap_cost[c]
+                    heap_node[i] = heap_node[c]
+                    i = c
+                else:
+                    break
+            heap_cost[i] = key
+            heap_node[i] = node
+        if settled[u]:
+            continue
+        settled[u] = True
+        n_settled += 1
+        if is_target[u]:
+            remaining -= 1
+            if remaining == 0:
+                break
+        for e in range(indptr[u], indptr[u + 1]):
+            v = link_head[e]
+            if settled[v]:
+                continue
+            nd = d_u + weight[e]
+            if nd < dist_out[v]:
+                dist_out[v] = nd
+                pred_link_out[v] = e
+                i = size
+                size += 1
+                while i > 0:
+                    p = (i - 1) >> 1
+                    if nd < heap_cost[p] or (nd == heap_cost[p] and v < heap_node[p]):
+                        heap_cost[i] = heap_cost[p]
+                        heap_node[i] = heap_node[p]
+                        i = p
+                    else:
+                        break
+                heap_cost[i] = nd
+                heap_node[i] = v
+    return n_settled
+
+
+@numba.njit(parallel=True, cache=True)
+def sssp_trees(indptr, link_head, weight, sources, dist_out_2d, pred_out_2d):
+    """One-to-all trees for many sources, in parallel over sources.
+
+    Each source is solved independently by :func:`sssp_tree`, so results do
+    not depend on the number of threads.
+
+    Parameters
+    ----------
+    indptr, link_head, weight : ndarray
+        Network arrays, see :func:`sssp_tree`.
+    sources : ndarray of int64, shape (k,)
+        Root nodes.
+    dist_out_2d : ndarray of float64, shape (k, n_nodes)
+        Output: row ``i`` holds the costs from ``sources[i]``.
+    pred_out_2d : ndarray of int32, shape (k, n_nodes)
+        Output: row ``i`` holds the predecessor links of the tree of
+        ``sources[i]``.
+    """
+    n_nodes = indptr.shape[0] - 1
+    n_src = sources.shape[0]
+    if dist_out_2d.shape[0] < n_src or pred_out_2d.shape[0] < n_src:
+        raise ValueError("output arrays have too few rows")
+    for k in range(n_src):
+        if sources[k] < 0 or sources[k] >= n_nodes:
+            raise ValueError("source out of range")
+    for k in numba.prange(n_src):
+        sssp_tree(indptr, link_head, weight, sources[k], dist_out_2d[k], pred_out_2d[k])
+
+
+@numba.njit(cache=True)
+def path_links(pred_link, link_tail, source, target, out):
+    """Extract the links of the tree path ``source -> target``.
+
+    Parameters
+    ----------
+    pred_link : ndarray of int32, shape (n_nodes,)
+        Predecessor links of the tree rooted at ``source``.
+    link_tail : ndarray of int32, shape (n_links,)
+        Tail (source) node of each link.
+    source, target : int
+        End nodes.
+    out : ndarray of int32
+        Output buffer, must hold at least the path length (``n_nodes - 1``
+        always suffices). Links are written in path order.
+
+    Returns
+    -------
+    n_links : int
+        Number of links written (0 if ``source == target``), or ``-1`` if
+        ``target`` is not reachable in this tree.
+    """
+    if source == target:
+        return 0
+    n_nodes = pred_link.shape[0]
+    count = 0
+    v = target
+    while v != source:
+        e = pred_link[v]
+        if e < 0 or count >= n_nodes:
+            return -1
+        count += 1
+        v = link_tail[e]
+    if count > out.shape[0]:
+        raise ValueError("out is too small for the path")
+    v = target
+    i = count
+    while v != source:
+        i -= 1
+        e = pred_link[v]
+        out[i] = e
+        v = link_tail[e]
+    return count
+
+
+@numba.njit(parallel=True, cache=True)
+def od_costs(indptr, link_head, weight, sources, tgt_indptr, tgt_nodes, cost_out):
+    """Costs for OD pairs grouped by origin, with early exit per origin.
+
+    Parameters
+    ----------
+    indptr, link_head, weight : ndarray
+        Network arrays, see :func:`sssp_tree`.
+    sources : ndarray of int64, shape (k,)
+        Distinct origins.
+    tgt_indptr : ndarray of int64, shape (k + 1,)
+        Destinations of ``sources[i]`` are ``tgt_nodes[tgt_indptr[i]:tgt_indptr[i+1]]``.
+    tgt_nodes : ndarray of int64, shape (n_pairs,)
+        Destination nodes.
+    cost_out : ndarray of float64, shape (n_pairs,)
+        Output: cost of each pair, aligned with ``tgt_nodes`` (``inf`` if
+        unreachable).
+    """
+    n_nodes = indptr.shape[0] - 1
+    for k in numba.prange(sources.shape[0]):
+        dist = np.empty(n_nodes, dtype=np.float64)
+        pred = np.empty(n_nodes, dtype=np.int32)
+        a = tgt_indptr[k]
+        b = tgt_indptr[k + 1]
+        sssp_tree_targets(indptr, link_head, weight, sources[k], tgt_nodes[a:b], dist, pred)
+        for j in range(a, b):
+            cost_out[j] = dist[tgt_nodes[j]]
+
+
+@numba.njit(parallel=True, cache=True)
+def route_lengths(pred_2d, link_tail, rows, sources, targets, len_out):
+    """Number of links of each tree path (first pass of batch extraction).
+
+    Parameters
+    ----------
+    pred_2d : ndarray of int32, shape (n_trees, n_nodes)
+        Predecessor links of several trees.
+    link_tail : ndarray of int32, shape (n_links,)
+        Tail node of each link.
+    rows : ndarray of int64, shape (k,)
+        Tree row used by each pair.
+    sources, targets : ndarray of int64, shape (k,)
+        End nodes of each pair; ``sources[i]`` must be the root of tree
+        ``rows[i]``.
+    len_out : ndarray of int64, shape (k,)
+        Output: path length in links, ``-1`` if unreachable.
+    """
+    n_nodes = pred_2d.shape[1]
+    for k in numba.prange(rows.shape[0]):
+        pred = pred_2d[rows[k]]
+        s = sources[k]
+        v = targets[k]
+        count = 0
+        while v != s:
+            e = pred[v]
+            if e < 0 or count >= n_nodes:
+                count = -1
+                break
+            count += 1
+            v = link_tail[e]
+        len_out[k] = count
+
+
+@numba.njit(parallel=True, cache=True)
+def fill_routes(pred_2d, link_tail, rows, sources, targets, offsets, links_out):
+    """Write each tree path at its offset (second pass of batch extraction).
+
+    Parameters
+    ----------
+    pred_2d, link_tail, rows, sources, targets : ndarray
+        As in :func:`route_lengths`.
+    offsets : ndarray of int64, shape (k + 1,)
+        Path ``i`` occupies ``links_out[offsets[i]:offsets[i+1]]``; pairs with
+        an empty slot (unreachable or ``source == target``) are skipped.
+    links_out : ndarray of int32
+        Output links, in path order per pair.
+    """
+    for k in numba.prange(rows.shape[0]):
+        a = offsets[k]
+        i = offsets[k + 1]
+        if i == a:
+            continue
+        pred = pred_2d[rows[k]]
+        s = sources[k]
+        v = targets[k]
+        while v != s and i > a:
+            i -= 1
+            e = pred[v]
+            links_out[i] = e
+            v = link_tail[e]

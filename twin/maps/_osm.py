@@ -1,0 +1,257 @@
+"""Read OSM files (.osm, .osm.bz2, .osm.gz, .osm.pbf) with pyosmium and hand them to osmnx.
+
+osmnx's ``graph_from_xml`` applies no tag filter: footways, buildings and abandoned rails would all
+become edges. This module therefore reads any OSM format with pyosmium, keeps the highway ways that
+pass osmnx's own network-type filter (the Overpass filter osmnx uses for downloads, parsed into
+conditions), splits ways at references to nodes missing from the file (clipped extracts), and writes
+the survivors to a temporary OSM XML file that ``osmnx.graph_from_xml`` turns into a graph. Building
+footprints are read in the same pass (their centroids weight where homes and workplaces go).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from twin._errors import MapFormatError
+
+__all__ = ["NETWORK_TYPES", "OsmExtract", "network_filter", "read_osm", "way_passes"]
+
+NETWORK_TYPES = ("drive", "walk", "bike", "all")
+
+# osmnx 2.x network filters (osmnx/_overpass.py::_get_network_filter), with settings.default_access
+# = ["access"!~"private"]. tests/test_maps.py checks that these equal the installed osmnx's strings.
+_ACCESS = '["access"!~"private"]'
+_FILTERS = {
+    "drive": (
+        f'["highway"]["area"!~"yes"]{_ACCESS}'
+        '["highway"!~"abandoned|bridleway|bus_guideway|construction|corridor|'
+        "cycleway|elevator|escalator|footway|no|path|pedestrian|planned|platform|"
+        'proposed|raceway|razed|rest_area|service|services|steps|track"]'
+        '["motor_vehicle"!~"no"]["motorcar"!~"no"]'
+        '["service"!~"alley|driveway|emergency_access|parking|parking_aisle|private"]'
+    ),
+    "walk": (
+        f'["highway"]["area"!~"yes"]{_ACCESS}'
+        '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|'
+        'platform|proposed|raceway|razed|rest_area|services"]'
+        '["foot"!~"no"]["service"!~"private"]'
+        '["sidewalk"!~"separate"]["sidewalk:both"!~"separate"]'
+        '["sidewalk:left"!~"separate"]["sidewalk:right"!~"separate"]'
+    ),
+    "bike": (
+        f'["highway"]["area"!~"yes"]{_ACCESS}'
+        '["highway"!~"abandoned|bus_guideway|construction|corridor|elevator|'
+        "escalator|footway|motor|no|planned|platform|proposed|raceway|razed|"
+        'rest_area|services|steps"]'
+        '["bicycle"!~"no"]["service"!~"private"]'
+    ),
+    "all": (
+        f'["highway"]["area"!~"yes"]{_ACCESS}'
+        '["highway"!~"abandoned|construction|no|planned|platform|proposed|raceway|'
+        'razed|rest_area|services"]'
+        '["service"!~"private"]'
+    ),
+}
+# "all" is osmnx's "all_public": every highway in use that is not private.
+OSMNX_NAME = {"drive": "drive", "walk": "walk", "bike": "bike", "all": "all_public"}
+
+_COND = re.compile(r'\["([^"]+)"(?:(!?~)"([^"]*)")?\]')
+
+# tags kept on ways/nodes (osmnx's settings.useful_tags_way / useful_tags_node)
+_WAY_TAGS = (
+    "bridge", "tunnel", "oneway", "lanes", "ref", "name", "highway", "maxspeed", "service",
+    "access", "area", "landuse", "width", "est_width", "junction",
+)
+_NODE_TAGS = ("highway", "junction", "railway", "ref")
+
+# building values that mark homes; everything else (and "yes") may hold jobs
+RESIDENTIAL_BUILDINGS = frozenset({
+    "apartments", "bungalow", "cabin", "detached", "dormitory", "farm", "house", "houseboat",
+    "residential", "semidetached_house", "static_caravan", "terrace",
+})
+
+
+def network_filter(network_type: str) -> list[tuple[str, str | None, re.Pattern[str] | None]]:
+    """Parse the osmnx Overpass filter of ``network_type`` into ``(key, op, regex)`` conditions.
+
+    ``op`` is ``None`` (the key must exist), ``"~"`` (value must match) or ``"!~"`` (the key is
+    absent or its value must not match), with Overpass's unanchored regex semantics.
+    """
+    if network_type not in _FILTERS:
+        raise ValueError(f"network_type must be one of {', '.join(NETWORK_TYPES)}, got {network_type!r}")
+    out = []
+    for key, op, rx in _COND.findall(_FILTERS[network_type]):
+        out.append((key, op or None, re.compile(rx) if op else None))
+    return out
+
+
+def way_passes(tags: dict[str, str], conditions) -> bool:
+    """True when a way with ``tags`` passes every condition of :func:`network_filter`."""
+    for key, op, rx in conditions:
+        value = tags.get(key)
+        if op is None:
+            if value is None:
+                return False
+        elif op == "~":
+            if value is None or not rx.search(value):
+                return False
+        elif value is not None and rx.search(value):  # "!~"
+            return False
+    return True
+
+
+@dataclass
+class OsmExtract:
+    """What :func:`read_osm` keeps of an OSM file."""
+
+    n_highway_ways: int = 0  # ways with a highway tag, before the network-type filter
+    n_kept_ways: int = 0  # after the filter
+    n_missing_refs: int = 0  # node references not present in the file (clipped extracts)
+    node_lonlat: dict[int, tuple[float, float]] = field(default_factory=dict)
+    node_tags: dict[int, dict[str, str]] = field(default_factory=dict)
+    ways: list[tuple[int, list[int], dict[str, str]]] = field(default_factory=list)
+    building_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    building_residential: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+def read_osm(path: Path, network_type: str) -> OsmExtract:
+    """Read the highway ways that pass ``network_type``'s filter, and building centroids.
+
+    Parameters
+    ----------
+    path
+        An ``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf`` file.
+    network_type
+        One of :data:`NETWORK_TYPES`.
+
+    Raises
+    ------
+    MapFormatError
+        The file cannot be parsed (truncated, corrupt, not OSM).
+    """
+    import osmium
+
+    conditions = network_filter(network_type)
+    ext = OsmExtract()
+    raw_ways: list[tuple[int, list[int], dict[str, str]]] = []
+    buildings: list[tuple[list[int], bool]] = []
+    needed: set[int] = set()
+    try:
+        # pass 1: ways (node locations come in pass 2 so that negative ids, as in JOSM exports,
+        # and references to nodes missing from clipped extracts are handled alike)
+        ways = osmium.FileProcessor(str(path), osmium.osm.WAY).with_filter(
+            osmium.filter.KeyFilter("highway", "building")
+        )
+        for w in ways:
+            tags = w.tags
+            if "highway" in tags:
+                ext.n_highway_ways += 1
+                tagd = {k: tags[k] for k in ("highway", *_FILTER_KEYS) if k in tags}
+                if not way_passes(tagd, conditions):
+                    continue
+                refs = [n.ref for n in w.nodes]
+                if len(refs) < 2:
+                    continue
+                keep = {k: tags[k] for k in _WAY_TAGS if k in tags}
+                raw_ways.append((w.id, refs, keep))
+                needed.update(refs)
+            elif "building" in tags:
+                refs = [n.ref for n in w.nodes]
+                if refs:
+                    buildings.append((refs, tags["building"] in RESIDENTIAL_BUILDINGS))
+                    needed.update(refs)
+        for n in osmium.FileProcessor(str(path), osmium.osm.NODE):
+            if n.id in needed:
+                loc = n.location
+                if loc.valid():
+                    ext.node_lonlat[n.id] = (loc.lon, loc.lat)
+                    if len(n.tags):
+                        t = {k: n.tags[k] for k in _NODE_TAGS if k in n.tags}
+                        if t:
+                            ext.node_tags[n.id] = t
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise MapFormatError(f"{path}: cannot read OSM data ({_short(exc)}); the file is truncated, "
+                             "corrupt or not an OSM file (.osm, .osm.bz2, .osm.gz, .osm.pbf)") from exc
+
+    lonlat = ext.node_lonlat
+    synthetic = -(10**15)
+    for wid, refs, tags in raw_ways:
+        # split at references to nodes missing from the file: keep each contiguous run of >= 2 nodes
+        runs: list[list[int]] = []
+        cur: list[int] = []
+        for r in refs:
+            if r in lonlat:
+                cur.append(r)
+            else:
+                ext.n_missing_refs += 1
+                if len(cur) >= 2:
+                    runs.append(cur)
+                cur = []
+        if len(cur) >= 2:
+            runs.append(cur)
+        for j, run in enumerate(runs):
+            if j == 0:
+                ext.ways.append((wid, run, tags))
+            else:
+                synthetic -= 1
+                ext.ways.append((synthetic, run, tags))
+    ext.n_kept_ways = len(ext.ways)
+
+    cents = []
+    resid = []
+    for refs, is_res in buildings:
+        pts = [lonlat[r] for r in refs if r in lonlat]
+        if len(pts) > 1 and pts[0] == pts[-1]:
+            pts = pts[:-1]
+        if pts:
+            a = np.asarray(pts)
+            cents.append(a.mean(axis=0))
+            resid.append(is_res)
+    if cents:
+        ext.building_lonlat = np.asarray(cents, dtype=np.float64)
+        ext.building_residential = np.asarray(resid, dtype=bool)
+    return ext
+
+
+_FILTER_KEYS = tuple(sorted({k for f in _FILTERS.values() for k, _, _ in _COND.findall(f)} - {"highway"}))
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[0][:160] if msg else type(exc).__name__
+
+
+def write_osm_xml(ext: OsmExtract, directory: Path) -> Path:
+    """Write the kept ways and their nodes as OSM XML for ``osmnx.graph_from_xml``."""
+    used: set[int] = set()
+    for _, refs, _ in ext.ways:
+        used.update(refs)
+    fd, name = tempfile.mkstemp(suffix=".osm", dir=directory)
+    out = Path(name)
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write("<?xml version='1.0' encoding='UTF-8'?>\n<osm version='0.6' generator='citytwin'>\n")
+        for nid in sorted(used):
+            lon, lat = ext.node_lonlat[nid]
+            tags = ext.node_tags.get(nid)
+            if tags:
+                f.write(f"<node id='{nid}' lat='{lat!r}' lon='{lon!r}'>")
+                for k, v in tags.items():
+                    f.write(f"<tag k={quoteattr(k)} v={quoteattr(v)}/>")
+                f.write("</node>\n")
+            else:
+                f.write(f"<node id='{nid}' lat='{lat!r}' lon='{lon!r}'/>\n")
+        for wid, refs, tags in ext.ways:
+            f.write(f"<way id='{wid}'>")
+            for r in refs:
+                f.write(f"<nd ref='{r}'/>")
+            for k, v in tags.items():
+                f.write(f"<tag k={quoteattr(k)} v={quoteattr(v)}/>")
+            f.write("</way>\n")
+        f.write("</osm>\n")
+    return out

@@ -1,0 +1,294 @@
+"""`RoadNetwork`: a cleaned road graph compiled once into flat numpy arrays (CSR).
+
+Dense integer indices inside, OSM ids at the edges: nodes are numbered ``0..n_nodes-1`` in order of
+their OSM id, links ``0..n_links-1`` in CSR order (sorted by tail node, then head node, then the
+osmnx edge key), so ``link_head[indptr[u]:indptr[u+1]]`` are the heads of the links leaving ``u``.
+Compiled networks are cached on disk, keyed by the map file's content hash and the options, so the
+second load of a map skips parsing and cleaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from twin import settings
+from twin.network.clean import HIGHWAY_CLASSES, clean_graph
+
+__all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
+
+FORMAT_VERSION = 1
+
+_ARRAYS = (
+    "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
+    "link_osmid", "link_key", "link_length_m", "link_speed_mps", "link_fftt_s", "link_lanes",
+    "link_capacity_vph", "link_storage_veh", "link_class", "node_home_weight", "node_work_weight",
+)
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """EPSG code (``"EPSG:326zz"`` north, ``"EPSG:327zz"`` south) of the UTM zone holding a point."""
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = tr.transform(lon, lat)
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+@dataclass(eq=False)
+class RoadNetwork:
+    """A road network as arrays (see module docs for the index conventions).
+
+    Attributes
+    ----------
+    node_osmid : int64 (n_nodes,)
+    node_lon, node_lat : float64 (n_nodes,), WGS84 degrees
+    node_x_m, node_y_m : float64 (n_nodes,), metres in :attr:`crs` (UTM)
+    indptr : int64 (n_nodes + 1,), CSR row pointers over links
+    link_tail, link_head : int32 (n_links,), node indices
+    link_osmid : int64 (n_links,), the (first) OSM way id of each link
+    link_key : int64 (n_links,), osmnx's multigraph edge key
+    link_length_m, link_speed_mps, link_fftt_s : float64 (n_links,)
+    link_lanes : float64 (n_links,), lanes in the link's direction
+    link_capacity_vph : float64 (n_links,), flow capacity (veh/h, all lanes)
+    link_storage_veh : float64 (n_links,), storage capacity (vehicles, >= 1)
+    link_class : int8 (n_links,), index into :data:`twin.network.clean.HIGHWAY_CLASSES`
+    node_home_weight, node_work_weight : float64 (n_nodes,), residential / other building
+        centroids snapped to each node (all zero when the map has no buildings)
+    """
+
+    node_osmid: np.ndarray
+    node_lon: np.ndarray
+    node_lat: np.ndarray
+    node_x_m: np.ndarray
+    node_y_m: np.ndarray
+    indptr: np.ndarray
+    link_tail: np.ndarray
+    link_head: np.ndarray
+    link_osmid: np.ndarray
+    link_key: np.ndarray
+    link_length_m: np.ndarray
+    link_speed_mps: np.ndarray
+    link_fftt_s: np.ndarray
+    link_lanes: np.ndarray
+    link_capacity_vph: np.ndarray
+    link_storage_veh: np.ndarray
+    link_class: np.ndarray
+    node_home_weight: np.ndarray
+    node_work_weight: np.ndarray
+    crs: str = "EPSG:4326"
+    network_type: str = "drive"
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.node_osmid.shape[0])
+
+    @property
+    def n_links(self) -> int:
+        """Number of directed links."""
+        return int(self.link_head.shape[0])
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_graph(
+        cls,
+        G: nx.MultiDiGraph,
+        *,
+        network_type: str = "drive",
+        source: str = "",
+        buildings_lonlat: np.ndarray | None = None,
+        buildings_residential: np.ndarray | None = None,
+    ) -> RoadNetwork:
+        """Compile a cleaned graph (see :func:`twin.network.clean.clean_graph`) into arrays."""
+        osmids = np.array(sorted(G.nodes), dtype=np.int64)
+        index = {int(o): i for i, o in enumerate(osmids)}
+        lon = np.array([float(G.nodes[o]["x"]) for o in osmids])
+        lat = np.array([float(G.nodes[o]["y"]) for o in osmids])
+        crs = utm_crs(float(np.mean(lon)), float(np.mean(lat)))
+        x, y = _project(lon, lat, crs)
+
+        rows = []
+        for u, v, k, d in G.edges(keys=True, data=True):
+            rows.append((index[int(u)], index[int(v)], int(k), d))
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        n, m = len(osmids), len(rows)
+        tail = np.fromiter((r[0] for r in rows), dtype=np.int32, count=m)
+        head = np.fromiter((r[1] for r in rows), dtype=np.int32, count=m)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(indptr, tail.astype(np.int64) + 1, 1)
+        indptr = np.cumsum(indptr)
+
+        def col(name: str, dtype: Any = np.float64) -> np.ndarray:
+            return np.array([float(r[3][name]) for r in rows], dtype=dtype)
+
+        def first_osmid(v: Any) -> int:
+            v = v[0] if isinstance(v, list) else v
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return -1
+
+        length = col("length")
+        fftt = col("travel_time")
+        cls_index = {c: i for i, c in enumerate(HIGHWAY_CLASSES)}
+        home_w = np.zeros(n)
+        work_w = np.zeros(n)
+        if buildings_lonlat is not None and len(buildings_lonlat):
+            from scipy.spatial import cKDTree
+
+            bx, by = _project(buildings_lonlat[:, 0], buildings_lonlat[:, 1], crs)
+            _, nearest = cKDTree(np.column_stack([x, y])).query(np.column_stack([bx, by]))
+            res = np.asarray(buildings_residential, dtype=bool)
+            home_w = np.bincount(nearest[res], minlength=n).astype(np.float64)
+            work_w = np.bincount(nearest[~res], minlength=n).astype(np.float64)
+        return cls(
+            node_osmid=osmids, node_lon=lon, node_lat=lat, node_x_m=x, node_y_m=y,
+            indptr=indptr, link_tail=tail, link_head=head,
+            link_osmid=np.array([first_osmid(r[3].get("osmid")) for r in rows], dtype=np.int64),
+            link_key=np.array([r[2] for r in rows], dtype=np.int64),
+            link_length_m=length, link_speed_mps=length / fftt, link_fftt_s=fftt,
+            link_lanes=col("lanes_n"), link_capacity_vph=col("capacity_vph"),
+            link_storage_veh=col("storage_veh"),
+            link_class=np.array([cls_index[r[3]["hwy_class"]] for r in rows], dtype=np.int8),
+            node_home_weight=home_w, node_work_weight=work_w,
+            crs=crs, network_type=network_type, source=source,
+            meta={"n_buildings": 0 if buildings_lonlat is None else int(len(buildings_lonlat))},
+        )
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path,
+        network_type: str = "drive",
+        *,
+        use_cache: bool = True,
+        progress: Any = None,
+        **clean_options: Any,
+    ) -> RoadNetwork:
+        """Load a map (file, catalogue name, ``place:``/``bbox:``) as a :class:`RoadNetwork`.
+
+        The compiled arrays are cached in ``settings.cache_dir()/networks`` keyed by the map's
+        content hash, ``network_type`` and ``clean_options``; a second call reads the cache.
+        """
+        from twin.maps import load_raw, resolve_source
+
+        src = resolve_source(source)
+        key_src = json.dumps(
+            {"fp": src.fingerprint(), "nt": network_type, "opt": sorted(clean_options.items()),
+             "v": FORMAT_VERSION},
+            sort_keys=True, default=str,
+        )
+        key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+        path = settings.cache_dir() / "networks" / f"{key}.npz"
+        label = str(src.label)
+        if use_cache and path.exists():
+            try:
+                net = cls.read_npz(path)
+                net.source = label
+                net.meta["cache"] = "hit"
+                return net
+            except Exception:  # a corrupt cache entry is rebuilt, never trusted
+                path.unlink(missing_ok=True)
+        G, buildings, src = load_raw(src, network_type)
+        G = clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
+        net = cls.from_graph(
+            G, network_type=network_type, source=label,
+            buildings_lonlat=buildings.lonlat, buildings_residential=buildings.residential,
+        )
+        if use_cache:
+            net.write_npz(path)
+        net.meta["cache"] = "miss"
+        return net
+
+    # ----------------------------------------------------------------- caching
+    def write_npz(self, path: Path) -> None:
+        """Write the arrays atomically (temporary file, then rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"crs": self.crs, "network_type": self.network_type, "source": self.source,
+                "meta": self.meta, "format_version": FORMAT_VERSION}
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                     **{a: getattr(self, a) for a in _ARRAYS})
+        os.replace(tmp, path)
+
+    @classmethod
+    def read_npz(cls, path: Path) -> RoadNetwork:
+        """Read arrays written by :meth:`write_npz`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["_meta"]).decode())
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError("stale cache format")
+            arrays = {a: z[a] for a in _ARRAYS}
+        return cls(**arrays, crs=meta["crs"], network_type=meta["network_type"],
+                   source=meta["source"], meta=dict(meta["meta"]))
+
+    # ------------------------------------------------------------------- views
+    def to_networkx(self, weight: str = "travel_time") -> nx.MultiDiGraph:
+        """A MultiDiGraph on node indices with ``length``, ``travel_time`` and ``link`` per edge."""
+        G = nx.MultiDiGraph()
+        G.add_nodes_from(range(self.n_nodes))
+        for e in range(self.n_links):
+            G.add_edge(int(self.link_tail[e]), int(self.link_head[e]), link=e,
+                       length=float(self.link_length_m[e]), travel_time=float(self.link_fftt_s[e]))
+        return G
+
+    def node_index(self, osmids: Any) -> np.ndarray:
+        """Dense indices of OSM node ids (``KeyError`` for unknown ids)."""
+        osmids = np.atleast_1d(np.asarray(osmids, dtype=np.int64))
+        pos = np.searchsorted(self.node_osmid, osmids)
+        pos = np.clip(pos, 0, self.n_nodes - 1)
+        bad = self.node_osmid[pos] != osmids
+        if bad.any():
+            raise KeyError(f"unknown OSM node ids: {osmids[bad][:5].tolist()}")
+        return pos
+
+    def is_strongly_connected(self) -> bool:
+        """True when every node reaches every other (checked with scipy on the CSR arrays)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        A = csr_matrix((np.ones(self.n_links), self.link_head, self.indptr), shape=(self.n_nodes,) * 2)
+        n, _ = connected_components(A, directed=True, connection="strong")
+        return n == 1
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and totals for ``twin maps info`` and run reports."""
+        return {
+            "source": self.source,
+            "network_type": self.network_type,
+            "nodes": self.n_nodes,
+            "links": self.n_links,
+            "length_km": round(float(self.link_length_m.sum()) / 1000.0, 3),
+            "lane_km": round(float((self.link_length_m * self.link_lanes).sum()) / 1000.0, 3),
+            "bbox_lonlat": [round(float(v), 5) for v in (self.node_lon.min(), self.node_lat.min(),
+                                                          self.node_lon.max(), self.node_lat.max())],
+            "crs": self.crs,
+            "strongly_connected": self.is_strongly_connected(),
+            "buildings": int(self.meta.get("n_buildings", 0)),
+            "min_length_m": round(float(self.link_length_m.min()), 3),
+            "min_capacity_vph": round(float(self.link_capacity_vph.min()), 3),
+        }
+
+    def __repr__(self) -> str:
+        return f"RoadNetwork({self.source!r}, {self.network_type}, nodes={self.n_nodes}, links={self.n_links})"
+
+
+assert set(_ARRAYS) <= {f.name for f in fields(RoadNetwork)}

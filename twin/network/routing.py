@@ -1,0 +1,357 @@
+"""Least-cost routing over CSR road-network arrays.
+
+:class:`Router` wraps the Numba kernels of :mod:`twin.kernels.dijkstra`:
+one-to-all trees, OD-pair costs (early exit per origin, parallel over
+origins) and batch route extraction (one tree per distinct origin, computed
+in parallel chunks to bound memory). Costs are bit-identical to networkx's
+Dijkstra on the equivalent ``MultiDiGraph``.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from twin.kernels.dijkstra import (
+    fill_routes,
+    od_costs,
+    path_links,
+    route_lengths,
+    sssp_tree,
+    sssp_tree_targets,
+    sssp_trees,
+)
+
+__all__ = ["Router", "RouteSet", "NoRouteError", "links_to_csr"]
+
+
+class NoRouteError(ValueError):
+    """Raised when a single requested route does not exist."""
+
+
+class RouteSet(NamedTuple):
+    """Routes for a batch of OD pairs, in input order.
+
+    Unpacks as ``cost, route_indptr, route_links``. Route ``i`` is
+    ``route_links[route_indptr[i]:route_indptr[i+1]]`` (link ids in path
+    order). Unreachable pairs have ``cost == inf`` and an empty route; pairs
+    with ``origin == destination`` have cost 0 and an empty route.
+    """
+
+    cost: np.ndarray
+    route_indptr: np.ndarray
+    route_links: np.ndarray
+
+    @property
+    def reachable(self) -> np.ndarray:
+        """bool[k]: True where a route exists (finite cost)."""
+        return np.isfinite(self.cost)
+
+    @property
+    def unreachable(self) -> np.ndarray:
+        """int64 indices of the pairs without a route."""
+        return np.flatnonzero(~np.isfinite(self.cost))
+
+    def links_of(self, i: int) -> np.ndarray:
+        """Link ids of route ``i``."""
+        return self.route_links[self.route_indptr[i] : self.route_indptr[i + 1]]
+
+
+def links_to_csr(n_nodes, tail, head, weight):
+    """Sort links by tail node and build CSR arrays.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of nodes.
+    tail, head : array_like of int, shape (n_links,)
+        End nodes of each link.
+    weight : array_like of float, shape (n_links,)
+        Link costs.
+
+    Returns
+    -------
+    indptr : ndarray of int64, shape (n_nodes + 1,)
+    link_head : ndarray of int32, shape (n_links,)
+    link_tail : ndarray of int32, shape (n_links,)
+    weight : ndarray of float64, shape (n_links,)
+    order : ndarray of int64, shape (n_links,)
+        Link id ``i`` of the CSR is input link ``order[i]`` (stable sort).
+    """
+    tail = np.asarray(tail, dtype=np.int64)
+    head = np.asarray(head, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    order = np.argsort(tail, kind="stable")
+    counts = np.bincount(tail, minlength=n_nodes) if tail.size else np.zeros(n_nodes, np.int64)
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return (
+        indptr,
+        head[order].astype(np.int32),
+        tail[order].astype(np.int32),
+        np.ascontiguousarray(weight[order]),
+        order,
+    )
+
+
+def _node_array(x, n_nodes, name):
+    a = np.atleast_1d(np.asarray(x))
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must contain integer node ids")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= n_nodes):
+        raise ValueError(f"{name} contains node ids outside [0, {n_nodes})")
+    return a
+
+
+class Router:
+    """Least-cost routing on a directed multigraph in CSR form.
+
+    Parameters
+    ----------
+    indptr : array_like of int, shape (n_nodes + 1,)
+        CSR row pointer over links sorted by tail node.
+    link_head : array_like of int, shape (n_links,)
+        Head node of each link.
+    link_tail : array_like of int, shape (n_links,)
+        Tail node of each link (must agree with ``indptr``).
+    weight : array_like of float, shape (n_links,)
+        Link costs, ``>= 0`` and not NaN (e.g. travel time in s); ``inf``
+        marks a closed link that is never used.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, out-of-range nodes, a malformed ``indptr``,
+        or negative/NaN weights.
+    """
+
+    def __init__(self, indptr, link_head, link_tail, weight):
+        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        link_head = np.asarray(link_head)
+        link_tail = np.asarray(link_tail)
+        weight = np.asarray(weight)
+        if indptr.ndim != 1 or indptr.size < 1:
+            raise ValueError("indptr must be 1-D with n_nodes + 1 entries")
+        n_nodes = indptr.size - 1
+        for name, a in (("link_head", link_head), ("link_tail", link_tail), ("weight", weight)):
+            if a.ndim != 1:
+                raise ValueError(f"{name} must be 1-D")
+        n_links = link_head.size
+        if link_tail.size != n_links or weight.size != n_links:
+            raise ValueError(
+                f"link_head, link_tail and weight must have equal length "
+                f"(got {link_head.size}, {link_tail.size}, {weight.size})"
+            )
+        if n_links >= 2**31 - 1:
+            raise ValueError("too many links for int32 link ids")
+        if indptr[0] != 0 or indptr[-1] != n_links or np.any(np.diff(indptr) < 0):
+            raise ValueError("indptr must be non-decreasing from 0 to n_links")
+        for name, a in (("link_head", link_head), ("link_tail", link_tail)):
+            if n_links and not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} must be integer")
+            if n_links and (a.min() < 0 or a.max() >= n_nodes):
+                raise ValueError(f"{name} has node ids outside [0, {n_nodes})")
+        expected_tail = np.repeat(np.arange(n_nodes, dtype=np.int64), np.diff(indptr))
+        if not np.array_equal(expected_tail, link_tail.astype(np.int64)):
+            raise ValueError("link_tail disagrees with indptr (links must be sorted by tail)")
+        self.indptr = indptr
+        self.link_head = np.ascontiguousarray(link_head, dtype=np.int32)
+        self.link_tail = np.ascontiguousarray(link_tail, dtype=np.int32)
+        self.weight = self._check_weight(weight)
+
+    @staticmethod
+    def _check_weight(weight):
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        if not np.all(weight >= 0):  # also rejects NaN
+            raise ValueError("weights must be >= 0 and not NaN")
+        return weight
+
+    @property
+    def n_nodes(self) -> int:
+        return self.indptr.size - 1
+
+    @property
+    def n_links(self) -> int:
+        return self.link_head.size
+
+    def set_weight(self, weight) -> None:
+        """Replace link costs (e.g. congested travel times in s), same validation."""
+        weight = np.asarray(weight)
+        if weight.shape != (self.n_links,):
+            raise ValueError(f"weight must have shape ({self.n_links},)")
+        self.weight = self._check_weight(weight)
+
+    # ------------------------------------------------------------------ trees
+    def tree(self, source):
+        """One-to-all least-cost tree.
+
+        Parameters
+        ----------
+        source : int
+            Root node.
+
+        Returns
+        -------
+        dist_s : ndarray of float64, shape (n_nodes,)
+            Least cost from ``source`` (``inf`` if unreachable).
+        pred_link : ndarray of int32, shape (n_nodes,)
+            Last link on the least-cost path; ``-1`` at the source and
+            unreachable nodes.
+        """
+        source = int(_node_array(source, self.n_nodes, "source")[0])
+        dist_s = np.empty(self.n_nodes, dtype=np.float64)
+        pred_link = np.empty(self.n_nodes, dtype=np.int32)
+        sssp_tree(self.indptr, self.link_head, self.weight, source, dist_s, pred_link)
+        return dist_s, pred_link
+
+    def trees(self, sources):
+        """Trees for many sources (parallel). Returns ``(dist_2d, pred_2d)``."""
+        sources = _node_array(sources, self.n_nodes, "sources")
+        dist = np.empty((sources.size, self.n_nodes), dtype=np.float64)
+        pred = np.empty((sources.size, self.n_nodes), dtype=np.int32)
+        sssp_trees(self.indptr, self.link_head, self.weight, sources, dist, pred)
+        return dist, pred
+
+    # ------------------------------------------------------------------ OD
+    def _od(self, origins, destinations):
+        o = _node_array(origins, self.n_nodes, "origins")
+        d = _node_array(destinations, self.n_nodes, "destinations")
+        if o.shape != d.shape:
+            raise ValueError("origins and destinations must have the same length")
+        return o, d
+
+    def costs(self, origins, destinations):
+        """Least costs of OD pairs.
+
+        Each distinct origin runs one search (in parallel over origins) that
+        stops once all of its destinations are settled.
+
+        Parameters
+        ----------
+        origins, destinations : array_like of int, shape (k,)
+
+        Returns
+        -------
+        cost : ndarray of float64, shape (k,)
+            In input order; ``inf`` where unreachable, 0 where origin ==
+            destination.
+        """
+        o, d = self._od(origins, destinations)
+        cost = np.empty(o.size, dtype=np.float64)
+        if o.size == 0:
+            return cost
+        order = np.argsort(o, kind="stable")
+        uo, start = np.unique(o[order], return_index=True)
+        tgt_indptr = np.append(start, o.size).astype(np.int64)
+        tgt = np.ascontiguousarray(d[order])
+        cost_sorted = np.empty(o.size, dtype=np.float64)
+        od_costs(self.indptr, self.link_head, self.weight, uo, tgt_indptr, tgt, cost_sorted)
+        cost[order] = cost_sorted
+        return cost
+
+    def route(self, origins, destinations, *, chunk_size=None, max_tree_bytes=256 * 2**20):
+        """Least-cost routes for many OD pairs.
+
+        Pairs are grouped by origin; the trees of the distinct origins are
+        computed in parallel, ``chunk_size`` origins at a time, and every
+        pair's path is extracted from its origin's tree.
+
+        Parameters
+        ----------
+        origins, destinations : array_like of int, shape (k,)
+        chunk_size : int, optional
+            Origins per parallel batch. Default: as many as fit in
+            ``max_tree_bytes`` (12 bytes per node per tree), at least 1.
+        max_tree_bytes : int
+            Memory bound for the trees of one batch.
+
+        Returns
+        -------
+        RouteSet
+            ``(cost, route_indptr, route_links)`` in input order, with
+            ``.reachable`` / ``.unreachable`` to identify pairs without a
+            route (cost ``inf``, empty route). Deterministic, independent of
+            ``chunk_size`` and thread count.
+        """
+        o, d = self._od(origins, destinations)
+        k = o.size
+        n = self.n_nodes
+        if chunk_size is None:
+            chunk_size = max(1, int(max_tree_bytes) // (12 * max(n, 1)))
+        chunk_size = int(chunk_size)
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        cost = np.full(k, np.inf, dtype=np.float64)
+        lengths = np.zeros(k, dtype=np.int64)
+        if k == 0:
+            return RouteSet(cost, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        order = np.argsort(o, kind="stable")
+        o_s = np.ascontiguousarray(o[order])
+        d_s = np.ascontiguousarray(d[order])
+        uo, start, row_s = np.unique(o_s, return_index=True, return_inverse=True)
+        row_s = row_s.astype(np.int64).ravel()
+        pair_start = np.append(start, k)
+        cost_s = np.empty(k, dtype=np.float64)
+        len_s = np.empty(k, dtype=np.int64)
+        link_chunks = []
+        n_rows = min(chunk_size, uo.size)
+        dist = np.empty((n_rows, n), dtype=np.float64)
+        pred = np.empty((n_rows, n), dtype=np.int32)
+        for c0 in range(0, uo.size, chunk_size):
+            c1 = min(c0 + chunk_size, uo.size)
+            srcs = np.ascontiguousarray(uo[c0:c1])
+            sssp_trees(self.indptr, self.link_head, self.weight, srcs, dist, pred)
+            a, b = pair_start[c0], pair_start[c1]
+            rows = np.ascontiguousarray(row_s[a:b] - c0)
+            cost_s[a:b] = dist[rows, d_s[a:b]]
+            lens = np.empty(b - a, dtype=np.int64)
+            route_lengths(pred, self.link_tail, rows, o_s[a:b], d_s[a:b], lens)
+            len_s[a:b] = lens
+            offs = np.zeros(b - a + 1, dtype=np.int64)
+            np.cumsum(np.maximum(lens, 0), out=offs[1:])
+            links = np.empty(offs[-1], dtype=np.int32)
+            fill_routes(pred, self.link_tail, rows, o_s[a:b], d_s[a:b], offs, links)
+            link_chunks.append(links)
+        links_sorted = np.concatenate(link_chunks)
+        len_s = np.maximum(len_s, 0)  # unreachable -> empty route
+        cost[order] = cost_s
+        lengths[order] = len_s
+        src_start_s = np.zeros(k, dtype=np.int64)
+        np.cumsum(len_s[:-1], out=src_start_s[1:])
+        src_start = np.empty(k, dtype=np.int64)
+        src_start[order] = src_start_s
+        route_indptr = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(lengths, out=route_indptr[1:])
+        total = int(route_indptr[-1])
+        gather = np.repeat(src_start - route_indptr[:-1], lengths) + np.arange(total)
+        route_links = links_sorted[gather]
+        return RouteSet(cost, route_indptr, route_links)
+
+    def shortest_path_nodes(self, source, target):
+        """Node sequence of the least-cost path ``source -> target``.
+
+        Returns
+        -------
+        nodes : ndarray of int64
+            ``[source, ..., target]`` (just ``[source]`` if equal).
+
+        Raises
+        ------
+        NoRouteError
+            If ``target`` is unreachable from ``source``.
+        """
+        source = int(_node_array(source, self.n_nodes, "source")[0])
+        target = int(_node_array(target, self.n_nodes, "target")[0])
+        dist_s = np.empty(self.n_nodes, dtype=np.float64)
+        pred = np.empty(self.n_nodes, dtype=np.int32)
+        sssp_tree_targets(
+            self.indptr, self.link_head, self.weight, source, np.array([target]), dist_s, pred
+        )
+        buf = np.empty(max(self.n_nodes - 1, 0), dtype=np.int32)
+        m = path_links(pred, self.link_tail, source, target, buf)
+        if m < 0:
+            raise NoRouteError(f"no route from {source} to {target}")
+        links = buf[:m]
+        return np.concatenate(([source], self.link_head[links])).astype(np.int64)
