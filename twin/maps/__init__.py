@@ -77,10 +77,10 @@ class MapSource:
 
 @dataclass
 class Buildings:
-    """Building centroids (lon, lat) of a map and whether each is residential."""
+    """Building centroids (lon, lat) of a map and their kind (0 residential, 1 generic, 2 work)."""
 
     lonlat: np.ndarray  # float64 (n, 2)
-    residential: np.ndarray  # bool (n,)
+    kind: np.ndarray  # int8 (n,)
 
 
 def _catalog_file() -> Path:
@@ -240,7 +240,7 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
     if network_type not in NETWORK_TYPES:
         raise MapError(f"network_type must be one of {', '.join(NETWORK_TYPES)}, got {network_type!r}")
     src = source if isinstance(source, MapSource) else resolve_source(source)
-    empty = Buildings(np.zeros((0, 2)), np.zeros(0, dtype=bool))
+    empty = Buildings(np.zeros((0, 2)), np.zeros(0, dtype=np.int8))
     if src.kind == "download":
         return _download(src, network_type), empty, src
     assert src.path is not None
@@ -268,7 +268,7 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
             G = ox.graph_from_xml(xml, bidirectional=network_type == "walk", simplify=True, retain_all=False)
         except Exception as exc:
             raise MapFormatError(f"map file {src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
-    return G, Buildings(ext.building_lonlat, ext.building_residential), src
+    return G, Buildings(ext.building_lonlat, ext.building_kind), src
 
 
 def _make_bidirectional(G: nx.MultiDiGraph) -> nx.MultiDiGraph:

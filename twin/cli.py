@@ -1,0 +1,219 @@
+"""The ``twin`` command line.
+
+``twin run SCENARIO``, ``twin validate FILE``, ``twin schema``, ``twin maps list|info``. A user
+error (bad scenario, missing or corrupt map, offline download, existing output folder) prints one
+line ``error: ...`` and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twin import __version__
+from twin._errors import TwinError
+
+app = typer.Typer(
+    name="twin",
+    help="citytwin: an agent-based digital twin of a city on real OpenStreetMap road networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+maps_app = typer.Typer(help="List and inspect maps.", no_args_is_help=True)
+app.add_typer(maps_app, name="maps")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: BaseException) -> None:
+    msg = str(exc).replace("\n", " ")
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"citytwin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """citytwin command line."""
+
+
+def _fmt(v: object, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}{unit}"
+    if isinstance(v, int):
+        return f"{v:,}{unit}"
+    return f"{v}{unit}"
+
+
+def _kpi_table(kpis: dict, title: str) -> Table:
+    t = Table(title=title, show_header=True, header_style="bold")
+    t.add_column("KPI")
+    t.add_column("value", justify="right")
+    rows = [
+        ("residents", _fmt(kpis["residents"])),
+        ("trips completed", f"{kpis['trips_completed']:,} / {kpis['trips_total']:,}"),
+        ("mean travel time", _fmt(None if kpis["travel_time_mean_s"] is None else kpis["travel_time_mean_s"] / 60, " min")),
+        ("p95 travel time", _fmt(None if kpis["travel_time_p95_s"] is None else kpis["travel_time_p95_s"] / 60, " min")),
+        ("mean delay", _fmt(None if kpis["delay_mean_s"] is None else kpis["delay_mean_s"] / 60, " min")),
+        ("total delay", _fmt(kpis["delay_total_veh_h"], " veh·h")),
+        ("vehicle km travelled", _fmt(kpis["vkt_km"], " km")),
+        ("mean speed", _fmt(kpis["mean_speed_kmh"], " km/h")),
+        ("stuck vehicles moved on", _fmt(kpis["forced_moves"])),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/NAME).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scenario's seed.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run a scenario: simulate the day and write a run folder with KPIs, trips and link results."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from twin.run import run_scenario
+    from twin.scenario import load_scenario
+
+    try:
+        if seed is not None and seed < 0:
+            raise TwinError(f"--seed: must be >= 0, got {seed}")
+        sc = load_scenario(scenario, overrides={"seed": seed} if seed is not None else None)
+        progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=err_console, disable=quiet, transient=False,
+        )
+        with progress:
+            t_map = progress.add_task(f"map {sc.map.source}", total=None, info="")
+            tasks: dict[str, int] = {}
+
+            def on_network(net) -> None:
+                progress.update(t_map, total=1, completed=1, info=f"{net.n_nodes:,} nodes, {net.n_links:,} links")
+                tasks["route"] = progress.add_task("routing", total=1, info="")
+
+            def route_progress(done: int, total: int) -> None:
+                progress.update(tasks["route"], total=total, completed=done, info=f"{done:,}/{total:,} trips")
+                if done == total and "sim" not in tasks:
+                    tasks["sim"] = progress.add_task("simulation", total=sc.simulation.end_s - sc.simulation.start_s,
+                                                     info="")
+
+            def sim_progress(t_s: float, end_s: float) -> None:
+                if "sim" not in tasks:
+                    tasks["sim"] = progress.add_task("simulation", total=end_s - sc.simulation.start_s, info="")
+                h, m = divmod(int(t_s) // 60, 60)
+                progress.update(tasks["sim"], completed=t_s - sc.simulation.start_s, info=f"t={h:02d}:{m:02d}")
+
+            res = run_scenario(sc, out, overwrite=overwrite, on_network=on_network,
+                               route_progress=route_progress, sim_progress=sim_progress)
+            if "sim" in tasks:
+                progress.update(tasks["sim"], completed=sc.simulation.end_s - sc.simulation.start_s)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(_kpi_table(res.kpis, f"{sc.name} (seed {sc.seed}) on {res.network_summary.get('source', '')}"))
+    console.print(f"wall time {res.wall_s:.1f} s; run folder: [bold]{res.out_dir}[/]")
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+    """Check a scenario file (schema, values, map source) without running it."""
+    from twin.scenario import load_scenario
+
+    try:
+        sc = load_scenario(file)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"{file}: ok (scenario {sc.name!r}, map {sc.map.source}, {sc.population.residents:,} residents)")
+
+
+@app.command()
+def schema(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None) -> None:
+    """Print the JSON Schema of scenario files (for editor completion and validation)."""
+    from twin.scenario import scenario_schema
+
+    text = json.dumps(scenario_schema(), indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+@maps_app.command("list")
+def maps_list() -> None:
+    """List the catalogue's maps and where each comes from."""
+    from twin.maps import catalog, resolve_source
+
+    t = Table(show_header=True, header_style="bold")
+    for c in ("name", "description", "source"):
+        t.add_column(c)
+    for name, entry in catalog().items():
+        try:
+            src = resolve_source(name)
+            where = str(src.path) if src.kind != "download" else "download (bbox) when online"
+        except TwinError as exc:
+            where = f"unavailable: {exc}"
+        t.add_row(name, entry.get("description", ""), where)
+    console.print(t)
+
+
+@maps_app.command("info")
+def maps_info(
+    source: Annotated[str, typer.Argument(help="Catalogue name, map file, place:NAME or bbox:W,S,E,N.")],
+    network_type: Annotated[str, typer.Option("--network-type", "-n", help="drive, walk, bike or all.")] = "drive",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Load a map and print node/edge counts and checks."""
+    from twin.maps import NETWORK_TYPES
+    from twin.network import RoadNetwork
+
+    try:
+        if network_type not in NETWORK_TYPES:
+            raise TwinError(f"--network-type: must be one of {', '.join(NETWORK_TYPES)}, got {network_type!r}")
+        with err_console.status(f"loading {source} ({network_type})"):
+            net = RoadNetwork.load(source, network_type)
+        summary = net.summary()
+    except TwinError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    t = Table(title=f"{source} ({network_type})", show_header=False)
+    t.add_column("")
+    t.add_column("", justify="right")
+    for k, v in summary.items():
+        t.add_row(k, _fmt(v) if not isinstance(v, list) else ", ".join(str(x) for x in v))
+    console.print(t)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
