@@ -289,3 +289,53 @@ def scenario_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "citytwin scenario"
     return schema
+
+
+def scenario_reference_markdown() -> str:
+    """A Markdown reference of every scenario field, generated from the models (docs/scenario-reference.md)."""
+    lines = [
+        "# Scenario reference",
+        "",
+        "Generated from `twin/scenario.py` by `python -m twin.scenario > docs/scenario-reference.md`",
+        "(a test checks it is up to date). Unknown keys are rejected. Times (`*_s`) accept seconds or",
+        "`\"HH:MM[:SS]\"` strings. `twin schema` prints the same as JSON Schema for editors.",
+        "",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        rows = []
+        subs = []
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                subs.append((name, ann))
+                continue
+            default = f.get_default(call_default_factory=True)
+            typ = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            if str(ann).startswith("typing.Literal"):
+                typ = " \\| ".join(f"`{a}`" for a in ann.__args__)
+            bounds = []
+            for m in f.metadata:
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    v = getattr(m, attr, None)
+                    if v is not None:
+                        bounds.append(f"{sym} {v:g}" if isinstance(v, float | int) else f"{sym} {v}")
+            desc = (f.description or "").replace("|", "\\|")
+            if bounds:
+                desc += f" ({', '.join(bounds)})"
+            rows.append(f"| `{prefix}{name}` | {typ} | `{default!r}` | {desc} |")
+        if rows:
+            title = prefix.rstrip(".") or "top level"
+            lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
+                          "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
+        for name, sub in subs:
+            walk(sub, f"{prefix}{name}.")
+
+    walk(Scenario, "")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.stdout.write(scenario_reference_markdown())
