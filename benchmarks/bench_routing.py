@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=. python benchmarks/bench_routing.py                  # 150x150 grid
     PYTHONPATH=. python benchmarks/bench_routing.py --graphml city.graphml --weight-attr travel_time
+    TWIN_MAPS_PATH=../shared/maps python benchmarks/bench_routing.py --map baltimore
 
 Prints JIT compile time, one-to-all trees per second for
 ``twin.kernels.dijkstra.sssp_tree`` (1 thread) and ``sssp_trees`` (1 thread and
@@ -67,6 +68,7 @@ def timed(fn, repeat=5):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--map", help="a citytwin map source (e.g. baltimore, helsinki, a .osm.pbf) instead of the grid")
     ap.add_argument("--graphml", help="load this graphml instead of the grid")
     ap.add_argument("--weight-attr", default="travel_time", help="edge attribute for --graphml")
     ap.add_argument("--side", type=int, default=150, help="grid side (nodes per row)")
@@ -86,7 +88,13 @@ def main():
 
     from twin.network.routing import Router, links_to_csr
 
-    if args.graphml:
+    if args.map:
+        from twin.network import RoadNetwork
+
+        net = RoadNetwork.load(args.map, "drive")
+        n, tail, head, w = net.n_nodes, net.link_tail, net.link_head, net.link_fftt_s
+        name = f"{args.map} (drive, free-flow travel time)"
+    elif args.graphml:
         n, tail, head, w = graphml_links(args.graphml, args.weight_attr)
         name = os.path.basename(args.graphml)
     else:
