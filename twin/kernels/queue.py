@@ -90,12 +90,13 @@ import numba
 import numpy as np
 
 __all__ = ["advance_queue", "QueueSim", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
-           "STATUS_ON_LINK", "STATUS_ARRIVED"]
+           "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
 
 STATUS_NOT_DEPARTED = 0
 STATUS_WAITING = 1
 STATUS_ON_LINK = 2
 STATUS_ARRIVED = 3
+STATUS_REMOVED = 4  # removed after being stuck (stuck_action="remove")
 
 #: A link has flow capacity left while ``acc_veh > ACC_EPS_VEH``; the tolerance
 #: absorbs round-off of the repeated ``+ cap - 1`` updates (e.g. ``1e-16`` for 0).
@@ -109,6 +110,8 @@ def advance_queue(
     t_start_s,
     dt_s,
     stuck_time_s,
+    stuck_remove,
+    bin_s,
     fftt_s,
     cap_veh_per_step,
     storage_veh,
@@ -136,9 +139,11 @@ def advance_queue(
     moved_step,
     status,
     arrive_s,
+    route_enter_s,
     link_volume,
     link_tt_sum_s,
     n_forced,
+    n_removed,
 ):
     """Advance the spatial-queue model by ``n_steps`` steps, in place.
 
@@ -153,6 +158,11 @@ def advance_queue(
     stuck_time_s : float
         A vehicle blocked by storage for at least this long is moved anyway
         (``inf`` disables forced moves).
+    stuck_remove : bool
+        Instead of moving a stuck vehicle on, remove it from the network (status 4,
+        counted in ``n_removed``; MATSim's ``removeStuckVehicles``).
+    bin_s : float
+        Width of the time bins of the link statistics, seconds.
     fftt_s : float64[L]
         Free-flow travel time of each link, in seconds.
     cap_veh_per_step : float64[L]
@@ -199,12 +209,17 @@ def advance_queue(
         0 not departed, 1 waiting, 2 on a link, 3 arrived.
     arrive_s : float64[N]
         Arrival time (``nan`` until arrived).
+    route_enter_s : float64[R]
+        Time each trip entered each link of its route, aligned with ``route_links``
+        (left untouched for links not reached); written.
     link_volume : int64[L, n_hours]
         Exits per link and hour of the exit; incremented.
     link_tt_sum_s : float64[L, n_hours]
         Sum of link travel times of those exits, in seconds; incremented.
     n_forced : int64[1]
         Count of forced (stuck) moves; incremented.
+    n_removed : int64[1]
+        Count of stuck vehicles removed (``stuck_remove``); incremented.
 
     Returns
     -------
@@ -320,6 +335,19 @@ def advance_queue(
                             if np.isnan(held_since_s[v]):
                                 held_since_s[v] = t
                             if t - held_since_s[v] >= stuck_time_s:
+                                if stuck_remove:
+                                    nh = nxt[v]
+                                    q_head[l] = nh
+                                    if nh == -1:
+                                        q_tail[l] = -1
+                                        q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                                    occ_veh[l] -= 1
+                                    nxt[v] = -1
+                                    status[v] = 4
+                                    held[v] = 0
+                                    held_since_s[v] = np.nan
+                                    n_removed[0] += 1
+                                    continue
                                 n_forced[0] += 1
                             else:
                                 break
@@ -332,7 +360,7 @@ def advance_queue(
                     occ_veh[l] -= 1
                     acc_veh[l] -= 1.0
                     last_exit_s[l] = x
-                    h = int(x // 3600.0)
+                    h = int(x // bin_s)
                     if h < 0:
                         h = 0
                     if h > n_hours - 1:
@@ -356,6 +384,7 @@ def advance_queue(
                         q_tail[m] = v
                         occ_veh[m] += 1
                         pos[v] += 1
+                        route_enter_s[r0 + pos[v]] = x
                         enter_s[v] = x
                         ready_s[v] = x + fftt_s[m]
                         held[v] = 0
@@ -416,6 +445,7 @@ def advance_queue(
                         enter_s[w] = t
                     else:
                         enter_s[w] = depart_s[w]
+                    route_enter_s[route_indptr[w]] = enter_s[w]
                     ready_s[w] = enter_s[w] + fftt_s[l]
                     held[w] = 0
                     held_since_s[w] = np.nan
@@ -459,7 +489,13 @@ class QueueSim:
     stuck_time_s : float, default inf
         Time after which a vehicle blocked by storage is moved anyway.
     n_hours : int, default 24
-        Number of hourly bins of the link statistics (later exits go to the last).
+        Number of time bins of the link statistics (later exits go to the last).
+    bin_s : float, default 3600.0
+        Width of those bins, seconds.
+    stuck_action : {"force", "remove"}, default "force"
+        What happens to a vehicle blocked by a full link for ``stuck_time_s``: moved
+        on regardless (counted in ``n_forced_moves``) or removed from the network
+        (status 4, counted in ``n_removed``).
     backend : {"numba", "python"}, default "numba"
         ``"python"`` runs the identical kernel code in the interpreter
         (``advance_queue.py_func``).
@@ -472,7 +508,8 @@ class QueueSim:
     """
 
     def __init__(self, *, fftt_s, cap_veh_per_s, storage_veh, route_indptr, route_links,
-                 dt_s=1.0, t_start_s=0.0, stuck_time_s=np.inf, n_hours=24, backend="numba"):
+                 dt_s=1.0, t_start_s=0.0, stuck_time_s=np.inf, n_hours=24, bin_s=3600.0,
+                 stuck_action="force", backend="numba"):
         fftt = _as_1d("fftt_s", fftt_s, np.float64)
         cap = _as_1d("cap_veh_per_s", cap_veh_per_s, np.float64)
         storage = _as_1d("storage_veh", storage_veh, np.float64)
@@ -501,6 +538,11 @@ class QueueSim:
         if int(n_hours) != n_hours or n_hours < 1:
             raise ValueError(f"n_hours must be a positive integer, got {n_hours}")
         n_hours = int(n_hours)
+        bin_s = float(bin_s)
+        if not (math.isfinite(bin_s) and bin_s > 0):
+            raise ValueError(f"bin_s must be finite and > 0, got {bin_s}")
+        if stuck_action not in ("force", "remove"):
+            raise ValueError(f"stuck_action must be 'force' or 'remove', got {stuck_action!r}")
         if backend not in ("numba", "python"):
             raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
 
@@ -526,6 +568,8 @@ class QueueSim:
         self.t_start_s = t_start_s
         self.stuck_time_s = stuck_time_s
         self.n_hours = n_hours
+        self.bin_s = bin_s
+        self.stuck_action = stuck_action
         self.backend = backend
         self._kernel = advance_queue if backend == "numba" else advance_queue.py_func
 
@@ -556,10 +600,12 @@ class QueueSim:
         self.moved_step = np.full(n_trips, -1, np.int64)
         self.status = np.zeros(n_trips, np.int8)
         self.arrive_s = np.full(n_trips, np.nan)
+        self.route_enter_s = np.full(links.shape[0], np.nan)
         # statistics
         self.link_volume = np.zeros((n_links, n_hours), np.int64)
         self.link_tt_sum_s = np.zeros((n_links, n_hours), np.float64)
         self._n_forced = np.zeros(1, np.int64)
+        self._n_removed = np.zeros(1, np.int64)
         self._dep_ids = np.zeros(0, np.int64)
         self._dep_ptr = np.zeros(1, np.int64)
 
@@ -582,6 +628,11 @@ class QueueSim:
     def n_forced_moves(self):
         """Number of moves forced by the stuck-time rule so far."""
         return int(self._n_forced[0])
+
+    @property
+    def n_removed(self):
+        """Number of stuck vehicles removed (``stuck_action="remove"``)."""
+        return int(self._n_removed[0])
 
     @property
     def n_departed(self):
@@ -661,14 +712,15 @@ class QueueSim:
         self._dep_ptr[0] = 0
         n_arr = self._kernel(
             np.int64(self._k), np.int64(n_steps), self.t_start_s, self.dt_s, self.stuck_time_s,
+            self.stuck_action == "remove", self.bin_s,
             self.fftt_s, self.cap_veh_per_step, self.storage_veh,
             self.route_indptr, self.route_links, self.depart_s,
             self._dep_ids, self._dep_ptr,
             self.acc_veh, self.acc_step, self.occ, self.last_exit_s,
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
             self.nxt, self.pos, self.enter_s, self.ready_s, self.held, self.held_since_s,
-            self.moved_step, self.status, self.arrive_s,
-            self.link_volume, self.link_tt_sum_s, self._n_forced,
+            self.moved_step, self.status, self.arrive_s, self.route_enter_s,
+            self.link_volume, self.link_tt_sum_s, self._n_forced, self._n_removed,
         )
         self._k = k_end
         return int(n_arr)

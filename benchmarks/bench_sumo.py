@@ -1,0 +1,337 @@
+"""citytwin's queue simulation side by side with Eclipse SUMO's mesoscopic mode.
+
+Usage::
+
+    pip install eclipse-sumo            # not a citytwin dependency; ships `sumo` and `netconvert`
+    TWIN_MAPS_PATH=../shared/maps python benchmarks/bench_sumo.py --map baltimore --residents 20000
+
+Both simulators get the same network, the same trips and the same routes, in this one invocation:
+
+1. citytwin's drive network (``RoadNetwork.load(MAP, "drive")``) is written as SUMO plain XML
+   (node id = citytwin node index, edge id = citytwin link index, explicit ``length`` = citytwin's
+   link length, ``speed``, ``numLanes`` = max(1, round(lanes))) and converted with ``netconvert``;
+2. citytwin routes and simulates the day (``CityModel``); the departure times it actually used
+   (``sim.depart_s``: return trips leave at arrival at work + work duration) and its routes, edge by
+   edge, become a SUMO ``.rou.xml`` sorted by departure;
+3. ``sumo --mesosim true`` runs those vehicles; its process wall time is "whole run", the
+   ``Performance: Duration`` it prints is its simulation loop;
+4. ``twin.run.run_scenario`` runs the same scenario end to end (routing + simulation + writing the
+   run folder); its ``move`` phase is citytwin's simulation loop.
+
+Prints wall times, vehicle-seconds simulated per wall second (sum over completed trips of
+arrive - depart, divided by loop and by whole-run wall time), mean travel times, completed trips
+and the citytwin / SUMO ratios. Best of ``--repeat`` runs for each. Figures are printed, never
+asserted. netconvert's time is reported but not counted (it is the analogue of citytwin's network
+cache, which is filled before timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NETCONVERT_OPTS = [
+    "--no-turnarounds", "false",      # keep U-turn connections (citytwin allows any link -> next link)
+    "--junctions.join", "false",      # one SUMO junction per citytwin node
+    "--geometry.remove", "false",     # keep every node (ids = citytwin node indices)
+    "--no-internal-links", "true",    # vehicles jump from edge to edge, as in citytwin's queue model
+    "--tls.guess", "false",           # no traffic lights (citytwin has none)
+    "--offset.disable-normalization", "true",
+]
+
+
+def sumo_opts(stuck_time_s: float, begin_s: float, end_s: float) -> list[str]:
+    return [
+        "--mesosim", "true",
+        "--meso-junction-control", "false",  # SUMO's default: no right-of-way at junctions (citytwin has none)
+        "--step-length", "1",                # citytwin's dt_s
+        "--begin", f"{begin_s:g}", "--end", f"{end_s:g}",
+        "--time-to-teleport", f"{stuck_time_s:g}",  # ~ citytwin's stuck_time_s
+        "--route-steps", "200",              # SUMO's default: routes are read while simulating
+        "--no-step-log", "true",
+        "--duration-log.statistics", "true",
+        "--seed", "1",
+    ]
+
+
+# ---------------------------------------------------------------------------------------- SUMO
+def find_sumo() -> tuple[str, str]:
+    """Paths of the ``sumo`` and ``netconvert`` binaries, or exit with an install hint."""
+    cands = []
+    try:
+        import sumo  # the eclipse-sumo wheel
+
+        cands.append(Path(sumo.SUMO_HOME) / "bin")
+    except ImportError:
+        pass
+    if os.environ.get("SUMO_HOME"):
+        cands.append(Path(os.environ["SUMO_HOME"]) / "bin")
+    for d in cands:
+        if (d / "sumo").exists() and (d / "netconvert").exists():
+            return str(d / "sumo"), str(d / "netconvert")
+    s, n = shutil.which("sumo"), shutil.which("netconvert")
+    if s and n:
+        return s, n
+    sys.exit("error: Eclipse SUMO not found. Install it with `pip install eclipse-sumo` "
+             "(not a citytwin dependency) or set SUMO_HOME.")
+
+
+def write_plain_xml(net, d: Path) -> tuple[Path, Path]:
+    """citytwin network -> SUMO plain nodes/edges (ids = citytwin indices)."""
+    nod, edg = d / "net.nod.xml", d / "net.edg.xml"
+    with open(nod, "w") as f:
+        f.write("<nodes>\n")
+        for i, (x, y) in enumerate(zip(net.node_x_m, net.node_y_m)):
+            f.write(f'  <node id="{i}" x="{x:.3f}" y="{y:.3f}"/>\n')
+        f.write("</nodes>\n")
+    # parallel links (same tail and head) get a slightly bent shape, else netconvert may merge them
+    seen: dict[tuple[int, int], int] = {}
+    with open(edg, "w") as f:
+        f.write("<edges>\n")
+        for e in range(net.n_links):
+            u, v = int(net.link_tail[e]), int(net.link_head[e])
+            k = seen.get((u, v), 0)
+            seen[(u, v)] = k + 1
+            shape = ""
+            if k:
+                x0, y0, x1, y1 = net.node_x_m[u], net.node_y_m[u], net.node_x_m[v], net.node_y_m[v]
+                dx, dy = x1 - x0, y1 - y0
+                norm = max(np.hypot(dx, dy), 1e-9)
+                off = 5.0 * k
+                mx, my = (x0 + x1) / 2 - dy / norm * off, (y0 + y1) / 2 + dx / norm * off
+                shape = f' shape="{x0:.3f},{y0:.3f} {mx:.3f},{my:.3f} {x1:.3f},{y1:.3f}"'
+            lanes = max(1, int(round(float(net.link_lanes[e]))))
+            f.write(f'  <edge id="{e}" from="{u}" to="{v}" numLanes="{lanes}" '
+                    f'speed="{net.link_speed_mps[e]:.6f}" length="{net.link_length_m[e]:.3f}"{shape}/>\n')
+        f.write("</edges>\n")
+    return nod, edg
+
+
+def read_sumo_net(path: Path) -> tuple[set[str], set[tuple[str, str]], dict[str, float]]:
+    """Edge ids, (from, to) edge connections and edge lengths of a SUMO .net.xml."""
+    edges, conns, length = set(), set(), {}
+    for _, el in ET.iterparse(path, events=("end",)):
+        if el.tag == "edge" and el.get("function") != "internal":
+            edges.add(el.get("id"))
+            lane = el.find("lane")
+            if lane is not None:
+                length[el.get("id")] = float(lane.get("length"))
+        elif el.tag == "connection":
+            conns.add((el.get("from"), el.get("to")))
+        if el.tag in ("edge", "junction", "connection"):
+            el.clear()
+    return edges, conns, length
+
+
+def write_routes(path: Path, trips: np.ndarray, depart: np.ndarray, indptr: np.ndarray, links: np.ndarray) -> None:
+    order = trips[np.lexsort((trips, depart[trips]))]
+    with open(path, "w") as f:
+        f.write("<routes>\n")
+        # speedDev 0: every vehicle drives at the speed limit (citytwin's free-flow speed)
+        f.write('  <vType id="car" vClass="passenger" length="5" minGap="2.5" speedDev="0"/>\n')
+        for t in order:
+            edges = " ".join(map(str, links[indptr[t]:indptr[t + 1]].tolist()))
+            f.write(f'  <vehicle id="{t}" type="car" depart="{depart[t]:.2f}"><route edges="{edges}"/></vehicle>\n')
+        f.write("</routes>\n")
+
+
+def run_sumo(sumo: str, net_xml: Path, rou: Path, stats: Path, opts: list[str]) -> dict:
+    cmd = [sumo, "-n", str(net_xml), "-r", str(rou), "--statistic-output", str(stats), *opts]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    out = p.stdout + p.stderr
+    if p.returncode != 0:
+        raise RuntimeError(f"sumo failed ({p.returncode}):\n{out[-3000:]}")
+
+    def num(pattern: str) -> float:
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else float("nan")
+
+    res = {
+        "wall_s": wall,
+        "loop_s": num(r"Duration:\s*([\d.]+)\s*s"),
+        "ups": num(r"UPS:\s*([\d.]+)"),
+        "inserted": num(r"Inserted:\s*(\d+)"),
+        "teleports": num(r"Teleports:\s*(\d+)"),
+        "log": out,
+    }
+    st = ET.parse(stats).getroot()
+    vts = st.find("vehicleTripStatistics")
+    res["arrived"] = int(st.find("vehicles").get("loaded")) - int(st.find("vehicles").get("running")) \
+        - int(st.find("vehicles").get("waiting"))
+    res["trip_count"] = int(vts.get("count"))
+    res["total_tt_s"] = float(vts.get("totalTravelTime"))
+    res["total_depart_delay_s"] = float(vts.get("totalDepartDelay"))
+    res["duration_mean_s"] = float(vts.get("duration"))
+    res["depart_delay_mean_s"] = float(vts.get("departDelay"))
+    res["route_length_mean_m"] = float(vts.get("routeLength"))
+    tel = st.find("teleports")
+    res["teleports"] = int(tel.get("total")) if tel is not None else res["teleports"]
+    return res
+
+
+# ------------------------------------------------------------------------------------ citytwin
+def make_scenario(map_source: str, residents: int, seed: int):
+    from twin.scenario import scenario_from_dict
+
+    return scenario_from_dict({
+        "name": "bench_sumo", "seed": seed, "map": {"source": map_source},
+        "population": {"residents": residents},
+        "simulation": {"start_s": "05:00", "end_s": "30:00"},
+    })
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:10.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--map", default="baltimore", help="citytwin map source (catalogue name or file)")
+    ap.add_argument("--residents", type=int, default=20000, help="residents (2 car trips each)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each simulator (best reported)")
+    ap.add_argument("--keep", metavar="DIR", help="write the SUMO files (and citytwin run folder) here and keep them")
+    args = ap.parse_args()
+
+    sumo, netconvert = find_sumo()
+    import numba
+
+    from twin.model import CityModel
+    from twin.network import RoadNetwork
+    from twin.run import run_scenario
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_sumo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        net = RoadNetwork.load(args.map, "drive")
+        ver = subprocess.run([sumo, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        print(f"map: {args.map} (drive)  nodes={net.n_nodes}  links={net.n_links}")
+        print(f"python {platform.python_version()}  numba {numba.__version__}  cpus={os.cpu_count()}  "
+              f"numba threads={numba.get_num_threads()}  {ver}")
+
+        # ---- warm-up: compile / load every Numba kernel, import the writers
+        t0 = time.perf_counter()
+        run_scenario(make_scenario(args.map, 200, args.seed), work / "warmup", network=net, overwrite=True)
+        shutil.rmtree(work / "warmup", ignore_errors=True)
+        print(f"citytwin warm-up (200 residents, compile or cache load): {time.perf_counter() - t0:.2f} s")
+
+        # ---- citytwin: trips, routes, departure times actually used
+        sc = make_scenario(args.map, args.residents, args.seed)
+        m = CityModel(sc, network=net)
+        m.run()
+        k_model = m.kpis()
+        sim = m.sim
+        done = sim.status == 3
+        ct_vs = float(np.sum(sim.arrive_s[done] - sim.depart_s[done]))
+        departed = np.flatnonzero(np.isfinite(sim.depart_s))
+
+        # ---- citytwin end to end, timed
+        ct_runs = []
+        for _ in range(args.repeat):
+            res = run_scenario(sc, work / "citytwin_run", network=net, overwrite=True)
+            ct_runs.append(res)
+        assert all(r.kpis == k_model for r in ct_runs), "run_scenario differs from CityModel"
+        ct_wall = min(r.wall_s for r in ct_runs)
+        ct_move = min(r.phase_time_s["move"] for r in ct_runs)
+        ct_best = min(ct_runs, key=lambda r: r.wall_s)
+        if not args.keep:
+            shutil.rmtree(work / "citytwin_run", ignore_errors=True)
+
+        # ---- SUMO network
+        nod, edg = write_plain_xml(net, work)
+        net_xml = work / "net.net.xml"
+        t0 = time.perf_counter()
+        p = subprocess.run([netconvert, "-n", str(nod), "-e", str(edg), "-o", str(net_xml), *NETCONVERT_OPTS],
+                           capture_output=True, text=True)
+        nc_s = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise RuntimeError(f"netconvert failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+        nc_warn = sum(1 for line in (p.stdout + p.stderr).splitlines() if line.startswith("Warning"))
+        s_edges, s_conns, s_len = read_sumo_net(net_xml)
+        missing_edges = [e for e in range(net.n_links) if str(e) not in s_edges]
+        len_err = max(abs(s_len[str(e)] - net.link_length_m[e]) for e in range(net.n_links) if str(e) in s_len)
+        # routes whose every edge and every edge-to-edge move exists in the SUMO net
+        ok = np.ones(departed.size, dtype=bool)
+        ip, ln = m.route_indptr, m.route_links
+        missing_e = {str(e) for e in missing_edges}
+        for j, t in enumerate(departed):
+            r = [str(x) for x in ln[ip[t]:ip[t + 1]]]
+            if any(x in missing_e for x in r) or any((a, b) not in s_conns for a, b in zip(r, r[1:])):
+                ok[j] = False
+        sumo_trips = departed[ok]
+        print(f"netconvert: {nc_s:.2f} s (not counted), {len(s_edges)} edges, {len(missing_edges)} citytwin links "
+              f"missing, {nc_warn} warnings, max |length - citytwin length| = {len_err:.3f} m")
+        print(f"trips: citytwin departed {departed.size}, given to SUMO {sumo_trips.size} "
+              f"({departed.size - sumo_trips.size} dropped: route uses a move missing in the SUMO net)")
+
+        rou = work / "routes.rou.xml"
+        write_routes(rou, sumo_trips, sim.depart_s, ip, ln)
+        opts = sumo_opts(sc.simulation.stuck_time_s, sc.simulation.start_s, sc.simulation.end_s)
+        s_runs = [run_sumo(sumo, net_xml, rou, work / f"stats{i}.xml", opts) for i in range(args.repeat)]
+        s_wall = min(r["wall_s"] for r in s_runs)
+        s_loop = min(r["loop_s"] for r in s_runs)
+        s = s_runs[0]
+        if args.keep:
+            (work / "sumo.log").write_text(s["log"])
+        s_vs = s["total_tt_s"] + s["total_depart_delay_s"]  # arrive - scheduled depart, arrived vehicles
+
+        # ---- report
+        n = args.residents
+        print()
+        print(f"scenario: {n} residents, {2 * n} trips, seed {args.seed}, 05:00-30:00, dt 1 s; best of {args.repeat}")
+        ph = ", ".join(f"{k} {v:.3f}" for k, v in ct_best.phase_time_s.items())
+        print(f"citytwin phases (s, fastest end-to-end run): {ph}")
+        print(f"SUMO: UPS {s['ups']:.0f}, inserted {s['inserted']:.0f}, teleports {s['teleports']}, "
+              f"mean depart delay {s['depart_delay_mean_s']:.1f} s, mean route length {s['route_length_mean_m']:.0f} m "
+              f"(citytwin {k_model['vkt_km'] * 1000 / max(1, k_model['trips_completed']):.0f} m)")
+        print()
+        ct_mean = k_model["travel_time_mean_s"]
+        s_mean = s_vs / max(1, s["trip_count"])
+        rows = [
+            ("trips completed", f"{k_model['trips_completed']:d}", f"{s['trip_count']:d}",
+             f"{k_model['trips_completed'] / max(1, s['trip_count']):.3f}"),
+            ("mean travel time s (arrive - depart)", f"{ct_mean:.1f}", f"{s_mean:.1f}", f"{ct_mean / s_mean:.3f}"),
+            ("vehicle-seconds simulated", f"{ct_vs:.4g}", f"{s_vs:.4g}", f"{ct_vs / s_vs:.3f}"),
+            ("simulation loop wall s", f"{ct_move:.3f}", f"{s_loop:.3f}", f"{ct_move / s_loop:.3f}"),
+            ("whole run wall s", f"{ct_wall:.3f}", f"{s_wall:.3f}", f"{ct_wall / s_wall:.3f}"),
+            ("veh-s per wall s, loop", f"{ct_vs / ct_move:.3g}", f"{s_vs / s_loop:.3g}",
+             f"{(ct_vs / ct_move) / (s_vs / s_loop):.1f}x"),
+            ("veh-s per wall s, whole run", f"{ct_vs / ct_wall:.3g}", f"{s_vs / s_wall:.3g}",
+             f"{(ct_vs / ct_wall) / (s_vs / s_wall):.1f}x"),
+        ]
+        w = [38, 14, 14, 16]
+        head = ("", "citytwin", "SUMO meso", "citytwin/SUMO")
+        print("".join(h.ljust(w[0]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head)))
+        print("-" * sum(w))
+        for r in rows:
+            print("".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+        print()
+        loop_x = (ct_vs / ct_move) / (s_vs / s_loop)
+        e2e_x = (ct_vs / ct_wall) / (s_vs / s_wall)
+        print(f"target: simulation loop >= 20x SUMO meso: {loop_x:.1f}x -> {'met' if loop_x >= 20 else 'NOT met'}")
+        print(f"target: end to end     >=  5x SUMO meso: {e2e_x:.1f}x -> {'met' if e2e_x >= 5 else 'NOT met'}")
+        print("(citytwin whole run = run_scenario: routing + simulation + writing the run folder, network preloaded; "
+              "SUMO whole run = sumo process: load net + routes, simulate, statistics)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Static user-equilibrium traffic assignment (Frank-Wolfe family).
+
+Solves Wardrop's user equilibrium with separable BPR link costs
+``t_a(x_a) = fft_a * (1 + b_a * (x_a / cap_a) ** power_a)`` by minimising the
+Beckmann objective ``sum_a integral_0^{x_a} t_a(s) ds`` over link flows that
+carry the OD demand, with
+
+* ``method="fw"``: Frank-Wolfe (all-or-nothing target, exact line search);
+* ``method="cfw"``: conjugate Frank-Wolfe;
+* ``method="bfw"``: bi-conjugate Frank-Wolfe (Mitradjieva & Lindberg 2013,
+  "The stiff is moving - conjugate direction Frank-Wolfe methods with
+  applications to traffic assignment", Transportation Science 47(2)).
+
+The conjugate methods build the target as a combination of the new
+all-or-nothing flows and the previous one or two targets, conjugate to the
+previous directions with respect to the diagonal Hessian ``diag(t'(x))``;
+they fall back to plain Frank-Wolfe steps when the previous step was a full
+step (``tau = 1``), when a denominator vanishes or when the combination is not
+a descent direction.
+
+Convergence is measured by the relative gap ``(TSTT - SPTT) / TSTT`` with
+``TSTT = sum_a x_a t_a(x_a)`` and ``SPTT = sum_od demand_od * (least cost od)``
+at the current costs. All-or-nothing loading (one least-cost tree per origin
+zone, honouring the TNTP ``first_thru_node`` rule) runs in Numba
+(:mod:`twin.kernels.assignment`); the rest is vectorised numpy. Results are
+deterministic and independent of the number of threads.
+
+Example
+-------
+>>> from twin.assignment import read_tntp_net, read_tntp_trips, solve_ue
+>>> net = read_tntp_net("SiouxFalls_net.tntp")                  # doctest: +SKIP
+>>> od = read_tntp_trips("SiouxFalls_trips.tntp", net.n_zones)  # doctest: +SKIP
+>>> res = solve_ue(net, od, gap_tol=1e-4)                       # doctest: +SKIP
+>>> res.relative_gap[-1], res.objective[-1], res.iterations     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.kernels.assignment import (
+    aon_load,
+    beckmann_line_search,
+    beckmann_objective,
+    bpr_cost,
+    bpr_cost_derivative,
+)
+
+__all__ = ["UEResult", "solve_ue", "METHODS"]
+
+METHODS = ("fw", "cfw", "bfw")
+_MAX_BLOCKS = 64  # origin blocks of the AON loading (fixed: results independent of threads)
+_CFW_DELTA = 1e-6  # conjugate weight on the old target is clipped to [0, 1 - delta]
+
+
+@dataclass
+class UEResult:
+    """Result of :func:`solve_ue`.
+
+    Per-link arrays are in the network's link order. History arrays have one
+    entry per evaluated solution ``x_0 .. x_K`` (``x_0`` is the all-or-nothing
+    loading on free-flow costs, ``K = iterations``).
+
+    Attributes
+    ----------
+    flow : ndarray of float64, shape (n_links,)
+        Link flows of the returned solution ``x_K``.
+    cost : ndarray of float64, shape (n_links,)
+        BPR link costs at ``flow`` (units of the free-flow time).
+    relative_gap : ndarray of float64, shape (K + 1,)
+        ``(TSTT - SPTT) / TSTT`` at each ``x_k``.
+    objective : ndarray of float64, shape (K + 1,)
+        Beckmann objective at each ``x_k``.
+    step_size : ndarray of float64, shape (K,)
+        Line-search step taken from ``x_k`` to ``x_{k+1}``.
+    elapsed_s : ndarray of float64, shape (K + 1,)
+        Wall time since the start of the solve when ``x_k``'s gap was known.
+    iterations : int
+        Number of steps ``K``.
+    converged : bool
+        Whether ``relative_gap[-1] <= gap_tol``.
+    tstt, sptt : float
+        Total system travel time and shortest-path travel time at ``x_K``.
+    wall_time_s : float
+        Total wall time of the solve (including JIT compilation on the first
+        call in a process, unless cached).
+    method : str
+        ``"fw"``, ``"cfw"`` or ``"bfw"``.
+    """
+
+    flow: np.ndarray
+    cost: np.ndarray
+    relative_gap: np.ndarray
+    objective: np.ndarray
+    step_size: np.ndarray
+    elapsed_s: np.ndarray
+    iterations: int
+    converged: bool
+    tstt: float
+    sptt: float
+    wall_time_s: float
+    method: str
+
+    @property
+    def gap(self):
+        """Final relative gap."""
+        return float(self.relative_gap[-1])
+
+
+class _Problem:
+    """The network compiled to CSR form (links sorted by tail) and the demand."""
+
+    def __init__(self, net, od):
+        init = np.asarray(net.init_node, dtype=np.int64)
+        term = np.asarray(net.term_node, dtype=np.int64)
+        n_links = init.shape[0]
+        n_nodes = int(net.n_nodes)
+        n_zones = int(net.n_zones)
+        if term.shape != (n_links,):
+            raise ValueError("init_node and term_node must have the same length")
+        if n_links and (min(init.min(), term.min()) < 0 or max(init.max(), term.max()) >= n_nodes):
+            raise ValueError(f"link node ids must lie in 0..{n_nodes - 1}")
+        if not 0 < n_zones <= n_nodes:
+            raise ValueError(f"n_zones must be in 1..n_nodes, got {n_zones}")
+        od = np.asarray(od, dtype=np.float64)
+        if od.shape != (n_zones, n_zones):
+            raise ValueError(f"od must have shape ({n_zones}, {n_zones}) (n_zones x n_zones), got {od.shape}")
+        if not np.all(np.isfinite(od)) or np.any(od < 0):
+            raise ValueError("od demand must be finite and >= 0")
+        perm = np.argsort(init, kind="stable")
+        self.perm = perm
+        self.n_links = n_links
+        self.indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(init, minlength=n_nodes), out=self.indptr[1:])
+        self.link_tail = init[perm].astype(np.int32)
+        self.link_head = term[perm].astype(np.int32)
+
+        def arr(name):
+            a = np.ascontiguousarray(np.asarray(getattr(net, name), dtype=np.float64)[perm])
+            if a.shape != (n_links,):
+                raise ValueError(f"{name} must have one value per link")
+            return a
+
+        self.fft = arr("free_flow_time")
+        self.b = arr("b")
+        self.power = arr("power")
+        self.cap = arr("capacity")
+        if np.any(self.fft < 0) or np.any(self.b < 0) or np.any(self.power < 0):
+            raise ValueError("free_flow_time, b and power must be >= 0")
+        if np.any((self.cap <= 0) & (self.b > 0) & (self.power > 0)):
+            raise ValueError("links with b > 0 need a capacity > 0")
+        self.first_thru = max(int(getattr(net, "first_thru_node", 1)) - 1, 0)
+        self.od = np.ascontiguousarray(od)
+        n_blocks = max(1, min(_MAX_BLOCKS, n_zones))
+        self._flow_blocks = np.empty((n_blocks, n_links), dtype=np.float64)
+        self._sptt_blocks = np.empty(n_blocks, dtype=np.float64)
+        self._unreached_blocks = np.empty(n_blocks, dtype=np.float64)
+
+    def cost(self, x, out):
+        bpr_cost(self.fft, self.b, self.power, self.cap, x, out)
+        return out
+
+    def dcost(self, x, out):
+        bpr_cost_derivative(self.fft, self.b, self.power, self.cap, x, out)
+        return out
+
+    def aon(self, cost):
+        """All-or-nothing flows and SPTT on ``cost``; raises if some demand has no path."""
+        aon_load(self.indptr, self.link_head, self.link_tail, cost, self.od, self.first_thru,
+                 self._flow_blocks, self._sptt_blocks, self._unreached_blocks)
+        unreached = float(self._unreached_blocks.sum())
+        if unreached > 0:
+            raise ValueError(f"{unreached:g} units of demand have no path (disconnected network, closed "
+                             f"links or first_thru_node={self.first_thru + 1} blocking every route)")
+        return self._flow_blocks.sum(axis=0), float(self._sptt_blocks.sum())
+
+    def objective(self, x):
+        return beckmann_objective(self.fft, self.b, self.power, self.cap, x)
+
+    def line_search(self, x, d, tol):
+        return beckmann_line_search(self.fft, self.b, self.power, self.cap, x, d, tol)
+
+
+def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
+    """Target flows of a (bi)conjugate Frank-Wolfe step, or ``y`` for a plain FW step.
+
+    ``s1, s2`` are the previous two targets and ``tau1, tau2`` the steps taken
+    towards them (``None`` / 1 when absent). A full step (``tau = 1``) restarts
+    the conjugation: FW, then CFW, then BFW again.
+    """
+    if method == "fw" or s1 is None or tau1 >= 1.0 - 1e-12:
+        return y
+    if method == "bfw" and s2 is not None and tau2 < 1.0 - 1e-12:
+        d_fw = y - x
+        dbar1 = tau1 * s1 - x + (1.0 - tau1) * s2
+        dbar2 = s1 - x
+        hd1 = hess * dbar1
+        den_mu = float(hd1 @ (s2 - s1))
+        hd2 = hess * dbar2
+        den_nu = float(hd2 @ dbar2)
+        if den_mu != 0.0 and den_nu != 0.0:
+            mu = max(0.0, -float(hd1 @ d_fw) / den_mu)
+            nu = max(0.0, -float(hd2 @ d_fw) / den_nu + mu * tau1 / (1.0 - tau1))
+            beta0 = 1.0 / (1.0 + mu + nu)
+            return beta0 * y + (nu * beta0) * s1 + (mu * beta0) * s2
+        # fall through to the conjugate step
+    dbar = s1 - x
+    hd = hess * dbar
+    den = float(hd @ (y - s1))
+    if den == 0.0:
+        return y
+    alpha = min(max(float(hd @ (y - x)) / den, 0.0), 1.0 - _CFW_DELTA)
+    return alpha * s1 + (1.0 - alpha) * y
+
+
+def solve_ue(net, od, *, method="bfw", max_iter=1000, gap_tol=1e-4, max_time_s=None,
+             line_search_tol=1e-12):
+    """Static user equilibrium with BPR costs by (bi)conjugate Frank-Wolfe.
+
+    Parameters
+    ----------
+    net : TntpNetwork or similar
+        Any object with per-link arrays ``init_node``, ``term_node`` (0-based),
+        ``free_flow_time``, ``capacity``, ``b``, ``power`` and the integers
+        ``n_nodes``, ``n_zones`` and ``first_thru_node`` (1-based; nodes with a
+        1-based id below it are never passed through). Zones are nodes
+        ``0 .. n_zones - 1``.
+    od : array_like of float, shape (n_zones, n_zones)
+        Demand (e.g. vehicles per hour); the diagonal is ignored.
+    method : {"bfw", "cfw", "fw"}, optional
+        Bi-conjugate (default), conjugate or plain Frank-Wolfe.
+    max_iter : int, optional
+        Maximum number of steps.
+    gap_tol : float, optional
+        Stop as soon as the relative gap is ``<= gap_tol``.
+    max_time_s : float, optional
+        Stop after the first iteration that ends later than this wall time.
+    line_search_tol : float, optional
+        Tolerance on the step size of the exact line search.
+
+    Returns
+    -------
+    UEResult
+
+    Raises
+    ------
+    ValueError
+        On an unknown method, inconsistent arrays, negative demand or
+        parameters, or demand between zones that no path connects.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if max_iter < 0:
+        raise ValueError("max_iter must be >= 0")
+    t0 = time.perf_counter()
+    prob = _Problem(net, od)
+    n = prob.n_links
+    cost = np.empty(n)
+    hess = np.empty(n)
+    x, _ = prob.aon(prob.cost(np.zeros(n), cost))
+    gaps, objs, steps, elapsed = [], [], [], []
+    s1 = s2 = None
+    tau1 = tau2 = 1.0
+    k = 0
+    while True:
+        prob.cost(x, cost)
+        y, sptt = prob.aon(cost)
+        tstt = float(x @ cost)
+        gap = (tstt - sptt) / tstt if tstt > 0 else 0.0
+        gaps.append(gap)
+        objs.append(prob.objective(x))
+        elapsed.append(time.perf_counter() - t0)
+        if gap <= gap_tol or k >= max_iter or (max_time_s is not None and elapsed[-1] > max_time_s):
+            break
+        if method != "fw":
+            prob.dcost(x, hess)
+        s = _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess)
+        d = s - x
+        if s is not y and float(cost @ d) >= 0.0:  # not a descent direction: plain FW step
+            s = y
+            d = y - x
+        tau = prob.line_search(x, d, line_search_tol)
+        x = x + tau * d
+        np.maximum(x, 0.0, out=x)
+        s2, s1, tau2, tau1 = s1, s, tau1, tau
+        steps.append(tau)
+        k += 1
+    flow = np.empty(n)
+    flow[prob.perm] = x
+    link_cost = np.empty(n)
+    link_cost[prob.perm] = cost
+    return UEResult(flow=flow, cost=link_cost, relative_gap=np.array(gaps), objective=np.array(objs),
+                    step_size=np.array(steps), elapsed_s=np.array(elapsed), iterations=k,
+                    converged=gaps[-1] <= gap_tol, tstt=tstt, sptt=sptt,
+                    wall_time_s=time.perf_counter() - t0, method=method)
