@@ -1,65 +1,108 @@
-"""`CityModel`: the Mesa model that ties the map, the population and the kernels together.
+"""`CityModel`: the Mesa model that ties the map, the population, demand and the kernels together.
 
-One ``step()`` advances the city by ``simulation.record_interval_s`` seconds through named, timed
-phases: **demand** (return trips are scheduled for residents who reached work), **move** (the Numba
-queue kernel moves every car second by second), **record** (Mesa's ``DataCollector``). Routing
-(free-flow least travel time, one tree per distinct origin) happens once at set-up, in phase
-**route**. Phase wall times accumulate in :attr:`CityModel.phase_time_s`.
+A run simulates ``replanning.iterations`` days. Each day, ``step()`` advances the city by
+``simulation.record_interval_s`` through named, timed phases:
+
+1. **demand**: residents who finished an activity start their next trip (departure = arrival +
+   activity duration, bounded by opening hours);
+2. **dispatch/replan**: policies in force change link capacities and speeds;
+3. **move**: the Numba queue kernel moves every car second by second (walk and bike trips take their
+   uncongested times);
+4. **energy**: reserved for the energy domain (no-op here);
+5. **record**: Mesa's ``DataCollector``.
+
+At the end of a day (**score**) the experienced link travel times per time bin give the relative gap
+of route choice; before the next day (**plan**) a share of car trips is re-routed on those times and
+a share of tours re-chooses its mode (MSA by default), moving towards a dynamic user equilibrium.
+Phase wall times accumulate in :attr:`CityModel.phase_time_s`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mesa
 import numpy as np
 
 from twin.agents.resident import Resident
-from twin.kernels.queue import QueueSim
+from twin.demand import ACTIVITIES, HOME, LEISURE, SCHOOL, SHOP, WORK, build_trips
+from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
+from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
+from twin.kernels.queue import STATUS_ARRIVED, STATUS_REMOVED, QueueSim
 from twin.network.road_network import RoadNetwork
 from twin.network.routing import Router
-from twin.population import place_population, sample_times
+from twin.population import synthesize_population
 from twin.scenario import Scenario
 
 __all__ = ["CityModel", "load_network"]
 
-LEGS = ("home_work", "work_home")
+LAZY_AGENTS_ABOVE = 200_000
 
 
-def load_network(scenario: Scenario) -> RoadNetwork:
+def load_network(scenario: Scenario, network_type: str | None = None) -> RoadNetwork:
     """The :class:`RoadNetwork` a scenario names (cached on disk after the first load)."""
     return RoadNetwork.load(
-        scenario.map.source, scenario.map.network_type, min_length_m=scenario.map.min_link_length_m
+        scenario.map.source, network_type or scenario.map.network_type, min_length_m=scenario.map.min_link_length_m
     )
 
 
+def _group_route(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
+                 weights: dict[int, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Route OD pairs whose cost array is ``weights[groups[i]]``; returns costs and per-pair link arrays."""
+    cost = np.full(origins.shape[0], np.inf)
+    routes: list[np.ndarray] = [np.zeros(0, np.int32)] * origins.shape[0]
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        router.set_weight(weights[int(g)])
+        rs = router.route(origins[idx], dests[idx])
+        cost[idx] = rs.cost
+        ip = rs.route_indptr
+        for j, i in enumerate(idx.tolist()):
+            routes[i] = rs.route_links[ip[j]:ip[j + 1]]
+    return cost, routes
+
+
+def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
+                 weights: dict[int, np.ndarray]) -> np.ndarray:
+    cost = np.full(origins.shape[0], np.inf)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        router.set_weight(weights[int(g)])
+        cost[idx] = router.costs(origins[idx], dests[idx])
+    return cost
+
+
 class CityModel(mesa.Model):
-    """A city of commuting residents on a real road network.
+    """A city of residents with daily activity chains on a real road network.
 
     Parameters
     ----------
     scenario
         A validated :class:`~twin.scenario.Scenario`.
     network
-        The road network; loaded from ``scenario.map`` when omitted (pass one to share it across
+        The drive network; loaded from ``scenario.map`` when omitted (pass one to share it across
         runs, as sweeps do).
+    walk_network, bike_network
+        Networks for walk and bike trips (loaded when those modes are available and omitted).
     route_progress
-        Optional callback ``f(done, total)`` called while routing.
+        Optional callback ``f(done, total)`` called while routing the first day.
+    base_dir
+        Folder that relative paths of the scenario (population grid) are resolved against.
 
     Attributes
     ----------
     network : RoadNetwork
-    pop_home_node, pop_work_node : int32 (n_residents,)
-    pop_depart_s, pop_work_duration_s : float64 (n_residents,)
-    trip_resident : int64 (n_trips,), row of the resident making each trip (trip ``2r`` is the
-        outbound, ``2r+1`` the return trip of resident ``r``)
-    trip_origin, trip_dest : int32 (n_trips,), node indices
-    route_indptr, route_links : the CSR routes of all trips
-    sim : QueueSim, the traffic state
-    datacollector : mesa.DataCollector, model-level time series
+    pop : twin.population.Population, residents as columns
+    trips : twin.demand.Trips, every resident's trips (columns)
+    trip_mode : int8 (m,), index into MODES
+    sim : QueueSim, the traffic state of the current day (car trips only)
+    datacollector : mesa.DataCollector, model-level time series of the current day
+    iteration_records : list of dict, KPIs per simulated day
     phase_time_s : dict[str, float], wall seconds spent per phase
     """
 
@@ -68,72 +111,67 @@ class CityModel(mesa.Model):
         scenario: Scenario,
         *,
         network: RoadNetwork | None = None,
+        walk_network: RoadNetwork | None = None,
+        bike_network: RoadNetwork | None = None,
         route_progress: Callable[[int, int], None] | None = None,
+        base_dir: str | Path | None = None,
     ) -> None:
         super().__init__(rng=scenario.seed)
         self.scenario = scenario
-        self.phase_time_s: dict[str, float] = {"network": 0.0, "population": 0.0, "route": 0.0,
-                                               "demand": 0.0, "move": 0.0, "record": 0.0}
+        self.phase_time_s: dict[str, float] = {
+            "network": 0.0, "population": 0.0, "plan": 0.0, "demand": 0.0, "dispatch": 0.0,
+            "move": 0.0, "energy": 0.0, "record": 0.0, "score": 0.0,
+        }
+        sim_cfg = scenario.simulation
+        ss_pop, ss_dem, ss_mode, ss_replan = np.random.SeedSequence(scenario.seed).spawn(4)
+        self._mode_rng = np.random.default_rng(ss_mode)
+        self._replan_rng = np.random.default_rng(ss_replan)
+
         with self._phase("network"):
             self.network = network if network is not None else load_network(scenario)
         net = self.network
-        sim_cfg = scenario.simulation
-        # one RNG tree per run: independent streams per purpose
-        ss_pop, ss_dep, ss_dur = np.random.SeedSequence(scenario.seed).spawn(3)
-
         with self._phase("population"):
-            n = scenario.population.residents
-            self.pop_home_node, self.pop_work_node = place_population(
-                net, n, scenario.population.placement, np.random.default_rng(ss_pop)
-            )
-            self.pop_depart_s = np.maximum(
-                sample_times(scenario.demand.morning_departure, n, np.random.default_rng(ss_dep)), sim_cfg.start_s
-            )
-            self.pop_work_duration_s = sample_times(scenario.demand.work_duration, n, np.random.default_rng(ss_dur))
-            self.trip_resident = np.repeat(np.arange(n, dtype=np.int64), 2)
-            self.trip_origin = np.empty(2 * n, dtype=np.int32)
-            self.trip_dest = np.empty(2 * n, dtype=np.int32)
-            self.trip_origin[0::2] = self.pop_home_node
-            self.trip_dest[0::2] = self.pop_work_node
-            self.trip_origin[1::2] = self.pop_work_node
-            self.trip_dest[1::2] = self.pop_home_node
-            self.residents = Resident.create_agents(self, n, row=list(range(n)))
+            self.pop = synthesize_population(net, scenario.population, np.random.default_rng(ss_pop),
+                                             base_dir=Path(base_dir) if base_dir else None)
+            self.trips = build_trips(net, self.pop, scenario.demand, np.random.default_rng(ss_dem))
+            mode_agents = scenario.population.mesa_agents
+            self.lazy_agents = mode_agents == "lazy" or (mode_agents == "auto" and self.pop.n > LAZY_AGENTS_ABOVE)
+            self._agent_of_row: dict[int, Resident] = {}
+            if not self.lazy_agents:
+                self.residents = Resident.create_agents(self, self.pop.n, row=list(range(self.pop.n)))
+                self._agent_of_row = {a.row: a for a in self.residents}
+            else:
+                self.residents = mesa.AgentSet([], random=self.random)
 
-        with self._phase("route"):
-            self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)
-            self.route_indptr, self.route_links = self._route_all(route_progress)
-            self.trip_length_m = np.add.reduceat(net.link_length_m[self.route_links], self.route_indptr[:-1]) \
-                if self.route_links.size else np.zeros(2 * n)
-            self.trip_freeflow_s = np.add.reduceat(net.link_fftt_s[self.route_links], self.route_indptr[:-1]) \
-                if self.route_links.size else np.zeros(2 * n)
+        # time bins of link costs and policies
+        self.bin_s = float(scenario.replanning.cost_bin_s)
+        self.n_bins = int(math.ceil(sim_cfg.end_s / self.bin_s)) + 1
+        self.policies = PolicySet(scenario.policies, net)
+        self.vot_per_h = scenario.modes.value_of_time_per_h
+        self._bin_arrays = [self.policies.arrays(b * self.bin_s, (b + 1) * self.bin_s) for b in range(self.n_bins)]
+        self.link_freeflow_s = np.stack([net.link_fftt_s / a.speed_factor for a in self._bin_arrays], axis=1)
+        for b, a in enumerate(self._bin_arrays):
+            self.link_freeflow_s[a.closed, b] = np.inf
+        self.link_toll = np.stack([a.toll for a in self._bin_arrays], axis=1)
+        self.link_time_s = self.link_freeflow_s.copy()  # experienced (after a day) or free flow
+        self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)
 
-        self.sim = QueueSim(
-            fftt_s=net.link_fftt_s,
-            cap_veh_per_s=net.link_capacity_vph / 3600.0 * sim_cfg.flow_capacity_factor,
-            storage_veh=np.maximum(1.0, net.link_storage_veh * sim_cfg.storage_capacity_factor),
-            route_indptr=self.route_indptr,
-            route_links=self.route_links,
-            dt_s=sim_cfg.dt_s,
-            t_start_s=sim_cfg.start_s,
-            stuck_time_s=sim_cfg.stuck_time_s,
-            n_hours=int(np.ceil(sim_cfg.end_s / 3600.0)) + 1,
-            backend=sim_cfg.backend,
-        )
-        self.sim.schedule(np.arange(0, 2 * n, 2, dtype=np.int64), self.pop_depart_s)
-        self._return_scheduled = np.zeros(n, dtype=bool)
-        self.datacollector = mesa.DataCollector(
-            model_reporters={
-                "t_s": lambda m: m.sim.t_s,
-                "departed": lambda m: m.sim.n_departed,
-                "waiting": lambda m: m.sim.n_waiting,
-                "on_links": lambda m: m.sim.n_on_links,
-                "en_route": lambda m: m.sim.n_waiting + m.sim.n_on_links,
-                "arrived": lambda m: m.sim.n_arrived,
-            }
-        )
-        self.datacollector.collect(self)
+        with self._phase("plan"):
+            self._init_mode_skims(walk_network, bike_network)
+            m = self.trips.n
+            self.trip_mode = np.full(m, CAR, dtype=np.int8)
+            self.route_links: list[np.ndarray] = [np.zeros(0, np.int32)] * m
+            self.trip_depart_s = np.full(m, np.nan)
+            self.trip_arrive_s = np.full(m, np.nan)
+            plan_dep = self._planned_departures()
+            self._route(np.arange(m), plan_dep, progress=route_progress)
+            self._choose_modes(np.arange(self.trips.n_tours), plan_dep, first=True)
 
-    # ----------------------------------------------------------------- phases
+        self.iteration = 0
+        self.iteration_records: list[dict[str, Any]] = []
+        self._start_day()
+
+    # ----------------------------------------------------------------- helpers
     @contextmanager
     def _phase(self, name: str):
         t0 = time.perf_counter()
@@ -142,106 +180,493 @@ class CityModel(mesa.Model):
         finally:
             self.phase_time_s[name] = self.phase_time_s.get(name, 0.0) + time.perf_counter() - t0
 
-    def _route_all(self, progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray]:
-        """Free-flow least-time routes of every trip (one tree per distinct origin)."""
-        n_trips = self.trip_origin.shape[0]
-        order = np.argsort(self.trip_origin, kind="stable")  # trips of one origin share a tree
-        chunks = np.array_split(order, max(1, min(20, n_trips // 500)))
-        costs, lens, links_parts = [], [], []
+    def resident(self, row: int) -> Resident:
+        """The Mesa agent of resident ``row`` (created on first access when agents are lazy)."""
+        a = self._agent_of_row.get(int(row))
+        if a is None:
+            if not 0 <= row < self.pop.n:
+                raise IndexError(f"resident row {row} out of range [0, {self.pop.n})")
+            a = Resident(self, int(row))
+            self._agent_of_row[int(row)] = a
+            self.residents.add(a)
+        return a
+
+    def _bin_of(self, t_s: np.ndarray) -> np.ndarray:
+        b = np.floor(np.nan_to_num(t_s, nan=0.0) / self.bin_s).astype(np.int64)
+        return np.clip(b, 0, self.n_bins - 1)
+
+    def _weights(self, bins: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Generalized-cost weight arrays (s) per bin; equal arrays share one group."""
+        groups = np.empty(bins.shape[0], dtype=np.int64)
+        weights: dict[int, np.ndarray] = {}
+        keys: dict[bytes, int] = {}
+        for b in np.unique(bins):
+            w = self.link_time_s[:, b] + self.link_toll[:, b] * 3600.0 / self.vot_per_h
+            k = w.tobytes()
+            g = keys.setdefault(k, len(keys))
+            weights[g] = w
+            groups[bins == b] = g
+        return groups, weights
+
+    def _init_mode_skims(self, walk_network: RoadNetwork | None, bike_network: RoadNetwork | None) -> None:
+        """Static walk/bike distances of every trip (uncongested modes), on their own networks."""
+        from scipy.spatial import cKDTree
+
+        from twin.network.road_network import _project
+
+        cfg = self.scenario.modes
+        m = self.trips.n
+        self.trip_walk_m = np.full(m, np.inf)
+        self.trip_bike_m = np.full(m, np.inf)
+        drive = self.network
+        for mode, attr, supplied in (("walk", "trip_walk_m", walk_network), ("bike", "trip_bike_m", bike_network)):
+            if mode not in cfg.available or m == 0:
+                continue
+            net = supplied if supplied is not None else load_network(self.scenario, mode)
+            x, y = _project(net.node_lon, net.node_lat, drive.crs)
+            _, snap = cKDTree(np.column_stack([x, y])).query(np.column_stack([drive.node_x_m, drive.node_y_m]))
+            o = snap[self.trips.origin]
+            d = snap[self.trips.dest]
+            r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)
+            dist = r.costs(o, d)
+            # same node after snapping: the straight-line distance between the drive nodes
+            same = o == d
+            dx = drive.node_x_m[self.trips.origin] - drive.node_x_m[self.trips.dest]
+            dy = drive.node_y_m[self.trips.origin] - drive.node_y_m[self.trips.dest]
+            dist[same] = np.hypot(dx, dy)[same]
+            setattr(self, attr, dist)
+        self.trip_car_cost_s = np.full(m, np.inf)  # generalized cost of the car route (s)
+        self.trip_car_m = np.full(m, np.inf)
+        self.trip_car_toll = np.zeros(m)
+
+    def _planned_departures(self) -> np.ndarray:
+        """Expected departure of every trip (first departures plus free-flow times and durations)."""
+        t = self.trips
+        dep = np.full(t.n, np.nan)
+        ff = np.zeros(t.n)
+        if t.n:
+            self.router.set_weight(self.network.link_fftt_s)
+            ff = self.router.costs(t.origin, t.dest)
+        # walk the chains: trips of a person are contiguous and in order
+        for j in range(int(np.diff(t.person_ptr).max(initial=0))):
+            idx = t.person_ptr[:-1] + j
+            ok = idx < t.person_ptr[1:]
+            idx = idx[ok]
+            if j == 0:
+                dep[idx] = t.first_depart_s[idx]
+            else:
+                prev = idx - 1
+                dep[idx] = dep[prev] + ff[prev] + np.where(np.isfinite(t.act_duration_s[prev]), t.act_duration_s[prev], 0.0)
+        return dep
+
+    def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray, progress=None) -> None:
+        """Least generalized-cost car routes of ``trip_idx`` for their departure bins."""
+        if trip_idx.size == 0:
+            return
+        t = self.trips
+        bins = self._bin_of(depart_s[trip_idx])
+        groups, weights = self._weights(bins)
+        # chunks keep memory bounded and drive the progress bar
+        order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
+        chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))
         done = 0
-        for chunk in chunks:
-            rs = self.router.route(self.trip_origin[chunk], self.trip_dest[chunk])
-            costs.append(rs.cost)
-            lens.append(np.diff(rs.route_indptr))
-            links_parts.append(rs.route_links)
-            done += chunk.size
+        for ch in chunks:
+            idx = trip_idx[ch]
+            cost, routes = _group_route(self.router, t.origin[idx], t.dest[idx], groups[ch], weights)
+            self.trip_car_cost_s[idx] = cost
+            for i, r in zip(idx.tolist(), routes):
+                self.route_links[i] = r
+            lens = np.fromiter((self.network.link_length_m[r].sum() for r in routes), dtype=np.float64, count=len(routes))
+            self.trip_car_m[idx] = lens
+            b = bins[ch]
+            self.trip_car_toll[idx] = np.fromiter(
+                (self.link_toll[r, bb].sum() for r, bb in zip(routes, b.tolist())), dtype=np.float64, count=len(routes))
+            done += ch.size
             if progress is not None:
-                progress(done, n_trips)
-        cost = np.concatenate(costs)
-        if not np.all(np.isfinite(cost)):
-            bad = int(order[np.flatnonzero(~np.isfinite(cost))[0]])
-            raise RuntimeError(f"trip {bad} has no route (network not strongly connected?)")
-        # reorder the concatenated routes (in `order`) back to trip order, without a Python loop
-        len_sorted = np.concatenate(lens).astype(np.int64)
-        start_sorted = np.concatenate([[0], np.cumsum(len_sorted)[:-1]])
-        links_sorted = np.concatenate(links_parts).astype(np.int32)
-        lengths = np.empty(n_trips, dtype=np.int64)
-        lengths[order] = len_sorted
-        start = np.empty(n_trips, dtype=np.int64)
-        start[order] = start_sorted
-        indptr = np.zeros(n_trips + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        gather = np.repeat(start - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-        return indptr, links_sorted[gather]
+                progress(done, trip_idx.size)
 
-    def _schedule_returns(self) -> None:
-        arrived = self.sim.status[0::2] == 3
-        todo = np.flatnonzero(arrived & ~self._return_scheduled)
-        if todo.size:
-            depart = self.sim.arrive_s[2 * todo] + self.pop_work_duration_s[todo]
-            depart = np.maximum(depart, self.sim.t_s)
-            self.sim.schedule(2 * todo + 1, depart)
-            self._return_scheduled[todo] = True
+    def _choose_modes(self, tours: np.ndarray, depart_s: np.ndarray, *, first: bool = False) -> None:
+        """(Re)choose the mode of ``tours`` by multinomial logit on generalized cost."""
+        if tours.size == 0:
+            return
+        cfg = self.scenario.modes
+        t = self.trips
+        time_h = np.column_stack([
+            np.where(np.isfinite(self.trip_car_cost_s), self.trip_car_cost_s - self.trip_car_toll * 3600.0 / self.vot_per_h, np.inf) / 3600.0,
+            self.trip_walk_m / cfg.walk_speed_mps / 3600.0,
+            self.trip_bike_m / cfg.bike_speed_mps / 3600.0,
+        ])
+        money = np.zeros((t.n, 3))
+        money[:, CAR] = self.trip_car_m / 1000.0 * cfg.car_cost_per_km + self.trip_car_toll
+        avail = np.zeros((t.n_tours, 3), dtype=bool)
+        drive = self.pop.can_drive[t.tour_person]
+        avail[:, CAR] = drive & ("car" in cfg.available)
+        avail[:, WALK] = "walk" in cfg.available
+        avail[:, BIKE] = "bike" in cfg.available
+        fixed = np.zeros((t.n_tours, 3))
+        fixed[:, CAR] = cfg.car_parking_cost
+        asc = np.array([cfg.asc_car, cfg.asc_walk, cfg.asc_bike])
+        v = tour_utilities(t.n_tours, t.tour, time_h, money, asc=asc, beta_time_per_h=cfg.beta_time_per_h,
+                           beta_cost_per_money=cfg.beta_cost_per_money, available=avail, tour_fixed_money=fixed)
+        none = ~np.isfinite(v).any(axis=1)
+        if none.any():  # no mode available/reachable: fall back to walking (always possible in the model)
+            v[none, WALK] = 0.0
+        draw = choose_modes(v, self._mode_rng)  # draws for all tours: reproducible whatever the subset
+        tour_mode = np.zeros(t.n_tours, dtype=np.int8) if first else self.tour_mode
+        tour_mode[tours] = draw[tours]
+        self.tour_mode = tour_mode
+        self.trip_mode = tour_mode[t.tour].astype(np.int8)
 
-    # ------------------------------------------------------------------- step
-    def step(self) -> None:
-        """Advance by ``record_interval_s``: demand → move → record."""
+    # ---------------------------------------------------------------- the day
+    def _start_day(self) -> None:
         cfg = self.scenario.simulation
+        net = self.network
+        t = self.trips
+        # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks
+        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.fromiter(
+            (self.route_links[i].size for i in range(t.n)), dtype=np.int64, count=t.n) == 0))
+        if no_route.size:
+            self.tour_mode[np.unique(t.tour[no_route])] = WALK
+            self.trip_mode = self.tour_mode[t.tour].astype(np.int8)
+        self.car_trips = np.flatnonzero(self.trip_mode == CAR)
+        self.car_index = np.full(t.n, -1, dtype=np.int64)
+        self.car_index[self.car_trips] = np.arange(self.car_trips.size)
+        lens = np.fromiter((self.route_links[i].size for i in self.car_trips.tolist()), dtype=np.int64,
+                           count=self.car_trips.size)
+        # a car trip needs at least one link: origin == destination never happens (work != home, ...)
+        indptr = np.zeros(self.car_trips.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        links = (np.concatenate([self.route_links[i] for i in self.car_trips.tolist()]).astype(np.int32)
+                 if self.car_trips.size else np.zeros(0, np.int32))
+        self.car_route_indptr, self.car_route_links = indptr, links
+        if self.car_trips.size == 0:  # keep the kernel's invariants with one dummy trip that never departs
+            indptr = np.array([0, 1], dtype=np.int64)
+            links = np.zeros(1, np.int32)
+        self.sim = QueueSim(
+            fftt_s=net.link_fftt_s.copy(),
+            cap_veh_per_s=net.link_capacity_vph / 3600.0 * cfg.flow_capacity_factor,
+            storage_veh=np.maximum(1.0, net.link_storage_veh * cfg.storage_capacity_factor),
+            route_indptr=indptr,
+            route_links=links,
+            dt_s=cfg.dt_s,
+            t_start_s=cfg.start_s,
+            stuck_time_s=cfg.stuck_time_s,
+            stuck_action=cfg.stuck_action,
+            n_hours=self.n_bins,
+            bin_s=self.bin_s,
+            backend=cfg.backend,
+        )
+        self._base_cap = self.sim.cap_veh_per_step.copy()
+        self._base_fftt = self.sim.fftt_s.copy()
+        self.trip_depart_s = np.full(t.n, np.nan)
+        self.trip_arrive_s = np.full(t.n, np.nan)
+        self.trip_state = np.zeros(t.n, dtype=np.int8)  # 0 planned, 1 under way, 2 done, 3 aborted
+        self._succ_started = np.zeros(t.n, dtype=bool)  # the trip after this one has started
+        first = t.person_ptr[:-1][np.diff(t.person_ptr) > 0]
+        dep = np.maximum(t.first_depart_s[first], cfg.start_s)
+        self._begin_trips(first, dep)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "t_s": lambda m: m.sim.t_s,
+                "departed": lambda m: int(np.count_nonzero(m.trip_state > 0)),
+                "car_waiting": lambda m: m.sim.n_waiting,
+                "car_on_links": lambda m: m.sim.n_on_links,
+                "en_route": lambda m: int(np.count_nonzero(m.trip_state == 1)),
+                "arrived": lambda m: int(np.count_nonzero(m.trip_state == 2)),
+            }
+        )
+        self.datacollector.collect(self)
+        self.day_running = True
+
+    def _begin_trips(self, idx: np.ndarray, depart_s: np.ndarray) -> None:
+        """Start trips ``idx`` at ``depart_s``: cars go to the kernel, others take their free time."""
+        if idx.size == 0:
+            return
+        cfg = self.scenario.modes
+        self.trip_depart_s[idx] = depart_s
+        self.trip_state[idx] = 1
+        mode = self.trip_mode[idx]
+        car = mode == CAR
+        if car.any():
+            self.sim.schedule(self.car_index[idx[car]], depart_s[car])
+        for m, dist, speed in ((WALK, self.trip_walk_m, cfg.walk_speed_mps), (BIKE, self.trip_bike_m, cfg.bike_speed_mps)):
+            sel = mode == m
+            if sel.any():
+                self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
+
+    def _demand(self) -> None:
+        """Start the next trip of every resident whose current activity ends."""
+        t_now = self.sim.t_s
+        t = self.trips
+        # car arrivals/removals from the kernel
+        if self.car_trips.size:
+            st = self.sim.status[: self.car_trips.size]
+            under = self.trip_state[self.car_trips] == 1
+            arr = under & (st == STATUS_ARRIVED)
+            rem = under & (st == STATUS_REMOVED)
+            self.trip_arrive_s[self.car_trips[arr]] = self.sim.arrive_s[: self.car_trips.size][arr]
+            self.trip_state[self.car_trips[arr]] = 2
+            self.trip_state[self.car_trips[rem]] = 3
+        teleported = (self.trip_state == 1) & (self.trip_mode != CAR) & (self.trip_arrive_s <= t_now)
+        self.trip_state[teleported] = 2
+        # successors of trips done since the last step
+        done = np.flatnonzero((self.trip_state == 2) & ~self._succ_started)
+        self._succ_started[done] = True
+        has_next = done + 1 < t.person_ptr[t.person[done] + 1]
+        prev = done[has_next]
+        if prev.size == 0:
+            return
+        d = self.scenario.demand
+        arrive = self.trip_arrive_s[prev]
+        dur = t.act_duration_s[prev]
+        act = t.purpose[prev]
+        opens = np.zeros(prev.size)
+        closes = np.full(prev.size, np.inf)
+        for a, cfg in ((WORK, d.work), (SCHOOL, d.school), (SHOP, d.shop), (LEISURE, d.leisure)):
+            sel = act == a
+            opens[sel] = cfg.opens_s
+            closes[sel] = cfg.closes_s
+        start = np.maximum(arrive, opens)
+        end = np.minimum(start + dur, np.maximum(closes, arrive))
+        end = np.maximum(end, arrive + self.scenario.simulation.record_interval_s)
+        depart = np.maximum(end, t_now)
+        self._begin_trips(prev + 1, depart)
+
+    def _dispatch(self) -> None:
+        """Apply the link changes of policies in force at the current time to the kernel arrays."""
+        if not len(self.policies):
+            return
+        b = int(self._bin_of(np.array([self.sim.t_s]))[0])
+        a = self._bin_arrays[b]
+        cap = self._base_cap * a.capacity_factor
+        cap[a.closed] = self._base_cap[a.closed] * CLOSED_CAPACITY_FACTOR
+        self.sim.cap_veh_per_step[:] = cap
+        self.sim.fftt_s[:] = self._base_fftt / a.speed_factor
+
+    def step(self) -> None:
+        """Advance by ``record_interval_s`` (demand → dispatch → move → energy → record); at the end
+        of a day, score it and start the next iteration's day if any."""
+        cfg = self.scenario.simulation
+        if not self.day_running:
+            return
         with self._phase("demand"):
-            self._schedule_returns()
+            self._demand()
+        with self._phase("dispatch"):
+            self._dispatch()
         with self._phase("move"):
             t_end = min(self.sim.t_s + cfg.record_interval_s, cfg.end_s)
             self.sim.advance(t_end)
+        with self._phase("energy"):
+            pass  # the energy domain plugs in here
         with self._phase("record"):
+            self._sync_car_states()
             self.datacollector.collect(self)
-        if self.done:
-            self.running = False
+        if self._day_done():
+            self.day_running = False
+            with self._phase("score"):
+                self._score_day()
+            self.iteration += 1
+            rcfg = self.scenario.replanning
+            gap = self.iteration_records[-1]["relative_gap"]
+            converged = rcfg.gap_threshold > 0 and gap is not None and gap <= rcfg.gap_threshold
+            if self.iteration < rcfg.iterations and not converged:
+                with self._phase("plan"):
+                    self._replan()
+                self._start_day()
+            else:
+                self.running = False
+
+    def _sync_car_states(self) -> None:
+        if self.car_trips.size:
+            st = self.sim.status[: self.car_trips.size]
+            under = self.trip_state[self.car_trips] == 1
+            arr = under & (st == STATUS_ARRIVED)
+            self.trip_arrive_s[self.car_trips[arr]] = self.sim.arrive_s[: self.car_trips.size][arr]
+            self.trip_state[self.car_trips[arr]] = 2
+            self.trip_state[self.car_trips[under & (st == STATUS_REMOVED)]] = 3
+
+    def _day_done(self) -> bool:
+        if self.sim.t_s >= self.scenario.simulation.end_s:
+            return True
+        # every trip done or aborted, or no further trip can start (a chain ended by an aborted trip)
+        active = (self.trip_state == 1) | ((self.trip_state == 2) & ~self._succ_started)
+        return not active.any()
 
     @property
     def done(self) -> bool:
-        """All trips arrived, or the simulation reached ``end_s``."""
-        return bool(self.sim.n_arrived == self.sim.status.shape[0] or self.sim.t_s >= self.scenario.simulation.end_s)
+        """All days simulated."""
+        return not self.running
 
     def run(self, progress: Callable[[float, float], None] | None = None) -> CityModel:
-        """Step until :attr:`done`; ``progress(t_s, end_s)`` is called after every step."""
-        while not self.done:
+        """Step until every iteration's day is simulated; ``progress(t_s, end_s)`` after each step."""
+        while self.running:
             self.step()
-            if progress is not None:
+            if progress is not None and self.running:
                 progress(self.sim.t_s, self.scenario.simulation.end_s)
-        self.running = False
         return self
 
+    # --------------------------------------------------------- score, replan
+    def _experienced_link_times(self) -> np.ndarray:
+        vol = self.sim.link_volume
+        with np.errstate(invalid="ignore", divide="ignore"):
+            exp = self.sim.link_tt_sum_s / vol
+        exp = np.where(vol > 0, np.maximum(exp, self.link_freeflow_s), self.link_freeflow_s)
+        return exp
+
+    def _car_done(self) -> np.ndarray:
+        return self.car_trips[self.trip_state[self.car_trips] == 2]
+
+    def _score_day(self) -> None:
+        """Experienced link times → relative gap of the routes driven today; record the day's KPIs."""
+        self.link_time_s = self._experienced_link_times()
+        done = self._car_done()
+        gap = None
+        if done.size:
+            bins = self._bin_of(self.trip_depart_s[done])
+            groups, weights = self._weights(bins)
+            best = _group_costs(self.router, self.trips.origin[done], self.trips.dest[done], groups, weights)
+            cur = np.fromiter((weights[int(g)][self.route_links[i]].sum() for i, g in zip(done.tolist(), groups.tolist())),
+                              dtype=np.float64, count=done.size)
+            ok = np.isfinite(best) & np.isfinite(cur)
+            if ok.any() and cur[ok].sum() > 0:
+                gap = float((cur[ok].sum() - best[ok].sum()) / cur[ok].sum())
+        k = self.kpis_day()
+        k.update({"iteration": self.iteration, "relative_gap": gap})
+        self.iteration_records.append(k)
+
+    def _replan(self) -> None:
+        rcfg = self.scenario.replanning
+        share = 1.0 / (self.iteration + 1) if rcfg.route_share == "msa" else float(rcfg.route_share)
+        t = self.trips
+        u_route = self._replan_rng.random(t.n)
+        u_mode = self._replan_rng.random(t.n_tours)
+        dep = np.where(np.isfinite(self.trip_depart_s), self.trip_depart_s, self._planned_departures())
+        # skims for mode choice under today's experienced times: the current car cost of every trip
+        replan_tours = np.flatnonzero(u_mode < rcfg.mode_share)
+        reroute = np.flatnonzero((self.trip_mode == CAR) & (u_route < share))
+        new_car_candidates = np.flatnonzero(np.isin(t.tour, replan_tours))
+        self._route(np.union1d(reroute, new_car_candidates), dep)
+        self._choose_modes(replan_tours, dep)
+
     # ---------------------------------------------------------------- results
-    def trips_columns(self) -> dict[str, np.ndarray]:
-        """Per-trip results as columns (see docs/outputs.md)."""
-        net = self.network
-        n_trips = self.trip_origin.shape[0]
-        depart = self.sim.depart_s.astype(np.float64).copy()
-        depart[~np.isfinite(depart)] = np.nan
-        arrive = self.sim.arrive_s.astype(np.float64)
-        tt = arrive - depart
+    def kpis_day(self) -> dict[str, Any]:
+        """KPIs of the current day (deterministic: no wall times)."""
+        t = self.trips
+        done = self.trip_state == 2
+        tt = (self.trip_arrive_s - self.trip_depart_s)[done]
+        car_done = done & (self.trip_mode == CAR)
+        free = self._freeflow_times()
+        delay = (self.trip_arrive_s - self.trip_depart_s - free)[car_done]
+        dist = self._trip_distance_m()
+        vkt = float(dist[car_done].sum()) / 1000.0
+        vht = float((self.trip_arrive_s - self.trip_depart_s)[car_done].sum()) / 3600.0
+
+        def r(x: float, nd: int = 3) -> float | None:
+            return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+        shares = {}
+        for m, name in enumerate(MODES):
+            shares[f"mode_share_{name}"] = r(np.count_nonzero(self.trip_mode == m) / max(1, t.n), 6)
         return {
-            "trip_id": np.arange(n_trips, dtype=np.int64),
-            "agent_id": np.array([a.unique_id for a in self.residents], dtype=np.int64)[self.trip_resident],
-            "leg": np.array(LEGS * (n_trips // 2), dtype=object),
-            "mode": np.full(n_trips, "car", dtype=object),
-            "origin_osmid": net.node_osmid[self.trip_origin],
-            "destination_osmid": net.node_osmid[self.trip_dest],
-            "depart_s": depart,
-            "arrive_s": arrive,
-            "completed": self.sim.status == 3,
-            "route_length_m": self.trip_length_m,
-            "route_links": np.diff(self.route_indptr).astype(np.int32),
+            "residents": int(self.pop.n),
+            "trips_total": int(t.n),
+            "trips_completed": int(done.sum()),
+            "trips_aborted": int(np.count_nonzero(self.trip_state == 3)),
+            "completion_rate": r(done.sum() / max(1, t.n), 6),
+            **shares,
+            "car_trips": int(np.count_nonzero(self.trip_mode == CAR)),
+            "travel_time_mean_s": r(tt.mean()) if tt.size else None,
+            "travel_time_p50_s": r(np.percentile(tt, 50)) if tt.size else None,
+            "travel_time_p95_s": r(np.percentile(tt, 95)) if tt.size else None,
+            "car_travel_time_mean_s": r((self.trip_arrive_s - self.trip_depart_s)[car_done].mean()) if car_done.any() else None,
+            "delay_mean_s": r(delay.mean()) if delay.size else None,
+            "delay_total_veh_h": r(delay.sum() / 3600.0) if delay.size else 0.0,
+            "vkt_km": r(vkt),
+            "vht_h": r(vht),
+            "mean_speed_kmh": r(vkt / vht) if vht > 0 else None,
+            "tolls_paid": r(float(self.trip_car_toll[car_done].sum()), 2),
+            "forced_moves": int(self.sim.n_forced_moves),
+            "removed_stuck": int(self.sim.n_removed),
+            "last_arrival_s": r(np.nanmax(self.trip_arrive_s[done])) if done.any() else None,
+        }
+
+    def kpis(self) -> dict[str, Any]:
+        """Run-level KPIs: the last day's, plus convergence and the network."""
+        k = self.kpis_day()
+        gaps = [rec["relative_gap"] for rec in self.iteration_records]
+        k.update({
+            "iterations": len(self.iteration_records),
+            "relative_gap": gaps[-1] if gaps else None,
+            "network_nodes": self.network.n_nodes,
+            "network_links": self.network.n_links,
+        })
+        return k
+
+    def _freeflow_times(self) -> np.ndarray:
+        cfg = self.scenario.modes
+        free = np.full(self.trips.n, np.nan)
+        car = self.trip_mode == CAR
+        ff = self.network.link_fftt_s
+        free[car] = np.fromiter((ff[self.route_links[i]].sum() for i in np.flatnonzero(car).tolist()),
+                                dtype=np.float64, count=int(car.sum()))
+        free[self.trip_mode == WALK] = (self.trip_walk_m / cfg.walk_speed_mps)[self.trip_mode == WALK]
+        free[self.trip_mode == BIKE] = (self.trip_bike_m / cfg.bike_speed_mps)[self.trip_mode == BIKE]
+        return free
+
+    def _trip_distance_m(self) -> np.ndarray:
+        return np.select([self.trip_mode == CAR, self.trip_mode == WALK], [self.trip_car_m, self.trip_walk_m],
+                         self.trip_bike_m)
+
+    def agent_ids(self) -> np.ndarray:
+        """Mesa unique_id per resident row (row + 1 for lazily created agents: Mesa numbers from 1)."""
+        if self.lazy_agents:
+            return np.arange(1, self.pop.n + 1, dtype=np.int64)
+        return np.fromiter((self._agent_of_row[r].unique_id for r in range(self.pop.n)), dtype=np.int64, count=self.pop.n)
+
+    def trips_columns(self) -> dict[str, np.ndarray]:
+        """Per-trip results of the last day as columns (see docs/concepts.md)."""
+        net = self.network
+        t = self.trips
+        free = self._freeflow_times()
+        tt = self.trip_arrive_s - self.trip_depart_s
+        n_links = np.fromiter((self.route_links[i].size if self.trip_mode[i] == CAR else 0 for i in range(t.n)),
+                              dtype=np.int32, count=t.n)
+        return {
+            "trip_id": np.arange(t.n, dtype=np.int64),
+            "agent_id": self.agent_ids()[t.person],
+            "person": t.person,
+            "seq": t.seq,
+            "purpose": np.array(ACTIVITIES, dtype=object)[t.purpose],
+            "mode": np.array(MODES, dtype=object)[self.trip_mode],
+            "origin_osmid": net.node_osmid[t.origin],
+            "destination_osmid": net.node_osmid[t.dest],
+            "depart_s": self.trip_depart_s,
+            "arrive_s": self.trip_arrive_s,
+            "completed": self.trip_state == 2,
+            "route_length_m": self._trip_distance_m(),
+            "route_links": n_links,
             "travel_time_s": tt,
-            "freeflow_time_s": self.trip_freeflow_s,
-            "delay_s": tt - self.trip_freeflow_s,
+            "freeflow_time_s": free,
+            "delay_s": tt - free,
+            "toll": np.where(self.trip_mode == CAR, self.trip_car_toll, 0.0),
         }
 
     def links_columns(self) -> dict[str, np.ndarray]:
-        """Hourly volume and mean speed per link (rows with traffic only)."""
+        """Hourly volume and mean speed per link (rows with traffic only) of the last day."""
         net = self.network
-        vol = self.sim.link_volume
-        tt = self.sim.link_tt_sum_s
+        per_hour = max(1, int(round(3600.0 / self.bin_s))) if 3600.0 % self.bin_s == 0 else None
+        vol_b = self.sim.link_volume
+        tt_b = self.sim.link_tt_sum_s
+        if per_hour is None:  # bins that do not divide an hour: report per bin, labelled by start hour
+            hours = (np.arange(self.n_bins) * self.bin_s // 3600).astype(np.int64)
+        else:
+            hours = np.arange(self.n_bins) // per_hour
+        n_h = int(hours.max()) + 1
+        vol = np.zeros((net.n_links, n_h), np.int64)
+        tt = np.zeros((net.n_links, n_h))
+        for b in range(self.n_bins):
+            vol[:, hours[b]] += vol_b[:, b]
+            tt[:, hours[b]] += tt_b[:, b]
         link, hour = np.nonzero(vol)
         v = vol[link, hour]
         mean_tt = tt[link, hour] / v
@@ -262,34 +687,61 @@ class CityModel(mesa.Model):
             "capacity_vph": net.link_capacity_vph[link],
         }
 
-    def kpis(self) -> dict[str, Any]:
-        """Run-level key performance indicators (deterministic: no wall times)."""
-        done = self.sim.status == 3
-        trips = self.trips_columns()
-        tt = trips["travel_time_s"][done]
-        delay = trips["delay_s"][done]
-        vkt = float(trips["route_length_m"][done].sum()) / 1000.0
-        vht = float(tt.sum()) / 3600.0
-
-        def r(x: float, nd: int = 3) -> float | None:
-            return None if not np.isfinite(x) else round(float(x), nd)
-
-        n_trips = int(done.shape[0])
+    def events_columns(self) -> dict[str, np.ndarray]:
+        """Events of the last day: depart, enter_link, leave_link, arrive, aborted (sorted by time)."""
+        t = self.trips
+        agent = self.agent_ids()[t.person]
+        mode_names = np.array(MODES, dtype=object)
+        parts = []
+        started = np.flatnonzero(self.trip_state > 0)
+        parts.append((self.trip_depart_s[started], np.full(started.size, 0), started, np.full(started.size, -1)))
+        done = np.flatnonzero(self.trip_state == 2)
+        parts.append((self.trip_arrive_s[done], np.full(done.size, 3), done, np.full(done.size, -1)))
+        ab = np.flatnonzero(self.trip_state == 3)
+        parts.append((np.full(ab.size, np.nan), np.full(ab.size, 4), ab, np.full(ab.size, -1)))
+        if self.car_trips.size:
+            ip = self.car_route_indptr
+            enter = self.sim.route_enter_s[: ip[-1]]
+            car_of_pos = np.repeat(np.arange(self.car_trips.size), np.diff(ip))
+            trip_of_pos = self.car_trips[car_of_pos]
+            links = self.car_route_links
+            reached = np.isfinite(enter)
+            parts.append((enter[reached], np.full(int(reached.sum()), 1), trip_of_pos[reached], links[reached]))
+            # leave = next link's entry, or the arrival on the last link
+            nxt = np.full(enter.shape[0], np.nan)
+            nxt[:-1] = enter[1:]
+            last = np.zeros(enter.shape[0], dtype=bool)
+            last[ip[1:] - 1] = True
+            arr_car = self.sim.arrive_s[: self.car_trips.size][car_of_pos]
+            leave = np.where(last, arr_car, nxt)
+            left = np.isfinite(leave) & reached
+            parts.append((leave[left], np.full(int(left.sum()), 2), trip_of_pos[left], links[left]))
+        ts = np.concatenate([p[0] for p in parts])
+        typ = np.concatenate([p[1] for p in parts]).astype(np.int8)
+        trip = np.concatenate([p[2] for p in parts]).astype(np.int64)
+        link = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        # order: time, trip, then type (leave before enter at the same node passage), link position
+        type_rank = np.array([0, 2, 1, 3, 4])[typ]
+        order = np.lexsort((type_rank, trip, np.nan_to_num(ts, nan=np.inf)))
+        names = np.array(["depart", "enter_link", "leave_link", "arrive", "aborted"], dtype=object)
         return {
-            "residents": int(self.scenario.population.residents),
-            "trips_total": n_trips,
-            "trips_completed": int(done.sum()),
-            "completion_rate": r(done.sum() / max(1, n_trips), 6),
-            "travel_time_mean_s": r(tt.mean()) if tt.size else None,
-            "travel_time_p50_s": r(np.percentile(tt, 50)) if tt.size else None,
-            "travel_time_p95_s": r(np.percentile(tt, 95)) if tt.size else None,
-            "delay_mean_s": r(delay.mean()) if delay.size else None,
-            "delay_total_veh_h": r(delay.sum() / 3600.0),
-            "vkt_km": r(vkt),
-            "vht_h": r(vht),
-            "mean_speed_kmh": r(vkt / vht) if vht > 0 else None,
-            "forced_moves": int(self.sim.n_forced_moves),
-            "last_arrival_s": r(np.nanmax(self.sim.arrive_s)) if done.any() else None,
-            "network_nodes": self.network.n_nodes,
-            "network_links": self.network.n_links,
+            "t_s": ts[order],
+            "type": names[typ[order]],
+            "trip_id": trip[order],
+            "agent_id": agent[trip[order]],
+            "mode": mode_names[self.trip_mode[trip[order]]],
+            "link_id": link[order],
         }
+
+    def iterations_columns(self) -> dict[str, np.ndarray]:
+        """Per-iteration KPIs (convergence of the equilibrium)."""
+        recs = self.iteration_records
+        keys = list(recs[0]) if recs else []
+        out = {}
+        for k in keys:
+            vals = [r[k] for r in recs]
+            if all(isinstance(v, int) for v in vals):
+                out[k] = np.array(vals, dtype=np.int64)
+            else:
+                out[k] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
+        return out

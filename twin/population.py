@@ -1,47 +1,175 @@
-"""Synthetic population: homes, workplaces and activity times, drawn deterministically from a seed."""
+"""Synthetic population: households and residents with homes, jobs, schools and cars.
+
+Everything is drawn from numpy Generators handed in by the caller (one stream per purpose, spawned
+from the scenario seed), so a seed gives the same population on every machine.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
+from twin._errors import ScenarioError
 from twin.network.road_network import RoadNetwork
-from twin.scenario import TimeDistribution
+from twin.scenario import PopulationConfig, TimeDistribution
 
-__all__ = ["place_population", "sample_times"]
+__all__ = ["Population", "AGE_CHILD", "AGE_ADULT", "AGE_SENIOR", "synthesize_population",
+           "place_population", "sample_times", "grid_home_weights"]
+
+AGE_CHILD, AGE_ADULT, AGE_SENIOR = 0, 1, 2
 
 
-def _weights(w: np.ndarray, placement: str) -> np.ndarray:
-    if placement == "uniform" or w.sum() <= 0:
-        return np.full(w.shape[0], 1.0 / w.shape[0])
-    return w / w.sum()
+@dataclass
+class Population:
+    """Residents as columns (struct of arrays), one row per resident.
+
+    Attributes
+    ----------
+    household : int64 (n,)
+    home_node, work_node, school_node : int32 (n,), network node indices (-1: none)
+    age_group : int8 (n,), AGE_CHILD / AGE_ADULT / AGE_SENIOR
+    employed, student, can_drive : bool (n,)
+    """
+
+    household: np.ndarray
+    home_node: np.ndarray
+    age_group: np.ndarray
+    employed: np.ndarray
+    student: np.ndarray
+    can_drive: np.ndarray
+    work_node: np.ndarray
+    school_node: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.home_node.shape[0])
+
+
+def _p(w: np.ndarray, placement: str, fallback: np.ndarray | None = None) -> np.ndarray:
+    if placement == "buildings" and w.sum() > 0:
+        return w / w.sum()
+    if placement == "buildings" and fallback is not None and fallback.sum() > 0:
+        return fallback / fallback.sum()
+    return np.full(w.shape[0], 1.0 / w.shape[0])
+
+
+def grid_home_weights(net: RoadNetwork, path: str | Path, column: str) -> np.ndarray:
+    """Home weight per node from a population grid: each cell's population is shared among the
+    nodes inside it, in proportion to their residential buildings (equally when it has none)."""
+    import geopandas as gpd
+    from shapely import points
+
+    try:
+        cells = gpd.read_file(path)
+    except Exception as exc:
+        raise ScenarioError(None, [("population.grid", f"cannot read {path}: {str(exc).splitlines()[0][:120]}")]) from None
+    if column not in cells.columns:
+        raise ScenarioError(None, [("population.grid_population_column",
+                                    f"{path} has no column {column!r}; columns: {', '.join(map(str, cells.columns))}")])
+    cells = cells.to_crs("EPSG:4326") if cells.crs is not None else cells
+    pts = gpd.GeoDataFrame({"node": np.arange(net.n_nodes)}, geometry=points(net.node_lon, net.node_lat),
+                           crs="EPSG:4326")
+    joined = gpd.sjoin(pts, cells[[column, "geometry"]], how="inner", predicate="within")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    w = np.zeros(net.n_nodes)
+    if joined.empty:
+        return w
+    node = joined["node"].to_numpy()
+    cell = joined["index_right"].to_numpy()
+    pop = joined[column].to_numpy(dtype=np.float64)
+    bw = net.node_home_weight[node]
+    # per cell: share by building weight where the cell has buildings, else equally
+    cell_ids, inv = np.unique(cell, return_inverse=True)
+    bsum = np.bincount(inv, weights=bw)
+    cnt = np.bincount(inv)
+    share = np.where(bsum[inv] > 0, bw / np.where(bsum[inv] > 0, bsum[inv], 1.0), 1.0 / cnt[inv])
+    np.add.at(w, node, pop * share)
+    return w
+
+
+def synthesize_population(
+    net: RoadNetwork, cfg: PopulationConfig, rng: np.random.Generator, *, base_dir: Path | None = None
+) -> Population:
+    """Draw households and residents (see :class:`~twin.scenario.PopulationConfig`)."""
+    n = cfg.residents
+    if net.n_nodes < 2:
+        raise ValueError("a population needs a network with at least two nodes")
+    # households: sizes 1 + Poisson(mean - 1) until n residents are covered
+    sizes = 1 + rng.poisson(cfg.household_size_mean - 1.0, size=n)
+    cum = np.cumsum(sizes)
+    n_hh = int(np.searchsorted(cum, n) + 1)
+    sizes = sizes[:n_hh]
+    sizes[-1] -= int(cum[n_hh - 1] - n)
+    household = np.repeat(np.arange(n_hh, dtype=np.int64), sizes)
+    first = np.zeros(n, dtype=bool)
+    first[np.concatenate([[0], np.cumsum(sizes)[:-1]])] = True
+
+    home_w = net.node_home_weight
+    if cfg.grid:
+        gpath = Path(cfg.grid)
+        if not gpath.is_absolute() and base_dir is not None and (base_dir / gpath).exists():
+            gpath = base_dir / gpath
+        home_w = grid_home_weights(net, gpath, cfg.grid_population_column)
+        placement = "buildings"
+    else:
+        placement = cfg.placement
+    hh_home = rng.choice(net.n_nodes, size=n_hh, p=_p(home_w, placement)).astype(np.int32)
+    home = hh_home[household]
+
+    # age groups: the first member of a household is an adult or senior
+    u = rng.random(n)
+    child_p = np.where(first, 0.0, min(1.0, cfg.child_share * n / max(1, n - n_hh)))
+    age = np.where(u < child_p, AGE_CHILD, AGE_ADULT).astype(np.int8)
+    u2 = rng.random(n)
+    senior_p = cfg.senior_share / max(1e-12, 1.0 - cfg.child_share) if cfg.child_share < 1 else 0.0
+    age[(age == AGE_ADULT) & (u2 < senior_p)] = AGE_SENIOR
+
+    u3 = rng.random(n)
+    employed = ((age == AGE_ADULT) & (u3 < cfg.employment_rate)) | ((age == AGE_SENIOR) & (u3 < cfg.senior_employment_rate))
+    u4 = rng.random(n)
+    student = (age == AGE_CHILD) | ((age == AGE_ADULT) & ~employed & (u4 < cfg.adult_student_rate))
+    hh_car = rng.random(n_hh) < cfg.car_ownership
+    can_drive = hh_car[household] & (age != AGE_CHILD)
+
+    work = np.full(n, -1, dtype=np.int32)
+    school = np.full(n, -1, dtype=np.int32)
+    p_work = _p(net.node_work_weight, cfg.placement)
+    p_school = _p(net.node_school_weight, cfg.placement, fallback=net.node_work_weight)
+    idx_w = np.flatnonzero(employed)
+    work[idx_w] = rng.choice(net.n_nodes, size=idx_w.size, p=p_work)
+    idx_s = np.flatnonzero(student)
+    school[idx_s] = rng.choice(net.n_nodes, size=idx_s.size, p=p_school)
+    for dest, p in ((work, p_work), (school, p_school)):
+        same = np.flatnonzero((dest >= 0) & (dest == home))
+        for _ in range(100):
+            if same.size == 0:
+                break
+            dest[same] = rng.choice(net.n_nodes, size=same.size, p=p)
+            same = same[dest[same] == home[same]]
+        if same.size:  # all weight on the home node: use a neighbour index
+            dest[same] = (home[same] + 1) % net.n_nodes
+    return Population(household, home, age, employed, student, can_drive, work, school)
 
 
 def place_population(
     net: RoadNetwork, n: int, placement: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Home and work node indices (int32, shape (n,)) of ``n`` residents.
-
-    With ``placement="buildings"`` homes are drawn with probability proportional to
-    ``net.node_home_weight`` and workplaces to ``net.node_work_weight`` (OSM building centroids
-    snapped to nodes); a map without buildings falls back to uniform. A resident never works
-    at its home node (redrawn until different; needs at least two nodes).
-    """
+    """Home and work node indices (int32, shape (n,)) for ``n`` commuters (work != home)."""
     if net.n_nodes < 2:
         raise ValueError("a population needs a network with at least two nodes")
-    p_home = _weights(net.node_home_weight, placement)
-    p_work = _weights(net.node_work_weight, placement)
-    if np.count_nonzero(p_work) == 1:  # a single workplace node: let homes avoid it
-        p_work = _weights(np.ones(net.n_nodes), "uniform")
+    p_home = _p(net.node_home_weight, placement)
+    p_work = _p(net.node_work_weight, placement)
     home = rng.choice(net.n_nodes, size=n, p=p_home).astype(np.int32)
     work = rng.choice(net.n_nodes, size=n, p=p_work).astype(np.int32)
     same = np.flatnonzero(home == work)
-    for _ in range(1000):
+    for _ in range(100):
         if same.size == 0:
             break
         work[same] = rng.choice(net.n_nodes, size=same.size, p=p_work)
         same = same[home[same] == work[same]]
     if same.size:
-        # every workplace weight sits on these residents' home nodes: use any other node
         work[same] = (home[same] + 1) % net.n_nodes
     return home, work
 
@@ -49,11 +177,13 @@ def place_population(
 def sample_times(dist: TimeDistribution, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` draws (float64 seconds) of a :class:`~twin.scenario.TimeDistribution`.
 
-    Truncated normals use inverse-CDF sampling, so draws never pile up on the bounds.
+    Truncated normals use inverse-CDF sampling, so draws never pile up on the bounds. Always
+    consumes exactly ``n`` uniforms from ``rng`` (also for ``fixed``), so other draws of the same
+    stream do not shift when a distribution changes kind.
     """
+    u = rng.random(n)
     if dist.kind == "fixed" or n == 0:
         return np.full(n, float(dist.mean_s))
-    u = rng.random(n)
     if dist.kind == "uniform":
         return dist.min_s + u * (dist.max_s - dist.min_s)
     if dist.std_s == 0:

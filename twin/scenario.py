@@ -92,27 +92,168 @@ class MapConfig(_Strict):
 
 
 class PopulationConfig(_Strict):
-    """The synthetic residents."""
+    """The synthetic population: households, residents and their attributes."""
 
-    residents: int = Field(3000, ge=1, le=10_000_000, description="Number of residents (one car commuter each).")
+    residents: int = Field(3000, ge=1, le=10_000_000, description="Number of residents.")
     placement: Literal["buildings", "uniform"] = Field(
         "buildings",
-        description="Homes/workplaces on network nodes weighted by the OSM buildings snapped to them "
-        "('buildings', falling back to uniform when the map has none) or uniformly ('uniform').",
+        description="Homes, workplaces, schools and shops on network nodes weighted by the OSM buildings "
+        "snapped to them ('buildings', falling back to uniform when the map has none of a kind) or "
+        "uniformly ('uniform').",
     )
+    grid: str | None = Field(
+        None,
+        description="Optional population grid (GeoPackage/GeoJSON of polygons with a population column): "
+        "homes are distributed over cells in proportion to their population, within a cell by buildings.",
+    )
+    grid_population_column: str = Field("population", description="Column of `grid` holding people per cell.")
+    household_size_mean: float = Field(2.1, ge=1, le=10, description="Mean household size (1 + Poisson).")
+    child_share: float = Field(0.15, ge=0, le=1, description="Share of residents under 18 (never the first of a household).")
+    senior_share: float = Field(0.2, ge=0, le=1, description="Share of residents 65 or older.")
+    employment_rate: float = Field(0.75, ge=0, le=1, description="Share of adults (18-64) with a job.")
+    senior_employment_rate: float = Field(0.1, ge=0, le=1, description="Share of seniors with a job.")
+    adult_student_rate: float = Field(0.08, ge=0, le=1, description="Share of adults without a job who study.")
+    car_ownership: float = Field(0.6, ge=0, le=1, description="Share of households owning a car (adults of those may drive).")
+    mesa_agents: Literal["auto", "all", "lazy"] = Field(
+        "auto", description="Create a Mesa agent per resident ('all'), on first access ('lazy'), "
+        "or 'all' up to 200,000 residents ('auto')."
+    )
+
+    @model_validator(mode="after")
+    def _shares(self) -> PopulationConfig:
+        if self.child_share + self.senior_share > 1:
+            raise ValueError("child_share + senior_share must be <= 1")
+        return self
+
+
+class ActivityConfig(_Strict):
+    """One activity type: how long it lasts and when it is open."""
+
+    duration: TimeDistribution
+    opens_s: Seconds = Field(0.0, ge=0, description="Opening time ('HH:MM'); arrivals before wait for it.")
+    closes_s: Seconds = Field(48 * 3600.0, ge=0, description="Closing time; the activity ends at closing at the latest.")
+
+
+def _dist(mean: float, std: float, lo: float, hi: float, kind: str = "normal") -> TimeDistribution:
+    return TimeDistribution(kind=kind, mean_s=mean, std_s=std, min_s=lo, max_s=hi)
 
 
 class DemandConfig(_Strict):
-    """Daily activity chain home → work → home."""
+    """Daily activity chains: home-work-home, home-school-home, with shopping and leisure stops."""
 
-    morning_departure: TimeDistribution = Field(
-        default_factory=lambda: TimeDistribution(kind="normal", mean_s=8 * 3600, std_s=3600, min_s=5 * 3600, max_s=11 * 3600),
-        description="When residents leave home.",
+    work_departure: TimeDistribution = Field(
+        default_factory=lambda: _dist(8 * 3600, 3600, 5 * 3600, 11 * 3600),
+        description="When workers leave home.",
     )
-    work_duration: TimeDistribution = Field(
-        default_factory=lambda: TimeDistribution(kind="normal", mean_s=8.5 * 3600, std_s=3600, min_s=4 * 3600, max_s=12 * 3600),
-        description="Time spent at work; the return trip departs at arrival + duration.",
+    school_departure: TimeDistribution = Field(
+        default_factory=lambda: _dist(7.75 * 3600, 900, 7 * 3600, 9 * 3600),
+        description="When pupils and students leave home.",
     )
+    errand_departure: TimeDistribution = Field(
+        default_factory=lambda: _dist(0, 0, 9 * 3600, 16 * 3600, kind="uniform"),
+        description="When residents without work or school leave home for an errand.",
+    )
+    work: ActivityConfig = Field(default_factory=lambda: ActivityConfig(duration=_dist(8.5 * 3600, 3600, 4 * 3600, 11 * 3600)))
+    school: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
+        duration=_dist(6 * 3600, 1800, 4 * 3600, 8 * 3600), opens_s=7 * 3600, closes_s=17 * 3600))
+    shop: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
+        duration=_dist(1800, 900, 600, 5400), opens_s=8 * 3600, closes_s=21 * 3600))
+    leisure: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
+        duration=_dist(5400, 1800, 1800, 4 * 3600), opens_s=10 * 3600, closes_s=23 * 3600))
+    home_before_leisure: TimeDistribution = Field(
+        default_factory=lambda: _dist(5400, 1800, 1800, 4 * 3600),
+        description="Time at home before an evening leisure tour.",
+    )
+    shop_after_work: float = Field(0.25, ge=0, le=1, description="Probability that a worker shops on the way home.")
+    errand_share: float = Field(0.6, ge=0, le=1, description="Probability that a resident without work or school goes out (shop 60%, leisure 40%).")
+    evening_leisure: float = Field(0.2, ge=0, le=1, description="Probability of an evening leisure tour after returning home.")
+
+
+class ModeConfig(_Strict):
+    """Modes and the multinomial logit mode choice (per home-based tour)."""
+
+    available: list[Literal["car", "walk", "bike"]] = Field(
+        default_factory=lambda: ["car", "walk", "bike"], min_length=1,
+        description="Modes residents may use (car only for adults of car-owning households).",
+    )
+    walk_speed_mps: float = Field(1.33, gt=0, le=3, description="Walking speed on the walk network.")
+    bike_speed_mps: float = Field(4.2, gt=0, le=12, description="Cycling speed on the bike network.")
+    asc_car: float = Field(0.0, description="Alternative-specific constant of car.")
+    asc_walk: float = Field(0.0, description="Alternative-specific constant of walk.")
+    asc_bike: float = Field(-1.0, description="Alternative-specific constant of bike.")
+    beta_time_per_h: float = Field(-6.0, lt=0, description="Utility per hour of travel time.")
+    beta_cost_per_money: float = Field(-0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
+    car_cost_per_km: float = Field(0.2, ge=0, description="Money cost of driving per km (fuel, wear).")
+    car_parking_cost: float = Field(0.0, ge=0, description="Money cost of parking per car tour.")
+
+    @property
+    def value_of_time_per_h(self) -> float:
+        """Money per hour that one hour of travel is worth (beta_time / beta_cost)."""
+        return self.beta_time_per_h / self.beta_cost_per_money
+
+
+class ReplanningConfig(_Strict):
+    """Iterations of simulate → score → replan towards a dynamic user equilibrium."""
+
+    iterations: int = Field(1, ge=1, le=1000, description="Simulated days; 1 = no replanning (free-flow routes).")
+    route_share: float | Literal["msa"] = Field(
+        "msa", description="Share of car trips re-routed on the last day's travel times each iteration; "
+        "'msa' = 1/(k+1) in iteration k (method of successive averages)."
+    )
+    mode_share: float = Field(0.1, ge=0, le=1, description="Share of tours whose mode is re-chosen each iteration.")
+    cost_bin_s: float = Field(900.0, ge=60, le=4 * 3600, description="Time bins of experienced link travel times.")
+    gap_threshold: float = Field(0.0, ge=0, description="Stop early once the relative gap is below this (0: run all iterations).")
+
+class LinkChangePolicy(_Strict):
+    """Change links during a time window: close them, or scale capacity and speed (a bridge closed,
+    a lane removed, a temporary speed limit)."""
+
+    type: Literal["link_change"]
+    name: str = Field("link_change", description="Label in reports.")
+    osm_way_ids: list[int] = Field(default_factory=list, description="Select the links of these OSM ways.")
+    links: list[tuple[int, int]] = Field(default_factory=list, description="Select links by [from, to] OSM node ids.")
+    bbox: tuple[float, float, float, float] | None = Field(None, description="Select links with both ends in [W, S, E, N].")
+    from_s: Seconds = Field(0.0, ge=0, description="Start of the window ('HH:MM').")
+    to_s: Seconds = Field(48 * 3600.0, ge=0, description="End of the window ('HH:MM').")
+    closed: bool = Field(False, description="Closed links are avoided by routing and let (almost) nobody through.")
+    capacity_factor: float = Field(1.0, gt=0, le=10, description="Multiplies flow capacity.")
+    speed_factor: float = Field(1.0, gt=0, le=10, description="Multiplies free-flow speed.")
+
+    @model_validator(mode="after")
+    def _select(self) -> LinkChangePolicy:
+        if not (self.osm_way_ids or self.links or self.bbox):
+            raise ValueError("select links with osm_way_ids, links or bbox")
+        if self.to_s <= self.from_s:
+            raise ValueError("to_s must be > from_s")
+        return self
+
+
+class RoadPricingPolicy(_Strict):
+    """Road pricing during a time window: a cordon charge for entering an area, a per-km charge
+    inside it, or a charge per passage of given links. Charges enter the generalized cost of route
+    and mode choice through the value of time."""
+
+    type: Literal["road_pricing"]
+    name: str = Field("road_pricing", description="Label in reports.")
+    kind: Literal["cordon", "distance", "link"] = Field("cordon", description="How the charge is levied.")
+    bbox: tuple[float, float, float, float] | None = Field(None, description="The priced area [W, S, E, N] (cordon, distance).")
+    osm_way_ids: list[int] = Field(default_factory=list, description="Priced ways (kind link).")
+    price: float = Field(2.0, ge=0, description="Money per entry (cordon), per km (distance) or per passage (link).")
+    from_s: Seconds = Field(7 * 3600.0, ge=0, description="Start of the charging window ('HH:MM').")
+    to_s: Seconds = Field(19 * 3600.0, ge=0, description="End of the charging window ('HH:MM').")
+
+    @model_validator(mode="after")
+    def _select(self) -> RoadPricingPolicy:
+        if self.kind in ("cordon", "distance") and self.bbox is None:
+            raise ValueError(f"kind {self.kind} needs a bbox [W, S, E, N]")
+        if self.kind == "link" and not self.osm_way_ids:
+            raise ValueError("kind link needs osm_way_ids")
+        if self.to_s <= self.from_s:
+            raise ValueError("to_s must be > from_s")
+        return self
+
+
+Policy = Annotated[LinkChangePolicy | RoadPricingPolicy, Field(discriminator="type")]
 
 
 class SimulationConfig(_Strict):
@@ -129,6 +270,10 @@ class SimulationConfig(_Strict):
     )
     storage_capacity_factor: float = Field(
         1.0, gt=0, le=100, description="Scales link storage capacities (spillback)."
+    )
+    stuck_action: Literal["force", "remove"] = Field(
+        "force", description="What happens to a vehicle stuck for stuck_time_s: moved on ('force') or "
+        "removed from the network and its trip counted as incomplete ('remove')."
     )
     stuck_time_s: float = Field(
         300.0, gt=0,
@@ -149,6 +294,8 @@ class OutputConfig(_Strict):
 
     links: bool = Field(True, description="Write links.parquet (hourly volume and mean speed per link).")
     timeseries: bool = Field(True, description="Write timeseries.parquet (Mesa DataCollector model variables).")
+    events: bool = Field(True, description="Write events.parquet (depart, enter/leave link, arrive) of the last iteration.")
+    geopackage: bool = Field(True, description="Write links.gpkg (daily link results with geometry) for GIS tools.")
 
 
 class Scenario(_Strict):
@@ -161,16 +308,23 @@ class Scenario(_Strict):
     map: MapConfig = Field(default_factory=MapConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     demand: DemandConfig = Field(default_factory=DemandConfig)
+    modes: ModeConfig = Field(default_factory=ModeConfig)
+    replanning: ReplanningConfig = Field(default_factory=ReplanningConfig)
+    policies: list[Policy] = Field(default_factory=list, description="Mobility policies (see docs/policies.md).")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
     def _durations(self) -> Scenario:
-        if self.demand.work_duration.min_s < self.simulation.record_interval_s:
-            raise ValueError(
-                f"demand.work_duration.min_s ({self.demand.work_duration.min_s:g}) must be >= "
-                f"simulation.record_interval_s ({self.simulation.record_interval_s:g})"
-            )
+        step = self.simulation.record_interval_s
+        for name in ("work", "school", "shop", "leisure"):
+            d = getattr(self.demand, name).duration
+            if d.min_s < step:
+                raise ValueError(
+                    f"demand.{name}.duration.min_s ({d.min_s:g}) must be >= simulation.record_interval_s ({step:g})"
+                )
+        if self.demand.home_before_leisure.min_s < step:
+            raise ValueError(f"demand.home_before_leisure.min_s must be >= simulation.record_interval_s ({step:g})")
         return self
 
 

@@ -1,8 +1,9 @@
 """Residents: Mesa agents that are handles (a row index) over the model's numpy columns.
 
-Bulk dynamics (moving cars) run in Numba kernels over the columns; a Resident is how Python code,
-notebooks and later per-agent decisions see one person. Nothing per-resident is stored on the
-agent but its row, so two models in one process (pytest, Ray workers) never share state.
+Bulk dynamics (moving cars, scheduling trips) run on the columns; a Resident is how Python code,
+notebooks and per-agent decisions see one person. Nothing per-resident is stored on the agent but
+its row, so two models in one process (pytest, Ray workers) never share state. Large populations
+create these handles lazily (``CityModel.resident(row)``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mesa
+import numpy as np
 
 if TYPE_CHECKING:
     from twin.model import CityModel
 
 __all__ = ["Resident"]
 
+_AGE = ("child", "adult", "senior")
+
 
 class Resident(mesa.Agent):
-    """One resident: home → work → home by car.
+    """One resident.
 
     Parameters
     ----------
@@ -34,15 +38,21 @@ class Resident(mesa.Agent):
         super().__init__(model)
         self.row = int(row)
 
+    # ------------------------------------------------------------ attributes
     @property
     def home_node(self) -> int:
         """Network node index of the home."""
-        return int(self.model.pop_home_node[self.row])
+        return int(self.model.pop.home_node[self.row])
 
     @property
     def work_node(self) -> int:
-        """Network node index of the workplace."""
-        return int(self.model.pop_work_node[self.row])
+        """Network node index of the workplace (-1: no job)."""
+        return int(self.model.pop.work_node[self.row])
+
+    @property
+    def school_node(self) -> int:
+        """Network node index of the school (-1: not a pupil or student)."""
+        return int(self.model.pop.school_node[self.row])
 
     @property
     def home_osmid(self) -> int:
@@ -50,29 +60,57 @@ class Resident(mesa.Agent):
         return int(self.model.network.node_osmid[self.home_node])
 
     @property
-    def work_osmid(self) -> int:
-        """OSM id of the workplace node."""
-        return int(self.model.network.node_osmid[self.work_node])
+    def age_group(self) -> str:
+        """``child``, ``adult`` or ``senior``."""
+        return _AGE[int(self.model.pop.age_group[self.row])]
 
     @property
-    def trip_ids(self) -> tuple[int, int]:
-        """Indices of the outbound and return trips in the model's trip columns."""
-        return 2 * self.row, 2 * self.row + 1
+    def employed(self) -> bool:
+        return bool(self.model.pop.employed[self.row])
+
+    @property
+    def can_drive(self) -> bool:
+        """An adult of a car-owning household."""
+        return bool(self.model.pop.can_drive[self.row])
+
+    @property
+    def household(self) -> int:
+        return int(self.model.pop.household[self.row])
+
+    # ------------------------------------------------------------------ day
+    @property
+    def trip_ids(self) -> np.ndarray:
+        """Indices of this resident's trips in the model's trip columns, in order."""
+        p = self.model.trips.person_ptr
+        return np.arange(p[self.row], p[self.row + 1])
+
+    @property
+    def plan(self) -> list[tuple[str, str]]:
+        """The day as (activity at the destination, mode) per trip."""
+        from twin.demand import ACTIVITIES
+        from twin.domains.mobility.mode_choice import MODES
+
+        m = self.model
+        return [(ACTIVITIES[int(m.trips.purpose[i])], MODES[int(m.trip_mode[i])]) for i in self.trip_ids]
 
     @property
     def state(self) -> str:
-        """``at_home``, ``to_work``, ``at_work``, ``to_home`` or ``home_again``."""
-        status = self.model.sim.status
-        out, back = self.trip_ids
-        if status[back] == 3:
-            return "home_again"
-        if status[back] in (1, 2):
-            return "to_home"
-        if status[out] == 3:
-            return "at_work"
-        if status[out] in (1, 2):
-            return "to_work"
-        return "at_home"
+        """``at_home`` (before the first trip), ``travelling``, ``at_<activity>`` or ``aborted``."""
+        from twin.demand import ACTIVITIES
+
+        m = self.model
+        ids = self.trip_ids
+        if ids.size == 0:
+            return "at_home"
+        st = m.trip_state[ids]
+        if (st == 3).any():
+            return "aborted"
+        if (st == 1).any():
+            return "travelling"
+        done = ids[st == 2]
+        if done.size == 0:
+            return "at_home"
+        return "at_" + ACTIVITIES[int(m.trips.purpose[done[-1]])]
 
     def __repr__(self) -> str:
         return f"Resident(id={self.unique_id}, row={self.row}, state={self.state})"

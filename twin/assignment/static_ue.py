@@ -127,7 +127,9 @@ class _Problem:
             raise ValueError(f"n_zones must be in 1..n_nodes, got {n_zones}")
         od = np.asarray(od, dtype=np.float64)
         if od.shape != (n_zones, n_zones):
-            raise ValueError(f"od must have shape ({n_zones}, {n_zones}) (n_zones x n_zones), got {od.shape}")
+            raise ValueError(
+                f"od must have shape ({n_zones}, {n_zones}) (n_zones x n_zones), got {od.shape}"
+            )
         if not np.all(np.isfinite(od)) or np.any(od < 0):
             raise ValueError("od demand must be finite and >= 0")
         perm = np.argsort(init, kind="stable")
@@ -169,12 +171,23 @@ class _Problem:
 
     def aon(self, cost):
         """All-or-nothing flows and SPTT on ``cost``; raises if some demand has no path."""
-        aon_load(self.indptr, self.link_head, self.link_tail, cost, self.od, self.first_thru,
-                 self._flow_blocks, self._sptt_blocks, self._unreached_blocks)
+        aon_load(
+            self.indptr,
+            self.link_head,
+            self.link_tail,
+            cost,
+            self.od,
+            self.first_thru,
+            self._flow_blocks,
+            self._sptt_blocks,
+            self._unreached_blocks,
+        )
         unreached = float(self._unreached_blocks.sum())
         if unreached > 0:
-            raise ValueError(f"{unreached:g} units of demand have no path (disconnected network, closed "
-                             f"links or first_thru_node={self.first_thru + 1} blocking every route)")
+            raise ValueError(
+                f"{unreached:g} units of demand have no path (disconnected network, closed "
+                f"links or first_thru_node={self.first_thru + 1} blocking every route)"
+            )
         return self._flow_blocks.sum(axis=0), float(self._sptt_blocks.sum())
 
     def objective(self, x):
@@ -216,8 +229,9 @@ def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
     return alpha * s1 + (1.0 - alpha) * y
 
 
-def solve_ue(net, od, *, method="bfw", max_iter=1000, gap_tol=1e-4, max_time_s=None,
-             line_search_tol=1e-12):
+def solve_ue(
+    net, od, *, method="bfw", max_iter=1000, gap_tol=1e-4, max_time_s=None, line_search_tol=1e-12
+):
     """Static user equilibrium with BPR costs by (bi)conjugate Frank-Wolfe.
 
     Parameters
@@ -292,7 +306,17 @@ def solve_ue(net, od, *, method="bfw", max_iter=1000, gap_tol=1e-4, max_time_s=N
     flow[prob.perm] = x
     link_cost = np.empty(n)
     link_cost[prob.perm] = cost
-    return UEResult(flow=flow, cost=link_cost, relative_gap=np.array(gaps), objective=np.array(objs),
-                    step_size=np.array(steps), elapsed_s=np.array(elapsed), iterations=k,
-                    converged=gaps[-1] <= gap_tol, tstt=tstt, sptt=sptt,
-                    wall_time_s=time.perf_counter() - t0, method=method)
+    return UEResult(
+        flow=flow,
+        cost=link_cost,
+        relative_gap=np.array(gaps),
+        objective=np.array(objs),
+        step_size=np.array(steps),
+        elapsed_s=np.array(elapsed),
+        iterations=k,
+        converged=gaps[-1] <= gap_tol,
+        tstt=tstt,
+        sptt=sptt,
+        wall_time_s=time.perf_counter() - t0,
+        method=method,
+    )

@@ -108,8 +108,20 @@ class TntpNetwork:
     source: str = "<string>"
 
     @classmethod
-    def from_links(cls, init_node, term_node, free_flow_time, capacity, *, b=0.15, power=4.0,
-                   n_zones, n_nodes=None, first_thru_node=1, length=None):
+    def from_links(
+        cls,
+        init_node,
+        term_node,
+        free_flow_time,
+        capacity,
+        *,
+        b=0.15,
+        power=4.0,
+        n_zones,
+        n_nodes=None,
+        first_thru_node=1,
+        length=None,
+    ):
         """Build a network from link arrays (0-based nodes), e.g. for tests.
 
         Parameters
@@ -143,12 +155,22 @@ class TntpNetwork:
 
         if n_nodes is None:
             n_nodes = int(max(init_node.max(initial=-1), term_node.max(initial=-1))) + 1
-        return cls(init_node=init_node, term_node=term_node, capacity=full(capacity),
-                   length=fft.copy() if length is None else full(length),
-                   free_flow_time=fft.copy(), b=full(b), power=full(power),
-                   speed=np.zeros(n), toll=np.zeros(n), link_type=np.ones(n, dtype=np.int64),
-                   n_zones=int(n_zones), n_nodes=int(n_nodes), n_links=int(n),
-                   first_thru_node=int(first_thru_node))
+        return cls(
+            init_node=init_node,
+            term_node=term_node,
+            capacity=full(capacity),
+            length=fft.copy() if length is None else full(length),
+            free_flow_time=fft.copy(),
+            b=full(b),
+            power=full(power),
+            speed=np.zeros(n),
+            toll=np.zeros(n),
+            link_type=np.ones(n, dtype=np.int64),
+            n_zones=int(n_zones),
+            n_nodes=int(n_nodes),
+            n_links=int(n),
+            first_thru_node=int(first_thru_node),
+        )
 
 
 @dataclass
@@ -206,9 +228,13 @@ def _meta_int(meta, tag, source, lines_of, *, required, default=None):
     try:
         val = float(raw.split()[0].rstrip(";"))
     except (ValueError, IndexError):
-        raise ValueError(f"{source}:{lines_of[tag]}: <{tag}> must be an integer, got {raw!r}") from None
+        raise ValueError(
+            f"{source}:{lines_of[tag]}: <{tag}> must be an integer, got {raw!r}"
+        ) from None
     if val != int(val) or val < 0:
-        raise ValueError(f"{source}:{lines_of[tag]}: <{tag}> must be a non-negative integer, got {raw!r}")
+        raise ValueError(
+            f"{source}:{lines_of[tag]}: <{tag}> must be a non-negative integer, got {raw!r}"
+        )
     return int(val)
 
 
@@ -260,9 +286,11 @@ def parse_tntp_net(text, source="<string>"):
             continue
         parts = _fields(line)
         if len(parts) < _N_NET_COLS:
-            raise ValueError(f"{source}:{lineno}: expected {_N_NET_COLS} link fields (init node, term node, "
-                             f"capacity, length, free flow time, b, power, speed, toll, type), "
-                             f"got {len(parts)}: {line!r}")
+            raise ValueError(
+                f"{source}:{lineno}: expected {_N_NET_COLS} link fields (init node, term node, "
+                f"capacity, length, free flow time, b, power, speed, toll, type), "
+                f"got {len(parts)}: {line!r}"
+            )
         try:
             vals = [float(p) for p in parts[:_N_NET_COLS]]
         except ValueError:
@@ -271,7 +299,9 @@ def parse_tntp_net(text, source="<string>"):
             raise ValueError(f"{source}:{lineno}: more than {_N_NET_COLS} link fields: {line!r}")
         for k in (0, 1, 9):
             if vals[k] != int(vals[k]):
-                raise ValueError(f"{source}:{lineno}: node ids and link type must be integers: {line!r}")
+                raise ValueError(
+                    f"{source}:{lineno}: node ids and link type must be integers: {line!r}"
+                )
         rows.append((lineno, vals))
 
     n_zones = _meta_int(meta, "NUMBER OF ZONES", source, meta_line, required=True)
@@ -283,24 +313,42 @@ def parse_tntp_net(text, source="<string>"):
     for lineno, v in rows:
         for k in (0, 1):
             if not 1 <= v[k] <= n_nodes:
-                raise ValueError(f"{source}:{lineno}: node {int(v[k])} outside 1..{n_nodes} "
-                                 f"(<NUMBER OF NODES>)")
+                raise ValueError(
+                    f"{source}:{lineno}: node {int(v[k])} outside 1..{n_nodes} (<NUMBER OF NODES>)"
+                )
         if v[2] < 0 or v[4] < 0 or v[5] < 0 or v[6] < 0:
-            raise ValueError(f"{source}:{lineno}: capacity, free flow time, b and power must be >= 0")
+            raise ValueError(
+                f"{source}:{lineno}: capacity, free flow time, b and power must be >= 0"
+            )
         if v[2] == 0 and v[5] > 0:
-            raise ValueError(f"{source}:{lineno}: zero capacity with b > 0 gives an infinite BPR cost")
+            raise ValueError(
+                f"{source}:{lineno}: zero capacity with b > 0 gives an infinite BPR cost"
+            )
     if n_links_meta is not None and n_links_meta != len(rows):
-        raise ValueError(f"{source}: <NUMBER OF LINKS> is {n_links_meta} but {len(rows)} links were read")
+        raise ValueError(
+            f"{source}: <NUMBER OF LINKS> is {n_links_meta} but {len(rows)} links were read"
+        )
     if n_zones > n_nodes:
-        raise ValueError(f"{source}: <NUMBER OF ZONES> {n_zones} exceeds the number of nodes {n_nodes}")
+        raise ValueError(
+            f"{source}: <NUMBER OF ZONES> {n_zones} exceeds the number of nodes {n_nodes}"
+        )
     return TntpNetwork(
         init_node=(arr[:, 0] - 1).astype(np.int32),
         term_node=(arr[:, 1] - 1).astype(np.int32),
-        capacity=arr[:, 2].copy(), length=arr[:, 3].copy(), free_flow_time=arr[:, 4].copy(),
-        b=arr[:, 5].copy(), power=arr[:, 6].copy(), speed=arr[:, 7].copy(), toll=arr[:, 8].copy(),
+        capacity=arr[:, 2].copy(),
+        length=arr[:, 3].copy(),
+        free_flow_time=arr[:, 4].copy(),
+        b=arr[:, 5].copy(),
+        power=arr[:, 6].copy(),
+        speed=arr[:, 7].copy(),
+        toll=arr[:, 8].copy(),
         link_type=arr[:, 9].astype(np.int64),
-        n_zones=n_zones, n_nodes=n_nodes, n_links=len(rows), first_thru_node=ftn,
-        metadata=meta, source=source,
+        n_zones=n_zones,
+        n_nodes=n_nodes,
+        n_links=len(rows),
+        first_thru_node=ftn,
+        metadata=meta,
+        source=source,
     )
 
 
@@ -354,20 +402,25 @@ def parse_tntp_trips(text, n_zones=None, source="<string>"):
             m = _ENTRY_RE.match(line, pos)
             if m is not None:
                 if origin is None:
-                    raise ValueError(f"{source}:{lineno}: 'dest : value' entry before the first 'Origin N'")
+                    raise ValueError(
+                        f"{source}:{lineno}: 'dest : value' entry before the first 'Origin N'"
+                    )
                 entries.append((lineno, origin, int(m.group(1)), float(m.group(2))))
                 pos = m.end()
                 continue
             rest = line[pos:].strip()
             if rest == "" or set(rest) == {";"}:
                 break
-            raise ValueError(f"{source}:{lineno}: expected 'Origin N' or 'dest : value;' entries, "
-                             f"got {rest!r}")
+            raise ValueError(
+                f"{source}:{lineno}: expected 'Origin N' or 'dest : value;' entries, got {rest!r}"
+            )
     file_zones = _meta_int(meta, "NUMBER OF ZONES", source, meta_line, required=n_zones is None)
     if n_zones is None:
         n_zones = file_zones
     if file_zones is not None and file_zones > n_zones:
-        raise ValueError(f"{source}: <NUMBER OF ZONES> {file_zones} exceeds the network's {n_zones} zones")
+        raise ValueError(
+            f"{source}: <NUMBER OF ZONES> {file_zones} exceeds the network's {n_zones} zones"
+        )
     od = np.zeros((n_zones, n_zones), dtype=np.float64)
     filled = np.zeros((n_zones, n_zones), dtype=np.bool_)
     for lineno, o, d, v in entries:
@@ -414,12 +467,24 @@ def parse_tntp_flow(text, source="<string>"):
             vals = [float(p) for p in parts]
         except ValueError:
             raise ValueError(f"{source}:{lineno}: non-numeric field in {line!r}") from None
-        if len(vals) != 4 or vals[0] != int(vals[0]) or vals[1] != int(vals[1]) or min(vals[:2]) < 1:
-            raise ValueError(f"{source}:{lineno}: expected 'from to volume cost' (node ids >= 1), got {line!r}")
+        if (
+            len(vals) != 4
+            or vals[0] != int(vals[0])
+            or vals[1] != int(vals[1])
+            or min(vals[:2]) < 1
+        ):
+            raise ValueError(
+                f"{source}:{lineno}: expected 'from to volume cost' (node ids >= 1), got {line!r}"
+            )
         rows.append(vals)
     arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    return TntpFlow(init_node=(arr[:, 0] - 1).astype(np.int32), term_node=(arr[:, 1] - 1).astype(np.int32),
-                    volume=arr[:, 2].copy(), cost=arr[:, 3].copy(), source=source)
+    return TntpFlow(
+        init_node=(arr[:, 0] - 1).astype(np.int32),
+        term_node=(arr[:, 1] - 1).astype(np.int32),
+        volume=arr[:, 2].copy(),
+        cost=arr[:, 3].copy(),
+        source=source,
+    )
 
 
 def read_tntp_net(path):
@@ -438,7 +503,7 @@ def read_tntp_net(path):
 
 
 def read_tntp_trips(path, n_zones=None):
-    """Read a TNTP ``_trips`` file into an ``(n_zones, n_zones)`` matrix; see :func:`parse_tntp_trips`.
+    """Read a TNTP ``_trips`` file into a dense OD matrix; see :func:`parse_tntp_trips`.
 
     Parameters
     ----------

@@ -37,8 +37,19 @@ __all__ = [
 
 
 @numba.njit(cache=True)
-def sssp_tree_zones(indptr, link_head, weight, source, first_thru, dist_out, pred_link_out,
-                    order_out, settled, heap_cost, heap_node):
+def sssp_tree_zones(
+    indptr,
+    link_head,
+    weight,
+    source,
+    first_thru,
+    dist_out,
+    pred_link_out,
+    order_out,
+    settled,
+    heap_cost,
+    heap_node,
+):
     """One-to-all least-cost tree that never passes through nodes below ``first_thru``.
 
     Dijkstra with a binary heap and lazy deletion; heap entries are ordered by
@@ -101,8 +112,10 @@ def sssp_tree_zones(indptr, link_head, weight, source, first_thru, dist_out, pre
                 if c >= size:
                     break
                 r = c + 1
-                if r < size and (heap_cost[r] < heap_cost[c]
-                                 or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])):
+                if r < size and (
+                    heap_cost[r] < heap_cost[c]
+                    or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])
+                ):
                     c = r
                 if heap_cost[c] < key or (heap_cost[c] == key and heap_node[c] < node):
                     heap_cost[i] = heap_cost[c]
@@ -145,7 +158,9 @@ def sssp_tree_zones(indptr, link_head, weight, source, first_thru, dist_out, pre
 
 
 @numba.njit(parallel=True, cache=True)
-def aon_load(indptr, link_head, link_tail, weight, od, first_thru, flow_out, sptt_out, unreached_out):
+def aon_load(
+    indptr, link_head, link_tail, weight, od, first_thru, flow_out, sptt_out, unreached_out
+):
     """All-or-nothing assignment of an OD matrix on fixed link costs.
 
     Origins are split into ``n_blocks = flow_out.shape[0]`` contiguous blocks
@@ -196,8 +211,19 @@ def aon_load(indptr, link_head, link_tail, weight, od, first_thru, flow_out, spt
                     break
             if not has_demand:
                 continue
-            n_settled = sssp_tree_zones(indptr, link_head, weight, o, first_thru, dist, pred, order,
-                                        settled, heap_cost, heap_node)
+            n_settled = sssp_tree_zones(
+                indptr,
+                link_head,
+                weight,
+                o,
+                first_thru,
+                dist,
+                pred,
+                order,
+                settled,
+                heap_cost,
+                heap_node,
+            )
             for d in range(n_zones):
                 q = od[o, d]
                 if d == o or not q > 0.0:

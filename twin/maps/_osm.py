@@ -72,8 +72,11 @@ _NODE_TAGS = ("highway", "junction", "railway", "ref")
 
 # building values that mark homes (kind 0); "yes" and unknown values are generic (kind 1: homes or
 # jobs); every other tagged use (shops, offices, schools, factories...) holds jobs (kind 2)
-BUILDING_RESIDENTIAL, BUILDING_GENERIC, BUILDING_WORK = 0, 1, 2
+# jobs); education (kind 3) and retail (kind 4) buildings also hold jobs.
+BUILDING_RESIDENTIAL, BUILDING_GENERIC, BUILDING_WORK, BUILDING_EDUCATION, BUILDING_RETAIL = 0, 1, 2, 3, 4
 GENERIC_BUILDINGS = frozenset({"yes", "building", "construction", "roof", "ruins"})
+EDUCATION_BUILDINGS = frozenset({"school", "kindergarten", "university", "college"})
+RETAIL_BUILDINGS = frozenset({"retail", "supermarket", "kiosk", "commercial", "mall", "shop", "department_store"})
 RESIDENTIAL_BUILDINGS = frozenset({
     "apartments", "bungalow", "cabin", "detached", "dormitory", "farm", "house", "houseboat",
     "residential", "semidetached_house", "static_caravan", "terrace",
@@ -169,7 +172,9 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
                 if refs:
                     b = tags["building"]
                     kind = (BUILDING_RESIDENTIAL if b in RESIDENTIAL_BUILDINGS
-                            else BUILDING_GENERIC if b in GENERIC_BUILDINGS else BUILDING_WORK)
+                            else BUILDING_GENERIC if b in GENERIC_BUILDINGS
+                            else BUILDING_EDUCATION if b in EDUCATION_BUILDINGS
+                            else BUILDING_RETAIL if b in RETAIL_BUILDINGS else BUILDING_WORK)
                     buildings.append((refs, kind))
                     needed.update(refs)
         for n in osmium.FileProcessor(str(path), osmium.osm.NODE):

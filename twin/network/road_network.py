@@ -25,12 +25,13 @@ from twin.network.clean import HIGHWAY_CLASSES, clean_graph
 
 __all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 _ARRAYS = (
     "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
     "link_osmid", "link_key", "link_length_m", "link_speed_mps", "link_fftt_s", "link_lanes",
     "link_capacity_vph", "link_storage_veh", "link_class", "node_home_weight", "node_work_weight",
+    "node_school_weight", "node_shop_weight",
 )
 
 
@@ -69,6 +70,8 @@ class RoadNetwork:
     node_home_weight, node_work_weight : float64 (n_nodes,), building centroids snapped to each
         node: residential + generic (``building=yes``) ones weight homes, generic + other uses
         (shops, offices, ...) weight workplaces (all zero when the map has no buildings)
+    node_school_weight, node_shop_weight : float64 (n_nodes,), education (school, university...)
+        and retail (retail, supermarket, commercial...) buildings snapped to each node
     """
 
     node_osmid: np.ndarray
@@ -90,6 +93,8 @@ class RoadNetwork:
     link_class: np.ndarray
     node_home_weight: np.ndarray
     node_work_weight: np.ndarray
+    node_school_weight: np.ndarray
+    node_shop_weight: np.ndarray
     crs: str = "EPSG:4326"
     network_type: str = "drive"
     source: str = ""
@@ -151,6 +156,8 @@ class RoadNetwork:
         cls_index = {c: i for i, c in enumerate(HIGHWAY_CLASSES)}
         home_w = np.zeros(n)
         work_w = np.zeros(n)
+        school_w = np.zeros(n)
+        shop_w = np.zeros(n)
         if buildings_lonlat is not None and len(buildings_lonlat):
             from scipy.spatial import cKDTree
 
@@ -159,6 +166,8 @@ class RoadNetwork:
             kind = np.asarray(buildings_kind)
             home_w = np.bincount(nearest[kind <= 1], minlength=n).astype(np.float64)
             work_w = np.bincount(nearest[kind >= 1], minlength=n).astype(np.float64)
+            school_w = np.bincount(nearest[kind == 3], minlength=n).astype(np.float64)
+            shop_w = np.bincount(nearest[kind == 4], minlength=n).astype(np.float64)
         return cls(
             node_osmid=osmids, node_lon=lon, node_lat=lat, node_x_m=x, node_y_m=y,
             indptr=indptr, link_tail=tail, link_head=head,
@@ -169,6 +178,7 @@ class RoadNetwork:
             link_storage_veh=col("storage_veh"),
             link_class=np.array([cls_index[r[3]["hwy_class"]] for r in rows], dtype=np.int8),
             node_home_weight=home_w, node_work_weight=work_w,
+            node_school_weight=school_w, node_shop_weight=shop_w,
             crs=crs, network_type=network_type, source=source,
             meta={"n_buildings": 0 if buildings_lonlat is None else int(len(buildings_lonlat))},
         )

@@ -1,0 +1,56 @@
+"""Mode choice: a multinomial logit over home-based tours.
+
+The utility of tour ``k`` by mode ``m`` is ``V = ASC_m + beta_time * T_km + beta_cost * C_km`` with
+``T`` the tour's travel time in hours (sum over its trips) and ``C`` its money cost (car: cost per km,
+tolls, parking). Car is available to residents who can drive. Choices are drawn as
+``argmax(V + Gumbel noise)`` with noise from the caller's generator: the MNL probabilities
+``exp(V_m) / sum exp(V)``, reproducible for a seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MODES", "CAR", "WALK", "BIKE", "tour_utilities", "choose_modes", "mnl_probabilities"]
+
+MODES = ("car", "walk", "bike")
+CAR, WALK, BIKE = 0, 1, 2
+
+
+def tour_utilities(
+    n_tours: int,
+    trip_tour: np.ndarray,
+    time_h: np.ndarray,
+    money: np.ndarray,
+    *,
+    asc: np.ndarray,
+    beta_time_per_h: float,
+    beta_cost_per_money: float,
+    available: np.ndarray,
+    tour_fixed_money: np.ndarray | None = None,
+) -> np.ndarray:
+    """Utilities (n_tours, 3) from per-trip times (m, 3) and money (m, 3); -inf where unavailable."""
+    t = np.zeros((n_tours, 3))
+    c = np.zeros((n_tours, 3))
+    for m in range(3):
+        t[:, m] = np.bincount(trip_tour, weights=time_h[:, m], minlength=n_tours)
+        c[:, m] = np.bincount(trip_tour, weights=money[:, m], minlength=n_tours)
+    if tour_fixed_money is not None:
+        c += tour_fixed_money
+    v = asc[None, :] + beta_time_per_h * t + beta_cost_per_money * c
+    v[~available] = -np.inf
+    v[~np.isfinite(t)] = -np.inf
+    return v
+
+
+def mnl_probabilities(v: np.ndarray) -> np.ndarray:
+    """Logit probabilities of utilities ``v`` (rows), robust to -inf."""
+    vmax = np.max(v, axis=1, keepdims=True)
+    e = np.exp(v - vmax)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def choose_modes(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row: ``argmax(v + Gumbel)`` (int8 mode indices)."""
+    g = rng.gumbel(size=v.shape)
+    return np.argmax(v + g, axis=1).astype(np.int8)

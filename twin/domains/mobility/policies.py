@@ -1,0 +1,141 @@
+"""Mobility policies as small pluggable classes, applied to link arrays by time.
+
+Each scenario policy (``twin.scenario.LinkChangePolicy``, ``RoadPricingPolicy``) becomes an object
+with ``select(net) -> bool mask`` and an effect on the link arrays at a given time:
+
+* link changes scale capacity and speed, or close links (routing cost infinite, capacity ~0);
+* road pricing puts a money charge on links (cordon: links entering the area; distance: per km on
+  links inside it; link: per passage of given ways), which routing and mode choice turn into time
+  through the value of time.
+
+Add a policy: write a class with ``select``, ``active(t0_s, t1_s)`` and ``apply(arrays)`` and
+register it in :data:`POLICY_CLASSES` under its scenario ``type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.network.road_network import RoadNetwork
+
+__all__ = ["LinkArrays", "LinkChange", "RoadPricing", "PolicySet", "POLICY_CLASSES", "CLOSED_CAPACITY_FACTOR"]
+
+CLOSED_CAPACITY_FACTOR = 1e-6  # a closed link lets (almost) nobody through; vehicles on it wait or get stuck
+
+
+@dataclass
+class LinkArrays:
+    """Per-link multipliers and charges in force over a time interval."""
+
+    capacity_factor: np.ndarray  # float64 (L,)
+    speed_factor: np.ndarray  # float64 (L,)
+    closed: np.ndarray  # bool (L,)
+    toll: np.ndarray  # float64 (L,), money per passage
+
+    @classmethod
+    def neutral(cls, n_links: int) -> LinkArrays:
+        return cls(np.ones(n_links), np.ones(n_links), np.zeros(n_links, dtype=bool), np.zeros(n_links))
+
+    def key(self) -> bytes:
+        """Identifies equal states (to share routing trees across time bins)."""
+        return self.capacity_factor.tobytes() + self.speed_factor.tobytes() + self.closed.tobytes() + self.toll.tobytes()
+
+
+def _in_bbox(net: RoadNetwork, bbox) -> np.ndarray:
+    w, s, e, n = bbox
+    return (net.node_lon >= w) & (net.node_lon <= e) & (net.node_lat >= s) & (net.node_lat <= n)
+
+
+class _Policy:
+    def __init__(self, cfg, net: RoadNetwork) -> None:
+        self.cfg = cfg
+        self.mask = self.select(net)
+        self.n_links = int(self.mask.sum())
+
+    def select(self, net: RoadNetwork) -> np.ndarray:
+        raise NotImplementedError
+
+    def active(self, t0_s: float, t1_s: float) -> bool:
+        """True when the policy's window overlaps [t0_s, t1_s)."""
+        return self.cfg.from_s < t1_s and t0_s < self.cfg.to_s
+
+    def apply(self, arrays: LinkArrays, net: RoadNetwork) -> None:
+        raise NotImplementedError
+
+
+def _select_links(net: RoadNetwork, osm_way_ids, links, bbox) -> np.ndarray:
+    mask = np.zeros(net.n_links, dtype=bool)
+    if osm_way_ids:
+        mask |= np.isin(net.link_osmid, np.asarray(osm_way_ids, dtype=np.int64))
+    if links:
+        u = net.node_osmid[net.link_tail]
+        v = net.node_osmid[net.link_head]
+        for a, b in links:
+            mask |= (u == a) & (v == b)
+    if bbox is not None:
+        inside = _in_bbox(net, bbox)
+        mask |= inside[net.link_tail] & inside[net.link_head]
+    return mask
+
+
+class LinkChange(_Policy):
+    """Close links or scale their capacity and speed during a window."""
+
+    def select(self, net: RoadNetwork) -> np.ndarray:
+        c = self.cfg
+        return _select_links(net, c.osm_way_ids, c.links, c.bbox)
+
+    def apply(self, arrays: LinkArrays, net: RoadNetwork) -> None:
+        c = self.cfg
+        if c.closed:
+            arrays.closed |= self.mask
+        arrays.capacity_factor[self.mask] *= c.capacity_factor
+        arrays.speed_factor[self.mask] *= c.speed_factor
+
+
+class RoadPricing(_Policy):
+    """Cordon, distance or link charges during a window."""
+
+    def select(self, net: RoadNetwork) -> np.ndarray:
+        c = self.cfg
+        if c.kind == "link":
+            return _select_links(net, c.osm_way_ids, [], None)
+        inside = _in_bbox(net, c.bbox)
+        if c.kind == "cordon":
+            return ~inside[net.link_tail] & inside[net.link_head]
+        return inside[net.link_tail] & inside[net.link_head]
+
+    def apply(self, arrays: LinkArrays, net: RoadNetwork) -> None:
+        c = self.cfg
+        if c.kind == "distance":
+            arrays.toll[self.mask] += c.price * net.link_length_m[self.mask] / 1000.0
+        else:
+            arrays.toll[self.mask] += c.price
+
+
+POLICY_CLASSES: dict[str, type[_Policy]] = {"link_change": LinkChange, "road_pricing": RoadPricing}
+
+
+class PolicySet:
+    """All policies of a scenario, bound to a network."""
+
+    def __init__(self, policies, net: RoadNetwork) -> None:
+        self.net = net
+        self.policies = [POLICY_CLASSES[p.type](p, net) for p in policies]
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def arrays(self, t0_s: float, t1_s: float) -> LinkArrays:
+        """The link state in force over [t0_s, t1_s) (a policy active for part of it counts)."""
+        a = LinkArrays.neutral(self.net.n_links)
+        for p in self.policies:
+            if p.active(t0_s, t1_s):
+                p.apply(a, self.net)
+        return a
+
+    def summary(self) -> list[dict]:
+        return [{"type": p.cfg.type, "name": p.cfg.name, "links": p.n_links,
+                 "from_s": p.cfg.from_s, "to_s": p.cfg.to_s} for p in self.policies]
