@@ -20,10 +20,8 @@ name: small
 seed: 3
 map: {source: helsinki}
 population: {residents: 200}
-demand:
-  morning_departure: {kind: uniform, min_s: "07:00", max_s: "07:30"}
-  work_duration: {kind: fixed, mean_s: 3600, min_s: 3600, max_s: 3600}
-simulation: {start_s: "06:00", end_s: "12:00", record_interval_s: 600}
+modes: {available: [car, walk]}
+simulation: {start_s: "05:00", end_s: "28:00", record_interval_s: 600}
 """
 
 
@@ -54,7 +52,11 @@ BAD_CASES = {
     "wrong_type": ("population: {residents: many}\n", ["population.residents", "integer", "many"]),
     "negative_count": ("population: {residents: -5}\n", ["population.residents", "greater than or equal to 1"]),
     "bad_enum": ("map: {network_type: boat}\n", ["map.network_type", "'drive'", "'walk'"]),
-    "bad_time": ("demand: {morning_departure: {mean_s: 'eight'}}\n", ["demand.morning_departure.mean_s"]),
+    "bad_time": ("demand: {work_departure: {mean_s: 'eight'}}\n", ["demand.work_departure.mean_s"]),
+    "bad_mode": ("modes: {available: [car, teleport]}\n", ["modes.available.1", "'car'", "'walk'", "'bike'"]),
+    "bad_policy": ("policies: [{type: road_pricing, kind: cordon}]\n", ["policies.0", "bbox"]),
+    "unknown_policy": ("policies: [{type: teleport}]\n", ["policies.0", "link_change", "road_pricing"]),
+    "missing_grid": ("population: {grid: nowhere.gpkg}\n", ["population.grid", "nowhere.gpkg"]),
     "missing_map": ("map: {source: nowhere.osm.pbf}\n", ["map.source", "nowhere.osm.pbf", "not found"]),
     "not_yaml": ("population: [1, 2\n", ["not valid YAML"]),
     "end_before_start": ("simulation: {start_s: '10:00', end_s: '09:00'}\n", ["simulation", "end_s"]),
@@ -142,7 +144,8 @@ def test_run_small_and_overwrite(tmp_path):
     assert {"scenario.resolved.yaml", "kpis.json", "trips.parquet", "links.parquet", "timeseries.parquet",
             "manifest.json", "run.log", "network.json"} <= names
     kpis = json.loads((out_dir / "kpis.json").read_text())
-    assert kpis["trips_total"] == 400
+    assert kpis["residents"] == 200 and kpis["trips_total"] > 200
+    assert {"events.parquet", "iterations.parquet", "links.gpkg"} <= names
     code, out = run_cli("run", str(f), "--out", str(out_dir), "-q", "--overwrite", "--seed", "4")
     assert code == 0, out
     assert "seed: 4" in (out_dir / "scenario.resolved.yaml").read_text()

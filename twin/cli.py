@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -63,23 +63,42 @@ def _fmt(v: object, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+def _min(v: float | None) -> str:
+    return "-" if v is None else f"{v / 60:,.1f} min"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+KPI_ROWS: list[tuple[str, str, Any]] = [
+    ("residents", "residents", _fmt),
+    ("trips completed", "trips_completed", _fmt),
+    ("trips aborted (stuck)", "trips_aborted", _fmt),
+    ("mode share car", "mode_share_car", _pct),
+    ("mode share walk", "mode_share_walk", _pct),
+    ("mode share bike", "mode_share_bike", _pct),
+    ("mean travel time", "travel_time_mean_s", _min),
+    ("p95 travel time", "travel_time_p95_s", _min),
+    ("mean car travel time", "car_travel_time_mean_s", _min),
+    ("mean car delay", "delay_mean_s", _min),
+    ("total car delay (veh·h)", "delay_total_veh_h", _fmt),
+    ("vehicle km travelled", "vkt_km", _fmt),
+    ("mean car speed (km/h)", "mean_speed_kmh", _fmt),
+    ("tolls paid", "tolls_paid", _fmt),
+    ("stuck vehicles moved on", "forced_moves", _fmt),
+    ("iterations", "iterations", _fmt),
+    ("relative gap (last day)", "relative_gap", lambda v: "-" if v is None else f"{v:.2e}"),
+]
+
+
 def _kpi_table(kpis: dict, title: str) -> Table:
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("KPI")
     t.add_column("value", justify="right")
-    rows = [
-        ("residents", _fmt(kpis["residents"])),
-        ("trips completed", f"{kpis['trips_completed']:,} / {kpis['trips_total']:,}"),
-        ("mean travel time", _fmt(None if kpis["travel_time_mean_s"] is None else kpis["travel_time_mean_s"] / 60, " min")),
-        ("p95 travel time", _fmt(None if kpis["travel_time_p95_s"] is None else kpis["travel_time_p95_s"] / 60, " min")),
-        ("mean delay", _fmt(None if kpis["delay_mean_s"] is None else kpis["delay_mean_s"] / 60, " min")),
-        ("total delay", _fmt(kpis["delay_total_veh_h"], " veh·h")),
-        ("vehicle km travelled", _fmt(kpis["vkt_km"], " km")),
-        ("mean speed", _fmt(kpis["mean_speed_kmh"], " km/h")),
-        ("stuck vehicles moved on", _fmt(kpis["forced_moves"])),
-    ]
-    for k, v in rows:
-        t.add_row(k, v)
+    for label, key, fmt in KPI_ROWS:
+        if key in kpis:
+            t.add_row(label, fmt(kpis[key]))
     return t
 
 
@@ -119,16 +138,21 @@ def run(
                     tasks["sim"] = progress.add_task("simulation", total=sc.simulation.end_s - sc.simulation.start_s,
                                                      info="")
 
-            def sim_progress(t_s: float, end_s: float) -> None:
+            n_days = sc.replanning.iterations
+            span = sc.simulation.end_s - sc.simulation.start_s
+
+            def sim_progress(t_s: float, end_s: float, day: int = 0) -> None:
                 if "sim" not in tasks:
-                    tasks["sim"] = progress.add_task("simulation", total=end_s - sc.simulation.start_s, info="")
+                    tasks["sim"] = progress.add_task("simulation", total=span * n_days, info="")
                 h, m = divmod(int(t_s) // 60, 60)
-                progress.update(tasks["sim"], completed=t_s - sc.simulation.start_s, info=f"t={h:02d}:{m:02d}")
+                info = f"day {day + 1}/{n_days} t={h:02d}:{m:02d}" if n_days > 1 else f"t={h:02d}:{m:02d}"
+                progress.update(tasks["sim"], completed=day * span + t_s - sc.simulation.start_s, info=info)
 
             res = run_scenario(sc, out, overwrite=overwrite, on_network=on_network,
-                               route_progress=route_progress, sim_progress=sim_progress)
+                               route_progress=route_progress, sim_progress=sim_progress,
+                               base_dir=scenario.resolve().parent)
             if "sim" in tasks:
-                progress.update(tasks["sim"], completed=sc.simulation.end_s - sc.simulation.start_s)
+                progress.update(tasks["sim"], completed=span * n_days)
     except TwinError as exc:
         _fail(exc)
         return
@@ -160,6 +184,44 @@ def schema(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Writ
     else:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {out}")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Policy run folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare the KPIs of two runs (e.g. a policy against its baseline)."""
+    try:
+        ka, kb = (_read_kpis(p) for p in (run_a, run_b))
+    except TwinError as exc:
+        _fail(exc)
+        return
+    rows = []
+    for key in ka:
+        a, b = ka.get(key), kb.get(key)
+        if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+            diff = b - a
+            rel = diff / a if a else None
+            rows.append({"kpi": key, "a": a, "b": b, "diff": diff, "rel": rel})
+    if as_json:
+        sys.stdout.write(json.dumps({"a": str(run_a), "b": str(run_b), "kpis": rows}, indent=2) + "\n")
+        return
+    t = Table(title=f"{run_b} vs {run_a}", header_style="bold")
+    for c, j in (("KPI", "left"), ("A", "right"), ("B", "right"), ("B - A", "right"), ("change", "right")):
+        t.add_column(c, justify=j)
+    for r in rows:
+        t.add_row(r["kpi"], f"{r['a']:,.4g}", f"{r['b']:,.4g}", f"{r['diff']:+,.4g}",
+                  "-" if r["rel"] is None else f"{100 * r['rel']:+.1f} %")
+    console.print(t)
+
+
+def _read_kpis(run: Path) -> dict:
+    f = run / "kpis.json"
+    if not f.exists():
+        raise TwinError(f"{run}: not a run folder (no kpis.json)")
+    return json.loads(f.read_text(encoding="utf-8"))
 
 
 @maps_app.command("list")

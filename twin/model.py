@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import mesa
+from mesa.agent import AgentSet
 import numpy as np
 
 from twin.agents.resident import Resident
@@ -141,7 +142,7 @@ class CityModel(mesa.Model):
                 self.residents = Resident.create_agents(self, self.pop.n, row=list(range(self.pop.n)))
                 self._agent_of_row = {a.row: a for a in self.residents}
             else:
-                self.residents = mesa.AgentSet([], random=self.random)
+                self.residents = AgentSet([], random=self.random)
 
         # time bins of link costs and policies
         self.bin_s = float(scenario.replanning.cost_bin_s)
@@ -360,7 +361,8 @@ class CityModel(mesa.Model):
         self._base_fftt = self.sim.fftt_s.copy()
         self.trip_depart_s = np.full(t.n, np.nan)
         self.trip_arrive_s = np.full(t.n, np.nan)
-        self.trip_state = np.zeros(t.n, dtype=np.int8)  # 0 planned, 1 under way, 2 done, 3 aborted
+        # 0 planned, 1 scheduled or under way (departed once depart_s has passed), 2 done, 3 aborted
+        self.trip_state = np.zeros(t.n, dtype=np.int8)
         self._succ_started = np.zeros(t.n, dtype=bool)  # the trip after this one has started
         first = t.person_ptr[:-1][np.diff(t.person_ptr) > 0]
         dep = np.maximum(t.first_depart_s[first], cfg.start_s)
@@ -368,10 +370,10 @@ class CityModel(mesa.Model):
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "t_s": lambda m: m.sim.t_s,
-                "departed": lambda m: int(np.count_nonzero(m.trip_state > 0)),
+                "departed": lambda m: int(np.count_nonzero((m.trip_state > 0) & (m.trip_depart_s < m.sim.t_s))),
                 "car_waiting": lambda m: m.sim.n_waiting,
                 "car_on_links": lambda m: m.sim.n_on_links,
-                "en_route": lambda m: int(np.count_nonzero(m.trip_state == 1)),
+                "en_route": lambda m: int(np.count_nonzero((m.trip_state == 1) & (m.trip_depart_s < m.sim.t_s))),
                 "arrived": lambda m: int(np.count_nonzero(m.trip_state == 2)),
             }
         )
@@ -497,12 +499,12 @@ class CityModel(mesa.Model):
         """All days simulated."""
         return not self.running
 
-    def run(self, progress: Callable[[float, float], None] | None = None) -> CityModel:
-        """Step until every iteration's day is simulated; ``progress(t_s, end_s)`` after each step."""
+    def run(self, progress: Callable[..., None] | None = None) -> CityModel:
+        """Step until every iteration's day is simulated; ``progress(t_s, end_s, day)`` after each step."""
         while self.running:
             self.step()
             if progress is not None and self.running:
-                progress(self.sim.t_s, self.scenario.simulation.end_s)
+                progress(self.sim.t_s, self.scenario.simulation.end_s, self.iteration)
         return self
 
     # --------------------------------------------------------- score, replan
@@ -693,7 +695,7 @@ class CityModel(mesa.Model):
         agent = self.agent_ids()[t.person]
         mode_names = np.array(MODES, dtype=object)
         parts = []
-        started = np.flatnonzero(self.trip_state > 0)
+        started = np.flatnonzero((self.trip_state > 0) & (self.trip_depart_s < self.sim.t_s))
         parts.append((self.trip_depart_s[started], np.full(started.size, 0), started, np.full(started.size, -1)))
         done = np.flatnonzero(self.trip_state == 2)
         parts.append((self.trip_arrive_s[done], np.full(done.size, 3), done, np.full(done.size, -1)))

@@ -10,7 +10,10 @@ Run folder contents:
 ``kpis.json``               run-level KPIs (deterministic)
 ``trips.parquet``           one row per trip
 ``links.parquet``           hourly volume and mean speed per link (rows with traffic)
-``timeseries.parquet``      Mesa DataCollector model variables per model step
+``links.gpkg``              daily link results with geometry, for GIS tools (QGIS, geopandas)
+``events.parquet``          depart / enter_link / leave_link / arrive / aborted events of the last day
+``iterations.parquet``      KPIs and relative gap of every simulated day (equilibrium convergence)
+``timeseries.parquet``      Mesa DataCollector model variables per model step (last day)
 ``network.json``            summary of the road network used
 ``manifest.json``           versions, seed, wall times per phase, files (not deterministic)
 ``run.log``                 the log of the run
@@ -72,6 +75,36 @@ def write_table(columns: dict[str, np.ndarray], path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=True)
 
 
+def write_links_gpkg(model: Any, path: Path) -> None:
+    """Daily link results (volume, peak hour, speeds, volume/capacity) as a GeoPackage layer."""
+    import geopandas as gpd
+    from shapely import linestrings
+
+    net = model.network
+    cols = model.links_columns()
+    L = net.n_links
+    vol = np.bincount(cols["link_id"], weights=cols["volume_veh"], minlength=L)
+    tt = np.bincount(cols["link_id"], weights=cols["volume_veh"] * cols["mean_travel_time_s"], minlength=L)
+    peak_vol = np.zeros(L)
+    peak_hour = np.full(L, -1)
+    for link, hour, v in zip(cols["link_id"], cols["hour"], cols["volume_veh"]):
+        if v > peak_vol[link]:
+            peak_vol[link] = v
+            peak_hour[link] = hour
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_speed = np.where(tt > 0, net.link_length_m * vol / tt, net.link_speed_mps)
+    coords = np.stack([np.column_stack([net.node_lon[net.link_tail], net.node_lat[net.link_tail]]),
+                       np.column_stack([net.node_lon[net.link_head], net.node_lat[net.link_head]])], axis=1)
+    gdf = gpd.GeoDataFrame({
+        "link_id": np.arange(L), "u_osmid": net.node_osmid[net.link_tail], "v_osmid": net.node_osmid[net.link_head],
+        "osm_way_id": net.link_osmid, "length_m": net.link_length_m, "lanes": net.link_lanes,
+        "capacity_vph": net.link_capacity_vph, "freeflow_speed_mps": net.link_speed_mps,
+        "volume_day_veh": vol.astype(np.int64), "peak_hour": peak_hour, "peak_volume_veh": peak_vol.astype(np.int64),
+        "peak_vc_ratio": peak_vol / net.link_capacity_vph, "mean_speed_mps": mean_speed,
+    }, geometry=linestrings(coords), crs="EPSG:4326")
+    gdf.to_file(path, layer="links", driver="GPKG")
+
+
 @contextmanager
 def _run_log(path: Path):
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -111,6 +144,7 @@ def run_scenario(
     on_network: Callable[[Any], None] | None = None,
     route_progress: Callable[[int, int], None] | None = None,
     sim_progress: Callable[[float, float], None] | None = None,
+    base_dir: str | Path | None = None,
 ) -> RunResult:
     """Simulate a scenario and write its run folder (see module docs).
 
@@ -156,11 +190,13 @@ def run_scenario(
                      net.meta.get("cache", "-"), net_load_s)
             if on_network is not None:
                 on_network(net)
-            model = CityModel(scenario, network=net, route_progress=route_progress)
+            model = CityModel(scenario, network=net, route_progress=route_progress, base_dir=base_dir)
             model.phase_time_s["network"] = net_load_s
-            log.info("population: %d residents, %d trips routed", scenario.population.residents,
-                     model.trip_origin.shape[0])
+            log.info("population: %d residents, %d trips planned", model.pop.n, model.trips.n)
             model.run(progress=sim_progress)
+            for rec in model.iteration_records:
+                log.info("iteration %d: relative gap %s, car trips %d, mean car travel time %s s",
+                         rec["iteration"], rec["relative_gap"], rec["car_trips"], rec["car_travel_time_mean_s"])
             t_out = time.perf_counter()
             kpis = model.kpis()
             log.info("simulation done at t=%.0f s: %d of %d trips completed", model.sim.t_s,
@@ -170,10 +206,16 @@ def run_scenario(
             write_table(model.trips_columns(), tmp / "trips.parquet")
             if scenario.output.links:
                 write_table(model.links_columns(), tmp / "links.parquet")
+            if scenario.output.events:
+                write_table(model.events_columns(), tmp / "events.parquet")
+            if scenario.output.geopackage:
+                write_links_gpkg(model, tmp / "links.gpkg")
+            write_table(model.iterations_columns(), tmp / "iterations.parquet")
             if scenario.output.timeseries:
                 df = model.datacollector.get_model_vars_dataframe()
                 write_table({c: df[c].to_numpy() for c in df.columns}, tmp / "timeseries.parquet")
             summary = net.summary()
+            summary["policies"] = model.policies.summary()
             (tmp / "network.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
             model.phase_time_s["output"] = time.perf_counter() - t_out
             wall = time.perf_counter() - t0

@@ -422,6 +422,11 @@ def load_scenario(path: str | Path, *, check_map: bool = True, overrides: dict[s
     local = (p.parent / src)
     if not src.startswith(("place:", "bbox:")) and local.exists() and local.is_file():
         sc = sc.model_copy(update={"map": sc.map.model_copy(update={"source": str(local.resolve())})})
+    grid = sc.population.grid
+    if grid and not Path(grid).is_absolute() and (p.parent / grid).exists():
+        sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str((p.parent / grid).resolve())})})
+    if grid and not Path(sc.population.grid).exists():
+        raise ScenarioError(p, [("population.grid", f"file {grid} not found (relative paths are read next to the scenario)")])
     if check_map:
         from twin.maps import resolve_source
 
@@ -480,12 +485,17 @@ def scenario_reference_markdown() -> str:
             rows.append(f"| `{prefix}{name}` | {typ} | `{default!r}` | {desc} |")
         if rows:
             title = prefix.rstrip(".") or "top level"
+            if prefix == "policies[].":
+                title = f"policies[] with type: {model.model_fields['type'].annotation.__args__[0]}"
             lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
                           "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
         for name, sub in subs:
             walk(sub, f"{prefix}{name}.")
 
     walk(Scenario, "")
+    lines.extend(["## Policies", "", "Entries of `policies:` (a list), chosen by their `type`.", ""])
+    for cls in (LinkChangePolicy, RoadPricingPolicy):
+        walk(cls, "policies[].")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -105,7 +105,7 @@ class Resident(mesa.Agent):
         st = m.trip_state[ids]
         if (st == 3).any():
             return "aborted"
-        if (st == 1).any():
+        if ((st == 1) & (m.trip_depart_s[ids] < m.sim.t_s)).any():
             return "travelling"
         done = ids[st == 2]
         if done.size == 0:
