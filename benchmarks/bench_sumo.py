@@ -10,9 +10,10 @@ Both simulators get the same network, the same trips and the same routes, in thi
 1. citytwin's drive network (``RoadNetwork.load(MAP, "drive")``) is written as SUMO plain XML
    (node id = citytwin node index, edge id = citytwin link index, explicit ``length`` = citytwin's
    link length, ``speed``, ``numLanes`` = max(1, round(lanes))) and converted with ``netconvert``;
-2. citytwin routes and simulates the day (``CityModel``); the departure times it actually used
-   (``sim.depart_s``: return trips leave at arrival at work + work duration) and its routes, edge by
-   edge, become a SUMO ``.rou.xml`` sorted by departure;
+2. citytwin builds and simulates the day (``CityModel``: population, activity chains, mode choice,
+   free-flow routes); for its **car** trips, the departure times it actually used (``sim.depart_s``:
+   a trip after an activity leaves at the arrival time + the activity's duration) and its routes,
+   edge by edge, become a SUMO ``.rou.xml`` sorted by departure;
 3. ``sumo --mesosim true`` runs those vehicles; its process wall time is "whole run", the
    ``Performance: Duration`` it prints is its simulation loop;
 4. ``twin.run.run_scenario`` runs the same scenario end to end (routing + simulation + writing the
@@ -327,7 +328,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--map", default="baltimore", help="citytwin map source (catalogue name or file)")
     ap.add_argument("--residents", type=int, nargs="+", default=[20000],
-                    help="residents (2 car trips each); several values run one after the other")
+                    help="residents (car trips are those citytwin's mode choice gives the car); several values run in turn")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each simulator (best reported)")
     ap.add_argument("--keep", metavar="DIR", help="write the SUMO files (and citytwin run folders) here and keep them")
