@@ -30,6 +30,7 @@ import mesa
 from mesa.agent import AgentSet
 import numpy as np
 
+from twin._csr import assemble, segment_sum, take
 from twin.agents.resident import Resident
 from twin.demand import ACTIVITIES, HOME, LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
@@ -53,19 +54,18 @@ def load_network(scenario: Scenario, network_type: str | None = None) -> RoadNet
 
 
 def _group_route(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
-                 weights: dict[int, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Route OD pairs whose cost array is ``weights[groups[i]]``; returns costs and per-pair link arrays."""
+                 weights: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Route OD pairs whose cost array is ``weights[groups[i]]``; costs and CSR routes in input order."""
     cost = np.full(origins.shape[0], np.inf)
-    routes: list[np.ndarray] = [np.zeros(0, np.int32)] * origins.shape[0]
+    parts = []
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         router.set_weight(weights[int(g)])
         rs = router.route(origins[idx], dests[idx])
         cost[idx] = rs.cost
-        ip = rs.route_indptr
-        for j, i in enumerate(idx.tolist()):
-            routes[i] = rs.route_links[ip[j]:ip[j + 1]]
-    return cost, routes
+        parts.append((idx, rs.route_indptr, rs.route_links))
+    indptr, links = assemble(origins.shape[0], parts)
+    return cost, indptr, links
 
 
 def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
@@ -161,7 +161,8 @@ class CityModel(mesa.Model):
             self._init_mode_skims(walk_network, bike_network)
             m = self.trips.n
             self.trip_mode = np.full(m, CAR, dtype=np.int8)
-            self.route_links: list[np.ndarray] = [np.zeros(0, np.int32)] * m
+            self.route_indptr = np.zeros(m + 1, dtype=np.int64)  # car routes of all trips (CSR)
+            self.route_links = np.zeros(0, dtype=np.int32)
             self.trip_depart_s = np.full(m, np.nan)
             self.trip_arrive_s = np.full(m, np.nan)
             plan_dep = self._planned_departures()
@@ -271,20 +272,19 @@ class CityModel(mesa.Model):
         order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
         chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))
         done = 0
+        parts = []
         for ch in chunks:
             idx = trip_idx[ch]
-            cost, routes = _group_route(self.router, t.origin[idx], t.dest[idx], groups[ch], weights)
+            cost, ptr, links = _group_route(self.router, t.origin[idx], t.dest[idx], groups[ch], weights)
             self.trip_car_cost_s[idx] = cost
-            for i, r in zip(idx.tolist(), routes):
-                self.route_links[i] = r
-            lens = np.fromiter((self.network.link_length_m[r].sum() for r in routes), dtype=np.float64, count=len(routes))
-            self.trip_car_m[idx] = lens
-            b = bins[ch]
-            self.trip_car_toll[idx] = np.fromiter(
-                (self.link_toll[r, bb].sum() for r, bb in zip(routes, b.tolist())), dtype=np.float64, count=len(routes))
+            self.trip_car_m[idx] = segment_sum(self.network.link_length_m[links], ptr)
+            bin_of_pos = np.repeat(bins[ch], np.diff(ptr))
+            self.trip_car_toll[idx] = segment_sum(self.link_toll[links, bin_of_pos], ptr)
+            parts.append((idx, ptr, links))
             done += ch.size
             if progress is not None:
                 progress(done, trip_idx.size)
+        self.route_indptr, self.route_links = assemble(t.n, parts, base=(self.route_indptr, self.route_links))
 
     def _choose_modes(self, tours: np.ndarray, depart_s: np.ndarray, *, first: bool = False) -> None:
         """(Re)choose the mode of ``tours`` by multinomial logit on generalized cost."""
@@ -324,21 +324,15 @@ class CityModel(mesa.Model):
         net = self.network
         t = self.trips
         # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks
-        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.fromiter(
-            (self.route_links[i].size for i in range(t.n)), dtype=np.int64, count=t.n) == 0))
+        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.diff(self.route_indptr) == 0))
         if no_route.size:
             self.tour_mode[np.unique(t.tour[no_route])] = WALK
             self.trip_mode = self.tour_mode[t.tour].astype(np.int8)
         self.car_trips = np.flatnonzero(self.trip_mode == CAR)
         self.car_index = np.full(t.n, -1, dtype=np.int64)
         self.car_index[self.car_trips] = np.arange(self.car_trips.size)
-        lens = np.fromiter((self.route_links[i].size for i in self.car_trips.tolist()), dtype=np.int64,
-                           count=self.car_trips.size)
-        # a car trip needs at least one link: origin == destination never happens (work != home, ...)
-        indptr = np.zeros(self.car_trips.size + 1, dtype=np.int64)
-        np.cumsum(lens, out=indptr[1:])
-        links = (np.concatenate([self.route_links[i] for i in self.car_trips.tolist()]).astype(np.int32)
-                 if self.car_trips.size else np.zeros(0, np.int32))
+        # a car trip has at least one link: origin == destination never happens (work != home, ...)
+        indptr, links = take(self.route_indptr, self.route_links, self.car_trips)
         self.car_route_indptr, self.car_route_links = indptr, links
         if self.car_trips.size == 0:  # keep the kernel's invariants with one dummy trip that never departs
             indptr = np.array([0, 1], dtype=np.int64)
@@ -523,12 +517,14 @@ class CityModel(mesa.Model):
         self.link_time_s = self._experienced_link_times()
         done = self._car_done()
         gap = None
-        if done.size:
+        # the gap needs a shortest path per car trip: only worth it when days are iterated
+        if done.size and self.scenario.replanning.iterations > 1:
             bins = self._bin_of(self.trip_depart_s[done])
             groups, weights = self._weights(bins)
             best = _group_costs(self.router, self.trips.origin[done], self.trips.dest[done], groups, weights)
-            cur = np.fromiter((weights[int(g)][self.route_links[i]].sum() for i, g in zip(done.tolist(), groups.tolist())),
-                              dtype=np.float64, count=done.size)
+            ptr, links = take(self.route_indptr, self.route_links, done)
+            w_all = np.stack([weights[g] for g in range(len(weights))], axis=1)
+            cur = segment_sum(w_all[links, np.repeat(groups, np.diff(ptr))], ptr)
             ok = np.isfinite(best) & np.isfinite(cur)
             if ok.any() and cur[ok].sum() > 0:
                 gap = float((cur[ok].sum() - best[ok].sum()) / cur[ok].sum())
@@ -609,8 +605,7 @@ class CityModel(mesa.Model):
         free = np.full(self.trips.n, np.nan)
         car = self.trip_mode == CAR
         ff = self.network.link_fftt_s
-        free[car] = np.fromiter((ff[self.route_links[i]].sum() for i in np.flatnonzero(car).tolist()),
-                                dtype=np.float64, count=int(car.sum()))
+        free[car] = segment_sum(ff[self.route_links], self.route_indptr)[car]
         free[self.trip_mode == WALK] = (self.trip_walk_m / cfg.walk_speed_mps)[self.trip_mode == WALK]
         free[self.trip_mode == BIKE] = (self.trip_bike_m / cfg.bike_speed_mps)[self.trip_mode == BIKE]
         return free
@@ -631,8 +626,7 @@ class CityModel(mesa.Model):
         t = self.trips
         free = self._freeflow_times()
         tt = self.trip_arrive_s - self.trip_depart_s
-        n_links = np.fromiter((self.route_links[i].size if self.trip_mode[i] == CAR else 0 for i in range(t.n)),
-                              dtype=np.int32, count=t.n)
+        n_links = np.where(self.trip_mode == CAR, np.diff(self.route_indptr), 0).astype(np.int32)
         return {
             "trip_id": np.arange(t.n, dtype=np.int64),
             "agent_id": self.agent_ids()[t.person],
