@@ -191,3 +191,19 @@ def test_scenario_reference_doc_is_current():
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
     assert doc.read_text() == scenario_reference_markdown(), "run: python -m twin.scenario > docs/scenario-reference.md"
+
+
+def test_assign_siouxfalls(shared, tmp_path):
+    d = shared / "validation/tntp/SiouxFalls"
+    out = tmp_path / "flows.parquet"
+    code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(d / "SiouxFalls_trips.tntp"), "--out", str(out))
+    assert code == 0, text
+    assert "relative gap" in text and "True" in text
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(out)
+    assert t.num_rows == 76 and min(t.column("flow").to_pylist()) >= 0
+    code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(tmp_path / "none.tntp"))
+    assert_one_line_error(code, text, "none.tntp", "not found")
+    code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(d / "SiouxFalls_trips.tntp"), "--method", "magic")
+    assert_one_line_error(code, text, "--method", "bfw")

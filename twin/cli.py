@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -215,6 +216,52 @@ def compare(
         t.add_row(r["kpi"], f"{r['a']:,.4g}", f"{r['b']:,.4g}", f"{r['diff']:+,.4g}",
                   "-" if r["rel"] is None else f"{100 * r['rel']:+.1f} %")
     console.print(t)
+
+
+@app.command()
+def assign(
+    net_file: Annotated[Path, typer.Argument(help="TNTP network file (*_net.tntp).")],
+    trips_file: Annotated[Path, typer.Argument(help="TNTP trips file (*_trips.tntp).")],
+    method: Annotated[str, typer.Option("--method", help="bfw (bi-conjugate Frank-Wolfe), cfw or fw.")] = "bfw",
+    gap: Annotated[float, typer.Option("--gap", help="Target relative gap.")] = 1e-4,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Iteration cap.")] = 1000,
+    demand_factor: Annotated[float, typer.Option("--demand-factor", help="Scale the OD matrix (what-if).")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write link flows to this Parquet file.")] = None,
+) -> None:
+    """Static user equilibrium (BPR costs) of a TNTP network: a planner's quick what-if."""
+    from twin.assignment import METHODS, read_tntp_net, read_tntp_trips, solve_ue
+
+    try:
+        if method not in METHODS:
+            raise TwinError(f"--method: must be one of {', '.join(METHODS)}, got {method!r}")
+        if not gap > 0 or max_iter < 1 or not demand_factor >= 0:
+            raise TwinError("--gap must be > 0, --max-iter >= 1 and --demand-factor >= 0")
+        for f in (net_file, trips_file):
+            if not f.exists():
+                raise TwinError(f"{f}: file not found")
+        try:
+            net = read_tntp_net(net_file)
+            od = read_tntp_trips(trips_file, net.n_zones) * demand_factor
+        except ValueError as exc:
+            raise TwinError(str(exc)) from None
+        res = solve_ue(net, od, method=method, gap_tol=gap, max_iter=max_iter)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    t = Table(title=f"static user equilibrium: {net_file.name}", show_header=False)
+    t.add_column("")
+    t.add_column("", justify="right")
+    for k, v in (("method", res.method), ("iterations", f"{res.iterations:,}"), ("converged", str(res.converged)),
+                 ("relative gap", f"{res.relative_gap[-1]:.3e}"), ("Beckmann objective", f"{res.objective[-1]:,.6f}"),
+                 ("total system travel time", f"{res.tstt:,.3f}"), ("wall time", f"{res.wall_time_s:.2f} s")):
+        t.add_row(k, v)
+    console.print(t)
+    if out is not None:
+        from twin.run import write_table
+
+        write_table({"init_node": net.init_node.astype(np.int64) + 1, "term_node": net.term_node.astype(np.int64) + 1,
+                     "flow": res.flow, "cost": res.cost, "capacity": net.capacity}, out)
+        console.print(f"link flows written to {out}")
 
 
 def _read_kpis(run: Path) -> dict:
