@@ -31,6 +31,7 @@ from mesa.agent import AgentSet
 import numpy as np
 
 from twin._csr import assemble, segment_sum, take
+from twin._tables import Categorical
 from twin.agents.resident import Resident
 from twin.demand import ACTIVITIES, HOME, LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
@@ -632,8 +633,8 @@ class CityModel(mesa.Model):
             "agent_id": self.agent_ids()[t.person],
             "person": t.person,
             "seq": t.seq,
-            "purpose": np.array(ACTIVITIES, dtype=object)[t.purpose],
-            "mode": np.array(MODES, dtype=object)[self.trip_mode],
+            "purpose": Categorical(t.purpose, ACTIVITIES),
+            "mode": Categorical(self.trip_mode, MODES),
             "origin_osmid": net.node_osmid[t.origin],
             "destination_osmid": net.node_osmid[t.dest],
             "depart_s": self.trip_depart_s,
@@ -687,7 +688,6 @@ class CityModel(mesa.Model):
         """Events of the last day: depart, enter_link, leave_link, arrive, aborted (sorted by time)."""
         t = self.trips
         agent = self.agent_ids()[t.person]
-        mode_names = np.array(MODES, dtype=object)
         parts = []
         started = np.flatnonzero((self.trip_state > 0) & (self.trip_depart_s < self.sim.t_s))
         parts.append((self.trip_depart_s[started], np.full(started.size, 0), started, np.full(started.size, -1)))
@@ -719,13 +719,13 @@ class CityModel(mesa.Model):
         # order: time, trip, then type (leave before enter at the same node passage), link position
         type_rank = np.array([0, 2, 1, 3, 4])[typ]
         order = np.lexsort((type_rank, trip, np.nan_to_num(ts, nan=np.inf)))
-        names = np.array(["depart", "enter_link", "leave_link", "arrive", "aborted"], dtype=object)
+        names = ("depart", "enter_link", "leave_link", "arrive", "aborted")
         return {
             "t_s": ts[order],
-            "type": names[typ[order]],
+            "type": Categorical(typ[order], names),
             "trip_id": trip[order],
             "agent_id": agent[trip[order]],
-            "mode": mode_names[self.trip_mode[trip[order]]],
+            "mode": Categorical(self.trip_mode[trip[order]], MODES),
             "link_id": link[order],
         }
 

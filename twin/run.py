@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from twin import __version__
 from twin._errors import OutputExistsError
+from twin._tables import write_table
 from twin.scenario import Scenario, dump_scenario
 
 __all__ = ["RunResult", "run_scenario", "default_out_dir", "write_table"]
@@ -61,18 +60,6 @@ class RunResult:
 def default_out_dir(scenario: Scenario) -> Path:
     """``runs/NAME`` (``runs/NAME-seedN`` when the seed was overridden is up to the caller)."""
     return Path("runs") / scenario.name
-
-
-def write_table(columns: dict[str, np.ndarray], path: Path) -> None:
-    """Write columns to Parquet deterministically (no pandas metadata, fixed writer options)."""
-    arrays = {}
-    for k, v in columns.items():
-        if v.dtype == object:
-            arrays[k] = pa.array(v.tolist(), type=pa.string())
-        else:
-            arrays[k] = pa.array(v)
-    table = pa.table(arrays)
-    pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=True)
 
 
 def write_links_gpkg(model: Any, path: Path) -> None:
