@@ -16,7 +16,7 @@ from twin.network.road_network import RoadNetwork
 from twin.scenario import PopulationConfig, TimeDistribution
 
 __all__ = ["Population", "AGE_CHILD", "AGE_ADULT", "AGE_SENIOR", "synthesize_population",
-           "place_population", "sample_times", "grid_home_weights"]
+           "sample_times", "grid_home_weights"]
 
 AGE_CHILD, AGE_ADULT, AGE_SENIOR = 0, 1, 2
 
@@ -151,27 +151,6 @@ def synthesize_population(
         if same.size:  # all weight on the home node: use a neighbour index
             dest[same] = (home[same] + 1) % net.n_nodes
     return Population(household, home, age, employed, student, can_drive, work, school)
-
-
-def place_population(
-    net: RoadNetwork, n: int, placement: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Home and work node indices (int32, shape (n,)) for ``n`` commuters (work != home)."""
-    if net.n_nodes < 2:
-        raise ValueError("a population needs a network with at least two nodes")
-    p_home = _p(net.node_home_weight, placement)
-    p_work = _p(net.node_work_weight, placement)
-    home = rng.choice(net.n_nodes, size=n, p=p_home).astype(np.int32)
-    work = rng.choice(net.n_nodes, size=n, p=p_work).astype(np.int32)
-    same = np.flatnonzero(home == work)
-    for _ in range(100):
-        if same.size == 0:
-            break
-        work[same] = rng.choice(net.n_nodes, size=same.size, p=p_work)
-        same = same[home[same] == work[same]]
-    if same.size:
-        work[same] = (home[same] + 1) % net.n_nodes
-    return home, work
 
 
 def sample_times(dist: TimeDistribution, n: int, rng: np.random.Generator) -> np.ndarray:

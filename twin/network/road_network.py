@@ -190,7 +190,6 @@ class RoadNetwork:
         network_type: str = "drive",
         *,
         use_cache: bool = True,
-        progress: Any = None,
         **clean_options: Any,
     ) -> RoadNetwork:
         """Load a map (file, catalogue name, ``place:``/``bbox:``) as a :class:`RoadNetwork`.
