@@ -219,6 +219,85 @@ def compare(
 
 
 @app.command()
+def sweep(
+    experiment: Annotated[str, typer.Argument(help="Experiment YAML file (or 'report' followed by the file).")],
+    report_target: Annotated[Optional[Path], typer.Argument(help="With 'report': the experiment file.",
+                                                            show_default=False)] = None,
+    executor: Annotated[str, typer.Option("--executor", "-e", help="ray (default) or serial.")] = "ray",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Local Ray workers (default: cores).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Store folder (default runs/sweeps/NAME).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a sweep (scenario x parameters x seeds) on Ray or serially; `twin sweep report FILE` summarizes it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from twin import sweep as sw
+
+    is_report = experiment == "report"
+    path = report_target if is_report else Path(experiment)
+    try:
+        if path is None:
+            raise TwinError("twin sweep report needs the experiment file: twin sweep report EXPERIMENT.yaml")
+        if not is_report and report_target is not None:
+            raise TwinError(f"unexpected argument {report_target}; use twin sweep EXPERIMENT or twin sweep report EXPERIMENT")
+        if executor not in ("ray", "serial"):
+            raise TwinError(f"--executor: must be ray or serial, got {executor!r}")
+        if workers is not None and workers < 1:
+            raise TwinError(f"--workers: must be >= 1, got {workers}")
+        exp, base = sw.load_experiment(path)
+        runs = sw.expand_runs(exp, base, path)
+        store = out or Path("runs") / "sweeps" / exp.name
+        if is_report:
+            if not (store / "kpis.parquet").exists():
+                raise TwinError(f"{store}: no results yet; run: twin sweep {path}")
+            sw.collect(runs, store)
+            table = sw.summarize(store)
+            t = Table(title=f"{exp.name}: mean ± std over replicates ({store})", header_style="bold")
+            idx_names = [n.removeprefix("param.") for n in (table.index.names if table.index.names != [None] else [])]
+            for n in idx_names:
+                t.add_column(n)
+            kpi_names = list(dict.fromkeys(c[0] for c in table.columns))
+            for k in kpi_names:
+                t.add_column(k, justify="right")
+            t.add_column("runs", justify="right")
+            for idx, row in table.iterrows():
+                keys = idx if isinstance(idx, tuple) else (idx,)
+                cells = [str(x) for x in keys][: len(idx_names)]
+                cells += [f"{row[(k, 'mean')]:.4g} ± {0 if row[(k, 'std')] != row[(k, 'std')] else row[(k, 'std')]:.2g}"
+                          for k in kpi_names]
+                cells.append(str(int(row[(kpi_names[0], "count")])) if kpi_names else "")
+                t.add_row(*cells)
+            console.print(t)
+            files = sw.plot_report(store)
+            console.print(f"{len(files)} plots in {store / 'plots'}")
+            return
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
+                            disable=quiet)
+        with progress:
+            task = progress.add_task(f"sweep {exp.name} ({executor})", total=None, info="")
+
+            def on_done(done: int, total: int, r, res) -> None:
+                progress.update(task, total=total, completed=done,
+                                info=f"{'FAILED ' if res['status'] == 'failed' else ''}{r.run_id}")
+
+            summary = sw.run_sweep(exp, runs, store, executor=executor, address=address, workers=workers,
+                                   retry_failed=retry_failed, progress=on_done)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"{summary.total} runs: {summary.ran} run now, {summary.skipped} already done or failed before, "
+                  f"{summary.failed} failed{' (interrupted)' if summary.interrupted else ''}; "
+                  f"{summary.wall_s:.1f} s; store: [bold]{summary.out_dir}[/]")
+    if summary.failed:
+        console.print(f"failed runs: {summary.out_dir / 'failed'} (rerun them with --retry-failed)")
+    if summary.interrupted:
+        raise typer.Exit(code=130)
+
+
+@app.command()
 def assign(
     net_file: Annotated[Path, typer.Argument(help="TNTP network file (*_net.tntp).")],
     trips_file: Annotated[Path, typer.Argument(help="TNTP trips file (*_trips.tntp).")],

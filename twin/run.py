@@ -128,6 +128,8 @@ def run_scenario(
     *,
     overwrite: bool = False,
     network: Any = None,
+    walk_network: Any = None,
+    bike_network: Any = None,
     on_network: Callable[[Any], None] | None = None,
     route_progress: Callable[[int, int], None] | None = None,
     sim_progress: Callable[[float, float], None] | None = None,
@@ -143,8 +145,9 @@ def run_scenario(
         Target folder (default ``runs/NAME``).
     overwrite
         Replace an existing target folder (only after the new run succeeded).
-    network
-        A preloaded :class:`~twin.network.RoadNetwork` (else loaded from ``scenario.map``).
+    network, walk_network, bike_network
+        Preloaded :class:`~twin.network.RoadNetwork` objects (else loaded from ``scenario.map``;
+        sweeps load them once and share them).
     on_network, route_progress, sim_progress
         Callbacks for progress display.
 
@@ -177,7 +180,8 @@ def run_scenario(
                      net.meta.get("cache", "-"), net_load_s)
             if on_network is not None:
                 on_network(net)
-            model = CityModel(scenario, network=net, route_progress=route_progress, base_dir=base_dir)
+            model = CityModel(scenario, network=net, walk_network=walk_network, bike_network=bike_network,
+                              route_progress=route_progress, base_dir=base_dir)
             model.phase_time_s["network"] = net_load_s
             log.info("population: %d residents, %d trips planned", model.pop.n, model.trips.n)
             model.run(progress=sim_progress)
