@@ -490,3 +490,114 @@ def test_invalid_inputs_raise(change, match):
     QueueSim(**_valid())  # the baseline is valid
     with pytest.raises(ValueError, match=match):
         QueueSim(**{**_valid(), **change})
+
+
+# ------------------------------------------------------- calendar of due links (speed-up)
+
+
+@pytest.mark.parametrize("calendar_steps", [1, 3, 1024])
+@pytest.mark.parametrize("seed, stuck_time_s, dt_s, t_start_s",
+                         [(3, math.inf, 1.0, 0.0), (11, 10.0, 0.7, 12345.678), (5, 25.0, 1 / 3, 1e5 + 0.1)])
+def test_calendar_matches_literal_reference(monkeypatch, calendar_steps, seed, stuck_time_s, dt_s,
+                                            t_start_s):
+    # a tiny ring refiles links due beyond it; odd dt / t_start exercise the float step search
+    import twin.kernels.queue as qmod
+
+    monkeypatch.setattr(qmod, "CALENDAR_STEPS", calendar_steps)
+    fftt, cap, storage, routes, depart = _grid_case(seed, short_frac=0.2)
+    depart = t_start_s + depart
+    n_steps = 1200
+    sim = _sim(fftt, cap, storage, routes, stuck_time_s=stuck_time_s, dt_s=dt_s, t_start_s=t_start_s)
+    assert sim._cal_head.shape[0] == calendar_steps
+    sim.schedule(np.arange(len(routes)), depart)
+    for frac in (0.001, 0.2, 0.21, 0.5, 1.0):  # uneven chunks, one of them much longer than the ring
+        sim.advance(t_start_s + frac * n_steps * dt_s)
+    assert sim.step == n_steps
+    arrive, vol, tt, forced = _reference(fftt, sim.cap_veh_per_step, storage, routes, depart,
+                                         n_steps=n_steps, dt_s=dt_s, t_start_s=t_start_s,
+                                         stuck_time_s=stuck_time_s)
+    assert np.array_equal(sim.arrive_s, arrive, equal_nan=True)
+    assert np.array_equal(sim.link_volume, vol)
+    assert np.array_equal(sim.link_tt_sum_s, tt)
+    assert sim.n_forced_moves == forced
+    assert sim.n_arrived > len(routes) // 3
+    # the scratch lists are empty between calls
+    assert np.all(sim._blk_on == -1) and np.all(sim._blk_head == -1) and np.all(sim._wd_flag == 0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_storage_wake_up_across_bitset_summary_words(backend):
+    # Links far apart in index (different words of due_bits and of its summary due_sum):
+    # heads blocked by storage of a downstream link are woken up in the same step when
+    # they come after it in index order and in the next step otherwise.
+    n_links = 9000
+    fftt = np.full(n_links, 4.0)
+    cap = np.full(n_links, 2.0)
+    storage = np.full(n_links, 50.0)
+    bott, after, before, mid = 10, 4500, 3, 8500  # bott: the shared bottleneck
+    same_word, same_sum = 40, 700
+    cap[bott] = 0.1
+    storage[bott] = 2.0
+    routes = ([[after, bott]] * 6 + [[before, bott]] * 6 + [[mid, bott, after]] * 4
+              + [[bott]] * 2 + [[same_word, bott]] * 3 + [[same_sum, bott]] * 3)
+    depart = np.r_[np.linspace(0, 3, 6), np.linspace(0.5, 3.5, 6), np.linspace(1, 2, 4), [0.0, 0.2],
+                   np.linspace(0.3, 2.3, 3), np.linspace(0.1, 1.9, 3)]
+    for stuck in (math.inf, 30.0):
+        sim = _sim(fftt, cap, storage, routes, stuck_time_s=stuck, backend=backend)
+        sim.schedule(np.arange(len(routes)), depart)
+        for t_end in (7.0, 50.0, 51.0, 400.0):
+            sim.advance(t_end)
+        arrive, vol, tt, forced = _reference(fftt, sim.cap_veh_per_step, storage, routes, depart,
+                                             n_steps=400, stuck_time_s=stuck)
+        assert np.array_equal(sim.arrive_s, arrive, equal_nan=True)
+        assert np.array_equal(sim.link_volume, vol)
+        assert np.array_equal(sim.link_tt_sum_s, tt)
+        assert sim.n_forced_moves == forced
+        assert sim.n_arrived == len(routes)
+        if math.isfinite(stuck):
+            assert forced > 0
+
+
+def test_changes_between_calls_match_a_look_at_every_step():
+    # capacity / free-flow time / storage changed between calls (policies): the kernel
+    # must behave as the per-step scan it replaces; checked against a run in 1-step calls
+    # (every link with a non-empty queue is looked at in every call's first step).
+    fftt, cap, storage, routes, depart = _grid_case(4, short_frac=0.2)
+    rng = np.random.default_rng(0)
+    sims = [_sim(fftt, cap, storage, routes, stuck_time_s=20.0) for _ in range(2)]
+    for s in sims:
+        s.schedule(np.arange(len(routes)), depart)
+    t = 0.0
+    for _ in range(12):
+        t += 100.0
+        sims[0].advance(t)
+        while sims[1].t_s < t:
+            sims[1].advance(sims[1].t_s + 1.0)
+        new_cap = sims[0].cap_veh_per_step * rng.uniform(0.3, 1.5, sims[0].n_links)
+        new_fftt = sims[0].fftt_s * rng.uniform(0.5, 2.0, sims[0].n_links)
+        new_storage = np.maximum(1.0, sims[0].storage_veh * rng.uniform(0.7, 1.3, sims[0].n_links))
+        for s in sims:
+            s.cap_veh_per_step[:] = new_cap
+            s.fftt_s[:] = new_fftt
+            s.storage_veh[:] = new_storage
+    a, b = sims
+    for name in ("arrive_s", "link_volume", "link_tt_sum_s", "acc_veh", "acc_step", "held",
+                 "held_since_s", "enter_s", "status", "occ"):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    assert a.n_forced_moves == b.n_forced_moves
+    assert a.n_arrived > len(routes) // 2
+
+
+def test_numba_equals_python_twin_stuck_remove():
+    fftt, cap, storage, routes, depart = _grid_case(11, short_frac=0.2)
+    sims = {}
+    for backend in ("numba", "python"):
+        sim = _sim(fftt, cap, storage, routes, stuck_time_s=15.0, stuck_action="remove", backend=backend)
+        sim.schedule(np.arange(len(routes)), depart)
+        for t_end in (33.3, 250.0, 251.0, 1500.0):
+            sim.advance(t_end)
+        sims[backend] = sim
+    a, b = sims["numba"], sims["python"]
+    for name in ("arrive_s", "link_volume", "link_tt_sum_s", "status", "route_enter_s"):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    assert a.n_removed == b.n_removed > 0

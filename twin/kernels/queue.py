@@ -65,13 +65,35 @@ accumulator capped at ``max(1, cap)`` would throw away the fractional part and
 discharge e.g. ``cap = 1.8`` at 1 veh/step and ``cap = 0.3`` at 0.25 veh/step.)
 
 Implementation notes.  The result is identical to the literal per-step
-description above, but cheaper: step 1 is applied lazily (``acc_step[l]`` is the
+description above, but cheaper.  Step 1 is applied lazily (``acc_step[l]`` is the
 last step whose refill has been applied to ``acc_veh[l]``; the pending refills are
 replayed one by one when the link is next looked at, so the floating-point values
-are bit-identical), and steps 3 and 4 only visit links whose queue / waiting list
-is non-empty, found through the bitsets ``q_bits`` / ``w_bits`` (bit ``l`` of
-word ``l >> 6``), in link index order.  A step costs ``O(L / 64 + active links +
-moves)``.  The kernel allocates nothing.
+are bit-identical; within a call the replay does not depend on when it is done).
+Step 3 only looks at a link in the steps in which something can happen there, which
+it finds with a calendar (timing wheel of ``W`` buckets, ``cal_*``): every link with
+a non-empty queue is filed for one step, and the links due at step ``k`` are
+looked at in link index order (bitset ``due_bits``, bit ``l`` of word ``l >> 6``,
+and its summary ``due_sum``).  A link is due
+
+* at the first step ``k`` with ``ready_s[v] <= t`` (the same floating-point test)
+  and ``moved_step[v] < k`` for its head ``v``, since the head of a link only
+  changes while the link is looked at or when the empty link receives a vehicle;
+* when the head was denied for lack of flow capacity: at the first later step at
+  which the replayed refills bring ``acc`` above ``ACC_EPS_VEH``;
+* when the head was blocked by storage of ``m``: when ``occ[m]`` drops (``l`` is
+  listed under ``m``, ``blk_*``, and woken up in the same step if ``l > m``, else
+  in the next) or at the step the stuck time is reached, whichever is first.
+
+A held link is still looked at in the last step of every call, and the calendar is
+rebuilt from the queues at the start of every call, so that changes of
+``cap_veh_per_step`` / ``fftt_s`` / ``storage_veh`` between calls act as with a
+look at every link in every step.  Step 4 only looks at the waiting lists that
+received a departure or whose link's ``occ`` dropped in the step (a blocked head
+stays blocked until then); links are independent in step 4, so their order does
+not matter.  The links with a non-empty queue / waiting list are also kept in the
+bitsets ``q_bits`` / ``w_bits``.  A step with nothing due costs ``O(1)``; a
+call costs ``O(L / 64 + W + steps + links looked at + moves)``.  The kernel
+allocates nothing.
 
 Conservation: no vehicle is lost or duplicated; departed = waiting + on links +
 arrived, and ``sum(occ) == count(status == 2)``.  With ``stuck_time_s = inf``,
@@ -101,6 +123,10 @@ STATUS_REMOVED = 4  # removed after being stuck (stuck_action="remove")
 #: A link has flow capacity left while ``acc_veh > ACC_EPS_VEH``; the tolerance
 #: absorbs round-off of the repeated ``+ cap - 1`` updates (e.g. ``1e-16`` for 0).
 ACC_EPS_VEH = 1e-9
+
+#: Ring size (steps) of the calendar of links due at a step; a link due later is
+#: kept in the last bucket and filed again when that bucket is popped.
+CALENDAR_STEPS = 1024
 
 
 @numba.njit(cache=True)
@@ -144,6 +170,20 @@ def advance_queue(
     link_tt_sum_s,
     n_forced,
     n_removed,
+    cal_head,
+    cal_next,
+    cal_prev,
+    cal_bkt,
+    cal_due,
+    blk_head,
+    blk_next,
+    blk_prev,
+    blk_on,
+    due_bits,
+    due_sum,
+    pend,
+    wd_list,
+    wd_flag,
 ):
     """Advance the spatial-queue model by ``n_steps`` steps, in place.
 
@@ -220,6 +260,26 @@ def advance_queue(
         Count of forced (stuck) moves; incremented.
     n_removed : int64[1]
         Count of stuck vehicles removed (``stuck_remove``); incremented.
+    cal_head : int64[W]
+        Bucket heads of the calendar of links due at a step (any ``W >= 1``);
+        scratch, rebuilt by every call.
+    cal_next, cal_prev, cal_bkt, cal_due : int64[L]
+        Successor and predecessor of each link in its calendar bucket, the bucket
+        and the step it is due at; scratch.
+    blk_head, blk_next, blk_prev, blk_on : int64[L]
+        Links whose head is blocked by storage, listed per downstream link
+        (``blk_head[m]``, doubly linked), and the link each is listed under
+        (``-1`` if none); all ``-1`` between calls.
+    due_bits : uint64[ceil(L / 64)]
+        Bitset of the links due at the current step; scratch.
+    due_sum : uint64[ceil(L / 4096)]
+        Bitset of the non-zero words of ``due_bits``; scratch.
+    pend : int64[L]
+        Links to file in the calendar at the start of the next step; scratch.
+    wd_list : int64[L]
+        Links whose waiting list is looked at in step 4 of the current step; scratch.
+    wd_flag : uint8[L]
+        1 for the links in ``wd_list``; scratch, all 0 between calls.
 
     Returns
     -------
@@ -228,6 +288,8 @@ def advance_queue(
     """
     n_links = fftt_s.shape[0]
     n_words = q_bits.shape[0]
+    n_sum = due_sum.shape[0]
+    n_cal = cal_head.shape[0]
     n_hours = link_volume.shape[1]
     n_dep = dep_ids.shape[0]
     one = np.uint64(1)
@@ -245,9 +307,103 @@ def advance_queue(
     s2 = np.uint64(2)
     s1 = np.uint64(1)
     n_arrived = 0
+    k_end = k0 + n_steps
+    if n_steps <= 0:
+        return n_arrived
+    t_last = t_start_s + (k_end - 1) * dt_s
 
-    for k in range(k0, k0 + n_steps):
+    # Set-up of the calendar of this call (see "Implementation notes"): empty buckets
+    # and due sets; every link with a non-empty queue is filed in the first loop
+    # iteration, every link with a non-empty waiting list is due for step 4.
+    for b in range(min(n_cal, n_steps)):
+        cal_head[b] = -1
+    for wi in range(n_sum):
+        due_sum[wi] = zero
+    for wi in range(n_words):
+        due_bits[wi] = zero
+    n_pend = 0
+    n_wd = 0
+    for wi in range(n_words):
+        word = q_bits[wi]
+        if word != zero:
+            for b in range(64):
+                if (word >> np.uint64(b)) & one != zero:
+                    pend[n_pend] = wi * 64 + b
+                    n_pend += 1
+        word = w_bits[wi]
+        if word != zero:
+            for b in range(64):
+                if (word >> np.uint64(b)) & one != zero:
+                    l = wi * 64 + b
+                    wd_flag[l] = 1
+                    wd_list[n_wd] = l
+                    n_wd += 1
+
+    for k in range(k0, k_end):
         t = t_start_s + k * dt_s
+
+        # file the links whose head changed (or became eligible to be looked at) in
+        # the previous step, for the first step >= k at which the head is eligible
+        for pi in range(n_pend):
+            l = pend[pi]
+            v = q_head[l]
+            j = k
+            if moved_step[v] >= j:
+                j = moved_step[v] + 1
+            r = ready_s[v]
+            e = j
+            if r > t_start_s + j * dt_s:
+                if r > t_last:
+                    e = k_end
+                else:
+                    e = int(math.ceil((r - t_start_s) / dt_s))
+                    if e < j + 1:
+                        e = j + 1
+                    if e > k_end - 1:
+                        e = k_end - 1
+                    while e > j + 1 and t_start_s + (e - 1) * dt_s >= r:
+                        e -= 1
+                    while t_start_s + e * dt_s < r:
+                        e += 1
+            if e < k_end:
+                fe = e
+                if fe > k + n_cal - 1:
+                    fe = k + n_cal - 1
+                b = (fe - k0) % n_cal
+                cal_due[l] = e
+                cal_bkt[l] = b
+                cal_prev[l] = -1
+                nl = cal_head[b]
+                cal_next[l] = nl
+                if nl != -1:
+                    cal_prev[nl] = l
+                cal_head[b] = l
+        n_pend = 0
+
+        # pop the links due at step k into the due set (re-file those due later)
+        b = (k - k0) % n_cal
+        l = cal_head[b]
+        cal_head[b] = -1
+        n_due = 0
+        while l != -1:
+            nl = cal_next[l]
+            if cal_due[l] > k:
+                fe = cal_due[l]
+                if fe > k + n_cal - 1:
+                    fe = k + n_cal - 1
+                bb = (fe - k0) % n_cal
+                cal_bkt[l] = bb
+                cal_prev[l] = -1
+                nb = cal_head[bb]
+                cal_next[l] = nb
+                if nb != -1:
+                    cal_prev[nb] = l
+                cal_head[bb] = l
+            else:
+                due_bits[l >> 6] |= one << np.uint64(l & 63)
+                due_sum[l >> 12] |= one << np.uint64((l >> 6) & 63)
+                n_due += 1
+            l = nl
 
         # 1. refill: applied lazily (see module docstring).
 
@@ -267,189 +423,332 @@ def advance_queue(
             w_tail[l] = i
             pos[i] = 0
             status[i] = 1
+            if wd_flag[l] == 0:
+                wd_flag[l] = 1
+                wd_list[n_wd] = l
+                n_wd += 1
             p += 1
         dep_ptr[0] = p
 
-        # 3. link exits, links with a non-empty queue in index order
-        for wi in range(n_words):
-            word = q_bits[wi]
-            while word != zero:
-                low = word & (~word + one)
-                word ^= low
-                b = 0
-                if (low & m32) == zero:
-                    b += 32
-                    low >>= s32
-                if (low & m16) == zero:
-                    b += 16
-                    low >>= s16
-                if (low & m8) == zero:
-                    b += 8
-                    low >>= s8
-                if (low & m4) == zero:
-                    b += 4
-                    low >>= s4
-                if (low & m2) == zero:
-                    b += 2
-                    low >>= s2
-                if (low & m1) == zero:
-                    b += 1
-                    low >>= s1
-                l = wi * 64 + b
-                if l >= n_links:
-                    break
-                refilled = False
-                while True:
-                    v = q_head[l]
-                    if v == -1:
-                        break
-                    if ready_s[v] > t or moved_step[v] == k:
-                        break
-                    if not refilled:
-                        # lazy replay of the pending per-step refills of link l
-                        pending = k - acc_step[l]
-                        if pending > 0:
-                            a = acc_veh[l]
-                            c = cap_veh_per_step[l]
-                            for _ in range(pending):
-                                if a >= c:
-                                    break
-                                a = min(a + c, c)
-                            acc_veh[l] = a
-                            acc_step[l] = k
-                        refilled = True
-                    if acc_veh[l] <= ACC_EPS_VEH:
-                        held[v] = 1
-                        break
-                    if held[v] != 0:
-                        x = t
-                    else:
-                        x = max(ready_s[v], last_exit_s[l])
-                    r0 = route_indptr[v]
-                    is_last = r0 + pos[v] + 1 >= route_indptr[v + 1]
-                    m = -1
-                    if not is_last:
-                        m = route_links[r0 + pos[v] + 1]
-                        if occ_veh[m] >= storage_veh[m]:
-                            held[v] = 1
-                            if np.isnan(held_since_s[v]):
-                                held_since_s[v] = t
-                            if t - held_since_s[v] >= stuck_time_s:
-                                if stuck_remove:
-                                    nh = nxt[v]
-                                    q_head[l] = nh
-                                    if nh == -1:
-                                        q_tail[l] = -1
-                                        q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                                    occ_veh[l] -= 1
-                                    nxt[v] = -1
-                                    status[v] = 4
-                                    held[v] = 0
-                                    held_since_s[v] = np.nan
-                                    n_removed[0] += 1
-                                    continue
-                                n_forced[0] += 1
+        # 3. link exits, links with a possibly eligible head in index order
+        if n_due > 0:
+            for si in range(n_sum):
+                sword = due_sum[si]
+                if sword == zero:
+                    continue
+                due_sum[si] = zero
+                while sword != zero:
+                    low = sword & (~sword + one)
+                    sword ^= low
+                    b = 0
+                    if (low & m32) == zero:
+                        b += 32
+                        low >>= s32
+                    if (low & m16) == zero:
+                        b += 16
+                        low >>= s16
+                    if (low & m8) == zero:
+                        b += 8
+                        low >>= s8
+                    if (low & m4) == zero:
+                        b += 4
+                        low >>= s4
+                    if (low & m2) == zero:
+                        b += 2
+                        low >>= s2
+                    if (low & m1) == zero:
+                        b += 1
+                        low >>= s1
+                    wi = si * 64 + b
+                    word = due_bits[wi]
+                    due_bits[wi] = zero
+                    while word != zero:
+                        low = word & (~word + one)
+                        word ^= low
+                        b = 0
+                        if (low & m32) == zero:
+                            b += 32
+                            low >>= s32
+                        if (low & m16) == zero:
+                            b += 16
+                            low >>= s16
+                        if (low & m8) == zero:
+                            b += 8
+                            low >>= s8
+                        if (low & m4) == zero:
+                            b += 4
+                            low >>= s4
+                        if (low & m2) == zero:
+                            b += 2
+                            low >>= s2
+                        if (low & m1) == zero:
+                            b += 1
+                            low >>= s1
+                        l = wi * 64 + b
+                        mb = blk_on[l]
+                        if mb != -1:
+                            # looked at again: no longer listed as blocked by mb
+                            pb = blk_prev[l]
+                            nb = blk_next[l]
+                            if pb == -1:
+                                blk_head[mb] = nb
                             else:
+                                blk_next[pb] = nb
+                            if nb != -1:
+                                blk_prev[nb] = pb
+                            blk_on[l] = -1
+                        refilled = False
+                        exited = False
+                        blocked = 0
+                        mblk = -1
+                        while True:
+                            v = q_head[l]
+                            if v == -1:
                                 break
-                    # pop v from l
-                    nh = nxt[v]
-                    q_head[l] = nh
-                    if nh == -1:
-                        q_tail[l] = -1
-                        q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                    occ_veh[l] -= 1
-                    acc_veh[l] -= 1.0
-                    last_exit_s[l] = x
-                    h = int(x // bin_s)
-                    if h < 0:
-                        h = 0
-                    if h > n_hours - 1:
-                        h = n_hours - 1
-                    link_volume[l, h] += 1
-                    link_tt_sum_s[l, h] += x - enter_s[v]
-                    nxt[v] = -1
-                    if is_last:
-                        arrive_s[v] = x
-                        status[v] = 3
-                        held[v] = 0
-                        held_since_s[v] = np.nan
-                        n_arrived += 1
-                    else:
-                        tl = q_tail[m]
-                        if tl == -1:
-                            q_head[m] = v
-                            q_bits[m >> 6] |= one << np.uint64(m & 63)
-                        else:
-                            nxt[tl] = v
-                        q_tail[m] = v
-                        occ_veh[m] += 1
-                        pos[v] += 1
-                        route_enter_s[r0 + pos[v]] = x
-                        enter_s[v] = x
-                        ready_s[v] = x + fftt_s[m]
-                        held[v] = 0
-                        held_since_s[v] = np.nan
-                        moved_step[v] = k
+                            if ready_s[v] > t or moved_step[v] == k:
+                                break
+                            if not refilled:
+                                # lazy replay of the pending per-step refills of link l
+                                pending = k - acc_step[l]
+                                if pending > 0:
+                                    a = acc_veh[l]
+                                    c = cap_veh_per_step[l]
+                                    for _ in range(pending):
+                                        if a >= c:
+                                            break
+                                        a = min(a + c, c)
+                                    acc_veh[l] = a
+                                    acc_step[l] = k
+                                refilled = True
+                            if acc_veh[l] <= ACC_EPS_VEH:
+                                held[v] = 1
+                                blocked = 1
+                                break
+                            if held[v] != 0:
+                                x = t
+                            else:
+                                x = max(ready_s[v], last_exit_s[l])
+                            r0 = route_indptr[v]
+                            is_last = r0 + pos[v] + 1 >= route_indptr[v + 1]
+                            m = -1
+                            if not is_last:
+                                m = route_links[r0 + pos[v] + 1]
+                                if occ_veh[m] >= storage_veh[m]:
+                                    held[v] = 1
+                                    if np.isnan(held_since_s[v]):
+                                        held_since_s[v] = t
+                                    if t - held_since_s[v] >= stuck_time_s:
+                                        if stuck_remove:
+                                            nh = nxt[v]
+                                            q_head[l] = nh
+                                            if nh == -1:
+                                                q_tail[l] = -1
+                                                q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                                            occ_veh[l] -= 1
+                                            exited = True
+                                            nxt[v] = -1
+                                            status[v] = 4
+                                            held[v] = 0
+                                            held_since_s[v] = np.nan
+                                            n_removed[0] += 1
+                                            continue
+                                        n_forced[0] += 1
+                                    else:
+                                        blocked = 2
+                                        mblk = m
+                                        break
+                            # pop v from l
+                            nh = nxt[v]
+                            q_head[l] = nh
+                            if nh == -1:
+                                q_tail[l] = -1
+                                q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                            occ_veh[l] -= 1
+                            exited = True
+                            acc_veh[l] -= 1.0
+                            last_exit_s[l] = x
+                            h = int(x // bin_s)
+                            if h < 0:
+                                h = 0
+                            if h > n_hours - 1:
+                                h = n_hours - 1
+                            link_volume[l, h] += 1
+                            link_tt_sum_s[l, h] += x - enter_s[v]
+                            nxt[v] = -1
+                            if is_last:
+                                arrive_s[v] = x
+                                status[v] = 3
+                                held[v] = 0
+                                held_since_s[v] = np.nan
+                                n_arrived += 1
+                            else:
+                                tl = q_tail[m]
+                                if tl == -1:
+                                    q_head[m] = v
+                                    q_bits[m >> 6] |= one << np.uint64(m & 63)
+                                    if m != l:
+                                        # m was empty: file it (next step) for its new head
+                                        pend[n_pend] = m
+                                        n_pend += 1
+                                else:
+                                    nxt[tl] = v
+                                q_tail[m] = v
+                                occ_veh[m] += 1
+                                pos[v] += 1
+                                route_enter_s[r0 + pos[v]] = x
+                                enter_s[v] = x
+                                ready_s[v] = x + fftt_s[m]
+                                held[v] = 0
+                                held_since_s[v] = np.nan
+                                moved_step[v] = k
+                        if q_head[l] != -1:
+                            if blocked != 0:
+                                # An eligible head that was denied is looked at every step,
+                                # except that with the flow capacity used up nothing can
+                                # happen before the step at which the (replayed) refills
+                                # bring acc above ACC_EPS_VEH; the link is still looked
+                                # at in the last step of the call, so acc_veh/acc_step
+                                # end each call as with a look at every step.
+                                fe = k + 1
+                                if blocked == 1:
+                                    a = acc_veh[l]
+                                    c = cap_veh_per_step[l]
+                                    while fe < k_end - 1:
+                                        if a < c:
+                                            a = min(a + c, c)
+                                        if a > ACC_EPS_VEH:
+                                            break
+                                        fe += 1
+                                elif fe < k_end:
+                                    # Blocked by storage: nothing changes until occ[mblk]
+                                    # drops (then l is woken up, below) or the stuck time
+                                    # is reached; the refill replay does not depend on when
+                                    # it is done.  The link is still looked at in the last
+                                    # step of the call.
+                                    hs = held_since_s[q_head[l]]
+                                    fe = k_end - 1
+                                    if t_last - hs >= stuck_time_s:
+                                        e = int(math.ceil((hs + stuck_time_s - t_start_s) / dt_s))
+                                        if e < k + 1:
+                                            e = k + 1
+                                        if e > k_end - 1:
+                                            e = k_end - 1
+                                        while e > k + 1 and (t_start_s + (e - 1) * dt_s) - hs >= stuck_time_s:
+                                            e -= 1
+                                        while not ((t_start_s + e * dt_s) - hs >= stuck_time_s):
+                                            e += 1
+                                        fe = e
+                                    nb = blk_head[mblk]
+                                    blk_next[l] = nb
+                                    blk_prev[l] = -1
+                                    if nb != -1:
+                                        blk_prev[nb] = l
+                                    blk_head[mblk] = l
+                                    blk_on[l] = mblk
+                                if fe < k_end:
+                                    bb = fe
+                                    if bb > k + n_cal - 1:
+                                        bb = k + n_cal - 1
+                                    bb = (bb - k0) % n_cal
+                                    cal_due[l] = fe
+                                    cal_bkt[l] = bb
+                                    cal_prev[l] = -1
+                                    nb = cal_head[bb]
+                                    cal_next[l] = nb
+                                    if nb != -1:
+                                        cal_prev[nb] = l
+                                    cal_head[bb] = l
+                            else:
+                                pend[n_pend] = l
+                                n_pend += 1
+                        if exited and blk_head[l] != -1:
+                            # occ[l] dropped: wake up the links whose head is blocked by
+                            # l, in this step if they come after l, else in the next one
+                            u = blk_head[l]
+                            blk_head[l] = -1
+                            while u != -1:
+                                nu = blk_next[u]
+                                blk_on[u] = -1
+                                if cal_due[u] > k:
+                                    # take u out of its calendar bucket
+                                    pc = cal_prev[u]
+                                    nc = cal_next[u]
+                                    if pc == -1:
+                                        cal_head[cal_bkt[u]] = nc
+                                    else:
+                                        cal_next[pc] = nc
+                                    if nc != -1:
+                                        cal_prev[nc] = pc
+                                    if u > l:
+                                        uw = u >> 6
+                                        ubit = one << np.uint64(u & 63)
+                                        if uw == wi:
+                                            word |= ubit
+                                        else:
+                                            due_bits[uw] |= ubit
+                                            if (uw >> 6) == si:
+                                                sword |= one << np.uint64(uw & 63)
+                                            else:
+                                                due_sum[uw >> 6] |= one << np.uint64(uw & 63)
+                                        cal_due[u] = k
+                                    elif k + 1 < k_end:
+                                        bb = (k + 1 - k0) % n_cal
+                                        cal_due[u] = k + 1
+                                        cal_bkt[u] = bb
+                                        cal_prev[u] = -1
+                                        nb = cal_head[bb]
+                                        cal_next[u] = nb
+                                        if nb != -1:
+                                            cal_prev[nb] = u
+                                        cal_head[bb] = u
+                                # else: u is due in this step and not looked at yet (u > l)
+                                u = nu
+                        if exited and w_head[l] != -1 and wd_flag[l] == 0:
+                            # a slot may have freed up for the waiting list of l
+                            wd_flag[l] = 1
+                            wd_list[n_wd] = l
+                            n_wd += 1
 
-        # 4. waiting lists -> first link
-        for wi in range(n_words):
-            word = w_bits[wi]
-            while word != zero:
-                low = word & (~word + one)
-                word ^= low
-                b = 0
-                if (low & m32) == zero:
-                    b += 32
-                    low >>= s32
-                if (low & m16) == zero:
-                    b += 16
-                    low >>= s16
-                if (low & m8) == zero:
-                    b += 8
-                    low >>= s8
-                if (low & m4) == zero:
-                    b += 4
-                    low >>= s4
-                if (low & m2) == zero:
-                    b += 2
-                    low >>= s2
-                if (low & m1) == zero:
-                    b += 1
-                    low >>= s1
-                l = wi * 64 + b
-                if l >= n_links:
+        # 4. waiting lists -> first link (links are independent here: any order)
+        for wj in range(n_wd):
+            l = wd_list[wj]
+            wd_flag[l] = 0
+            if q_head[l] == -1 and w_head[l] != -1 and occ_veh[l] < storage_veh[l]:
+                # the queue of l becomes non-empty: file it (next step) for its head
+                pend[n_pend] = l
+                n_pend += 1
+            while True:
+                w = w_head[l]
+                if w == -1:
                     break
-                while True:
-                    w = w_head[l]
-                    if w == -1:
-                        break
-                    if occ_veh[l] >= storage_veh[l]:
-                        held[w] = 1
-                        break
-                    nw = nxt[w]
-                    w_head[l] = nw
-                    if nw == -1:
-                        w_tail[l] = -1
-                        w_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                    nxt[w] = -1
-                    tl = q_tail[l]
-                    if tl == -1:
-                        q_head[l] = w
-                        q_bits[l >> 6] |= one << np.uint64(l & 63)
-                    else:
-                        nxt[tl] = w
-                    q_tail[l] = w
-                    occ_veh[l] += 1
-                    status[w] = 2
-                    if held[w] != 0:
-                        enter_s[w] = t
-                    else:
-                        enter_s[w] = depart_s[w]
-                    route_enter_s[route_indptr[w]] = enter_s[w]
-                    ready_s[w] = enter_s[w] + fftt_s[l]
-                    held[w] = 0
-                    held_since_s[w] = np.nan
-                    moved_step[w] = k
+                if occ_veh[l] >= storage_veh[l]:
+                    held[w] = 1
+                    break
+                nw = nxt[w]
+                w_head[l] = nw
+                if nw == -1:
+                    w_tail[l] = -1
+                    w_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                nxt[w] = -1
+                tl = q_tail[l]
+                if tl == -1:
+                    q_head[l] = w
+                    q_bits[l >> 6] |= one << np.uint64(l & 63)
+                else:
+                    nxt[tl] = w
+                q_tail[l] = w
+                occ_veh[l] += 1
+                status[w] = 2
+                if held[w] != 0:
+                    enter_s[w] = t
+                else:
+                    enter_s[w] = depart_s[w]
+                route_enter_s[route_indptr[w]] = enter_s[w]
+                ready_s[w] = enter_s[w] + fftt_s[l]
+                held[w] = 0
+                held_since_s[w] = np.nan
+                moved_step[w] = k
+        n_wd = 0
     return n_arrived
 
 
@@ -608,6 +907,21 @@ class QueueSim:
         self._n_removed = np.zeros(1, np.int64)
         self._dep_ids = np.zeros(0, np.int64)
         self._dep_ptr = np.zeros(1, np.int64)
+        # kernel scratch: calendar of the links due at a step, due sets, pending filings
+        self._cal_head = np.full(CALENDAR_STEPS, -1, np.int64)
+        self._cal_next = np.full(n_links, -1, np.int64)
+        self._cal_prev = np.full(n_links, -1, np.int64)
+        self._cal_bkt = np.zeros(n_links, np.int64)
+        self._cal_due = np.zeros(n_links, np.int64)
+        self._blk_head = np.full(n_links, -1, np.int64)
+        self._blk_next = np.full(n_links, -1, np.int64)
+        self._blk_prev = np.full(n_links, -1, np.int64)
+        self._blk_on = np.full(n_links, -1, np.int64)
+        self._due_bits = np.zeros(n_words, np.uint64)
+        self._due_sum = np.zeros((n_words + 63) // 64, np.uint64)
+        self._pend = np.zeros(n_links, np.int64)
+        self._wd_list = np.zeros(n_links, np.int64)
+        self._wd_flag = np.zeros(n_links, np.uint8)
 
     # ------------------------------------------------------------------ time
     def _t_of(self, k):
@@ -721,6 +1035,10 @@ class QueueSim:
             self.nxt, self.pos, self.enter_s, self.ready_s, self.held, self.held_since_s,
             self.moved_step, self.status, self.arrive_s, self.route_enter_s,
             self.link_volume, self.link_tt_sum_s, self._n_forced, self._n_removed,
+            self._cal_head, self._cal_next, self._cal_prev, self._cal_bkt, self._cal_due,
+            self._blk_head, self._blk_next, self._blk_prev, self._blk_on,
+            self._due_bits, self._due_sum,
+            self._pend, self._wd_list, self._wd_flag,
         )
         self._k = k_end
         return int(n_arr)
