@@ -70,7 +70,8 @@ def main() -> None:
 
     s = scenario_from_dict(sc)
     last = warm_m["kpis"]["last_arrival_s"] or s.simulation.end_s
-    sim_s = min(s.simulation.end_s, last) - s.simulation.start_s
+    days = int(warm_m["kpis"].get("iterations") or 1)
+    sim_s = (min(s.simulation.end_s, last) - s.simulation.start_s) * days
     move_s = warm_m["phase_time_s"]["move"]
     print(f"scenario: {args.scenario.name}  residents={residents:,}  trips={warm_m['kpis']['trips_total']:,}  "
           f"network links={warm_m['kpis']['network_links']:,}")
@@ -86,7 +87,7 @@ def main() -> None:
     print("phases of the warm run (s):", ", ".join(f"{k} {v:.3f}" for k, v in warm_m["phase_time_s"].items()))
     print("phases of the cold run (s):", ", ".join(f"{k} {v:.3f}" for k, v in cold["phase_time_s"].items()))
     print()
-    print(f"simulated seconds: {sim_s:,.0f} (start to last arrival)")
+    print(f"simulated seconds: {sim_s:,.0f} ({days} day(s), start to last arrival)")
     print(f"residents x simulated s per wall s, warm process: {residents * sim_s / warm_wall:,.0f}")
     print(f"residents x simulated s per wall s, move phase:   {residents * sim_s / move_s:,.0f}")
     print(f"targets: cold <= 60 s, warm <= 20 s on a 2-core machine -> "
