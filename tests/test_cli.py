@@ -207,3 +207,24 @@ def test_assign_siouxfalls(shared, tmp_path):
     assert_one_line_error(code, text, "none.tntp", "not found")
     code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(d / "SiouxFalls_trips.tntp"), "--method", "magic")
     assert_one_line_error(code, text, "--method", "bfw")
+
+
+def test_new_writes_a_valid_starter_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "my_city.yaml"
+    code, out = run_cli("new", str(target), "--map", "helsinki")
+    assert code == 0, out
+    assert target.read_text().startswith("# citytwin scenario my_city")
+    code, out = run_cli("validate", str(target))
+    assert code == 0 and "my_city" in out, out
+    before = target.read_text()
+    code, out = run_cli("new", str(target), "--map", "helsinki")
+    assert_one_line_error(code, out, "exists", "--force")
+    assert target.read_text() == before
+    code, out = run_cli("new", str(target), "--map", "helsinki", "--name", "renamed", "--force")
+    assert code == 0, out
+    assert "name: renamed" in target.read_text()
+    code, out = run_cli("new", str(tmp_path / "x.yaml"), "--map", "atlantis")
+    assert_one_line_error(code, out, "atlantis", "catalogue")
+    code, out = run_cli("new", str(tmp_path / "y.yaml"), "--name", "bad name")
+    assert_one_line_error(code, out, "y.yaml", "name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_city.yaml"]

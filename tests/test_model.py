@@ -217,3 +217,11 @@ def test_same_outputs_with_one_and_two_numba_threads(net, walk_net, bike_net):
         numba.set_num_threads(before)
     np.testing.assert_array_equal(a.car_route_links, b.car_route_links)
     np.testing.assert_array_equal(a.trip_arrive_s, b.trip_arrive_s)
+
+
+def test_trips_frame(net, walk_net, bike_net):
+    m = model(small(population={"residents": 100}), net, walk_net, bike_net).run()
+    df = m.trips_frame()
+    assert len(df) == m.trips.n
+    assert set(df["mode"].unique()) <= {"car", "walk", "bike"}
+    assert df["purpose"].iloc[-1] == "home"

@@ -1,6 +1,8 @@
 """The ``twin`` command line.
 
-``twin run SCENARIO``, ``twin validate FILE``, ``twin schema``, ``twin maps list|info``. A user
+``twin run SCENARIO``, ``twin validate FILE``, ``twin schema``, ``twin new FILE --map NAME``,
+``twin compare RUN_A RUN_B``, ``twin sweep [report] EXPERIMENT``, ``twin assign NET TRIPS``,
+``twin maps list|info``. A user
 error (bad scenario, missing or corrupt map, offline download, existing output folder) prints one
 line ``error: ...`` and exits with code 2, without a traceback.
 """
@@ -185,6 +187,26 @@ def schema(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Writ
     else:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {out}")
+
+
+@app.command()
+def new(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file to create.")],
+    map_source: Annotated[str, typer.Option("--map", "-m", help="Catalogue name (twin maps list), map file, "
+                                            "place:NAME or bbox:W,S,E,N.")] = "helsinki",
+    name: Annotated[Optional[str], typer.Option("--name", help="Scenario name (default: from the file name).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented starter scenario: the most useful keys with their defaults."""
+    from twin.starter import write_starter
+
+    try:
+        path = write_starter(scenario, name, map_source, overwrite=force)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {path} (map {map_source}); next: twin validate {path}, then twin run {path}",
+                  soft_wrap=True)
 
 
 @app.command()

@@ -648,6 +648,15 @@ class CityModel(mesa.Model):
             "toll": np.where(self.trip_mode == CAR, self.trip_car_toll, 0.0),
         }
 
+    def trips_frame(self):
+        """:meth:`trips_columns` as a pandas DataFrame (text columns as categoricals)."""
+        import pandas as pd
+
+        cols = {}
+        for k, v in self.trips_columns().items():
+            cols[k] = pd.Categorical.from_codes(v.codes, categories=list(v.categories)) if isinstance(v, Categorical) else v
+        return pd.DataFrame(cols)
+
     def links_columns(self) -> dict[str, np.ndarray]:
         """Hourly volume and mean speed per link (rows with traffic only) of the last day."""
         net = self.network
