@@ -214,10 +214,15 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Policy run folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison report (HTML) here.")] = None,
 ) -> None:
     """Compare the KPIs of two runs (e.g. a policy against its baseline)."""
     try:
         ka, kb = (_read_kpis(p) for p in (run_a, run_b))
+        if html is not None:
+            from twin.report import write_compare_report
+
+            write_compare_report(run_a, run_b, html)
     except TwinError as exc:
         _fail(exc)
         return
@@ -238,6 +243,8 @@ def compare(
         t.add_row(r["kpi"], f"{r['a']:,.4g}", f"{r['b']:,.4g}", f"{r['diff']:+,.4g}",
                   "-" if r["rel"] is None else f"{100 * r['rel']:+.1f} %")
     console.print(t)
+    if html is not None:
+        console.print(f"comparison report: {html}")
 
 
 @app.command()
@@ -363,6 +370,44 @@ def assign(
         write_table({"init_node": net.init_node.astype(np.int64) + 1, "term_node": net.term_node.astype(np.int64) + 1,
                      "flow": res.flow, "cost": res.cost, "capacity": net.capacity}, out)
         console.print(f"link flows written to {out}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder.")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="Baseline run folder to compare with.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN/report.html).")] = None,
+) -> None:
+    """(Re)write the HTML report of a run, optionally with a comparison against a baseline run."""
+    from twin.report import write_report
+
+    try:
+        path = write_report(run_dir, out, baseline_dir=baseline)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def animate(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (needs events.parquet).")],
+    hour: Annotated[int, typer.Option("--hour", help="Hour of the day to animate.")] = 8,
+    max_vehicles: Annotated[int, typer.Option("--max-vehicles", help="Cap on animated cars.")] = 5000,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN/animation_HH.html).")] = None,
+) -> None:
+    """An offline HTML animation of the cars on the network during one hour."""
+    from twin.report import write_animation
+
+    try:
+        if not 0 <= hour <= 47:
+            raise TwinError(f"--hour: must be in 0..47, got {hour}")
+        path = write_animation(run_dir, out or run_dir / f"animation_{hour:02d}.html", hour=hour,
+                               max_vehicles=max_vehicles)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {path}")
 
 
 def _read_kpis(run: Path) -> dict:

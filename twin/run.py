@@ -14,6 +14,7 @@ Run folder contents:
 ``events.parquet``          depart / enter_link / leave_link / arrive / aborted events of the last day
 ``iterations.parquet``      KPIs and relative gap of every simulated day (equilibrium convergence)
 ``timeseries.parquet``      Mesa DataCollector model variables per model step (last day)
+``report.html``             a self-contained report: KPIs, maps, charts (see :mod:`twin.report`)
 ``network.json``            summary of the road network used
 ``manifest.json``           versions, seed, wall times per phase, files (not deterministic)
 ``run.log``                 the log of the run
@@ -219,10 +220,18 @@ def run_scenario(
                 "host": platform.node(),
                 "wall_s": round(wall, 3),
                 "phase_time_s": {k: round(v, 4) for k, v in model.phase_time_s.items()},
-                "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"],
+                "files": sorted([p.name for p in tmp.iterdir()] + ["manifest.json"]
+                                + (["report.html"] if scenario.output.report else [])),
             }
             log.info("wall %.2f s; phases %s", wall, manifest["phase_time_s"])
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if scenario.output.report:
+            try:
+                from twin.report import write_report
+
+                write_report(tmp, network=net)
+            except Exception as exc:  # a report problem never fails the run
+                log.warning("report.html not written: %s", exc)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / "run")

@@ -296,6 +296,7 @@ class OutputConfig(_Strict):
     timeseries: bool = Field(True, description="Write timeseries.parquet (Mesa DataCollector model variables).")
     events: bool = Field(True, description="Write events.parquet (depart, enter/leave link, arrive) of the last iteration.")
     geopackage: bool = Field(True, description="Write links.gpkg (daily link results with geometry) for GIS tools.")
+    report: bool = Field(True, description="Write report.html: a self-contained page with KPIs, maps and charts.")
 
 
 class Scenario(_Strict):

@@ -1,0 +1,590 @@
+"""The report core: section registry, run-folder context, page assembly.
+
+A report is a list of *sections*, each a function ``fn(ctx) -> str | None`` returning an HTML
+fragment (``None``: nothing to show, e.g. the comparison without a baseline). Sections are kept in a
+registry ordered by ``order``; domains add theirs without touching this module::
+
+    from twin.report import register_section
+
+    @register_section("evacuation", order=50, title="Evacuation")
+    def evacuation(ctx):
+        t = ctx.table("evacuation.parquet")
+        if t is None:
+            return None
+        return f"<p>{len(t['agent_id']):,} evacuees</p>"
+
+``ctx`` (:class:`ReportContext`) reads the run folder lazily and caches what it read, so sections
+share one read of each table, and nothing is read that no section needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin._errors import TwinError
+from twin.report import svg as S
+
+__all__ = [
+    "ReportError", "Section", "ReportContext", "register_section", "unregister_section", "registered_sections",
+    "register_kpi", "format_kpi", "kpi_label", "write_report", "write_compare_report", "read_gpkg_lines",
+]
+
+log = logging.getLogger("twin")
+
+class ReportError(TwinError, ValueError):
+    """A report cannot be written: not a run folder, unknown section, missing events or geometry."""
+
+
+SectionFn = Callable[["ReportContext"], "str | None"]
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    order: float
+    fn: SectionFn
+    title: str | None = None
+
+
+_REGISTRY: dict[str, Section] = {}
+
+
+def register_section(name: str, order: float = 50.0, fn: SectionFn | None = None, *, title: str | None = None,
+                     replace: bool = True):
+    """Add (or replace) a report section; usable as a decorator when ``fn`` is omitted.
+
+    ``order`` places it (header 0, KPIs 10, comparison 15, maps 20, day charts 30, iterations 40,
+    run details 90); ``title`` is its heading (``None``: the fragment brings its own). Returns ``fn``.
+    """
+    def add(f: SectionFn) -> SectionFn:
+        if not replace and name in _REGISTRY:
+            raise ReportError(f"report section {name!r} is already registered")
+        _REGISTRY[name] = Section(name, float(order), f, title)
+        return f
+
+    return add if fn is None else add(fn)
+
+
+def unregister_section(name: str) -> Section | None:
+    """Remove a section from the registry; returns it (``None`` if it was not registered)."""
+    return _REGISTRY.pop(name, None)
+
+
+def registered_sections() -> list[Section]:
+    """The registered sections in page order."""
+    return sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
+
+
+# --------------------------------------------------------------------------------------------- KPIs
+
+# key -> (label, unit kind). Kinds: count, share, min (seconds shown in minutes), clock (seconds
+# after midnight), km, h, kmh, money, gap, num. Domains add theirs with register_kpi.
+_KPIS: dict[str, tuple[str, str]] = {
+    "residents": ("residents", "count"),
+    "trips_total": ("trips planned", "count"),
+    "trips_completed": ("trips completed", "count"),
+    "trips_aborted": ("trips aborted (stuck)", "count"),
+    "completion_rate": ("completion rate", "share"),
+    "mode_share_car": ("mode share car", "share"),
+    "mode_share_walk": ("mode share walk", "share"),
+    "mode_share_bike": ("mode share bike", "share"),
+    "car_trips": ("car trips", "count"),
+    "travel_time_mean_s": ("mean travel time", "min"),
+    "travel_time_p50_s": ("median travel time", "min"),
+    "travel_time_p95_s": ("p95 travel time", "min"),
+    "car_travel_time_mean_s": ("mean car travel time", "min"),
+    "delay_mean_s": ("mean car delay", "min"),
+    "delay_total_veh_h": ("total car delay", "vehh"),
+    "vkt_km": ("vehicle kilometres travelled", "km"),
+    "vht_h": ("vehicle hours travelled", "vehh"),
+    "mean_speed_kmh": ("mean car speed", "kmh"),
+    "tolls_paid": ("tolls paid", "money"),
+    "forced_moves": ("stuck vehicles moved on", "count"),
+    "removed_stuck": ("stuck vehicles removed", "count"),
+    "last_arrival_s": ("last arrival", "clock"),
+    "iterations": ("simulated days (iterations)", "count"),
+    "relative_gap": ("relative gap (last day)", "gap"),
+    "network_nodes": ("network nodes", "count"),
+    "network_links": ("network links", "count"),
+}
+
+
+def register_kpi(key: str, label: str, kind: str = "num") -> None:
+    """Label and unit kind of a KPI (count, share, min, clock, km, h, vehh, kmh, money, gap, num)."""
+    _KPIS[key] = (label, kind)
+
+
+def kpi_label(key: str) -> str:
+    return _KPIS.get(key, (key.replace("_", " "), "num"))[0]
+
+
+def format_kpi(key: str, v: Any, *, diff: bool = False) -> str:
+    """A KPI value with its unit; ``diff=True`` formats a B − A difference (signed, shares in points)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return escape(str(v))
+    if isinstance(v, float) and not np.isfinite(v):
+        return "-"
+    kind = _KPIS.get(key, ("", "num"))[1]
+    sign = "+" if diff and v > 0 else ""
+    if kind == "count":
+        return f"{sign}{v:,.0f}"
+    if kind == "share":
+        return f"{sign}{100 * v:.1f} pp" if diff else f"{100 * v:.1f} %"
+    if kind == "min":
+        return f"{sign}{v:.3g} s" if abs(v) < 60 else f"{sign}{v / 60:,.2f} min"
+    if kind == "clock":
+        if diff:
+            return f"{sign}{v / 60:,.1f} min"
+        d, r = divmod(int(round(v)), 86400)
+        return f"{r // 3600:02d}:{r % 3600 // 60:02d}" + (f" (+{d} d)" if d else "")
+    if kind in ("km", "h", "vehh"):
+        num = f"{v:,.1f}" if abs(v) >= 10 or v == 0 else f"{v:.3g}"
+        return f"{sign}{num} {dict(km='km', h='h', vehh='veh·h')[kind]}"
+    if kind == "kmh":
+        return f"{sign}{v:,.1f} km/h"
+    if kind == "money":
+        return f"{sign}{v:,.2f}"
+    if kind == "gap":
+        return f"{v:+.2e}" if diff else f"{v:.2e}"
+    return sign + S.fmt_num(v)
+
+
+# ----------------------------------------------------------------------------------------- geometry
+
+def read_gpkg_lines(path: Path, layer: str = "links") -> tuple[dict[str, np.ndarray], list | None] | None:
+    """Read a GeoPackage line layer with the standard library's sqlite3 (no GDAL: ~1 ms per 1,000
+    features). Returns ``(columns, mid)``: attribute columns as numpy arrays plus ``lon1, lat1,
+    lon2, lat2`` (first and last vertex), and ``mid`` (per feature, intermediate vertices or
+    ``None``; ``None`` overall when every feature is a straight segment)."""
+    try:
+        con = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        gcol = con.execute("select column_name from gpkg_geometry_columns where table_name=?", (layer,)).fetchone()
+        if gcol is None:
+            return None
+        gcol = gcol[0]
+        names = [r[1] for r in con.execute(f'pragma table_info("{layer}")')]
+        attrs = [c for c in names if c != gcol and c != "fid"]
+        sel = ", ".join(f'"{c}"' for c in [*attrs, gcol])
+        rows = con.execute(f'select {sel} from "{layer}" order by fid').fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    cols: dict[str, np.ndarray] = {}
+    if not rows:
+        return {**{c: np.zeros(0) for c in attrs}, **{k: np.zeros(0) for k in ("lon1", "lat1", "lon2", "lat2")}}, None
+    transposed = list(zip(*rows))
+    for c, vals in zip(attrs, transposed[:-1]):
+        try:
+            cols[c] = np.array(vals, dtype=np.float64 if any(isinstance(v, float) for v in vals[:50]) else None)
+        except (TypeError, ValueError):
+            cols[c] = np.array(vals, dtype=object)
+        if cols[c].dtype == object:
+            try:
+                cols[c] = cols[c].astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+    blobs = transposed[-1]
+    coords, mid = _parse_gpkg_lines(blobs)
+    cols["lon1"], cols["lat1"], cols["lon2"], cols["lat2"] = coords
+    return cols, mid
+
+
+_ENV = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+
+def _parse_gpkg_lines(blobs) -> tuple[tuple[np.ndarray, ...], list | None]:
+    n = len(blobs)
+    first = bytes(blobs[0])
+    hlen = 8 + _ENV.get((first[3] >> 1) & 7, 0)
+    size = len(first)
+    # fast path: every feature is a 2-point 2-D little-endian LineString with the same header size
+    if (size == hlen + 9 + 32 and first[hlen] == 1 and struct.unpack_from("<I", first, hlen + 1)[0] == 2
+            and struct.unpack_from("<I", first, hlen + 5)[0] == 2 and all(len(b) == size for b in blobs)):
+        buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, size)
+        hdr_ok = (buf[:, 3] == first[3]).all() and (buf[:, hlen] == 1).all()
+        if hdr_ok:
+            xy = buf[:, hlen + 9:].copy().view("<f8").reshape(n, 4)
+            return (xy[:, 0].copy(), xy[:, 1].copy(), xy[:, 2].copy(), xy[:, 3].copy()), None
+    lon1 = np.full(n, np.nan)
+    lat1 = np.full(n, np.nan)
+    lon2 = np.full(n, np.nan)
+    lat2 = np.full(n, np.nan)
+    mid: list = [None] * n
+    any_mid = False
+    for i, b in enumerate(blobs):
+        if b is None:
+            continue
+        b = bytes(b)
+        h = 8 + _ENV.get((b[3] >> 1) & 7, 0)
+        bo = "<" if b[h] == 1 else ">"
+        gtype = struct.unpack_from(bo + "I", b, h + 1)[0]
+        dims = 2
+        if gtype & 0x80000000 or gtype & 0x40000000:  # EWKB-style Z/M flags
+            dims += bool(gtype & 0x80000000) + bool(gtype & 0x40000000)
+            gtype &= 0xFFFF
+        elif gtype >= 1000:
+            dims = {1: 3, 2: 3, 3: 4}[gtype // 1000]
+            gtype %= 1000
+        if gtype != 2:
+            continue
+        npts = struct.unpack_from(bo + "I", b, h + 5)[0]
+        if npts < 2:
+            continue
+        pts = np.frombuffer(b, dtype=bo + "f8", count=npts * dims, offset=h + 9).reshape(npts, dims)[:, :2]
+        lon1[i], lat1[i] = pts[0]
+        lon2[i], lat2[i] = pts[-1]
+        if npts > 2:
+            mid[i] = pts[1:-1].copy()
+            any_mid = True
+    return (lon1, lat1, lon2, lat2), (mid if any_mid else None)
+
+
+# ------------------------------------------------------------------------------------------ context
+
+class ReportContext:
+    """Lazy, cached access to a run folder for report sections.
+
+    Attributes: ``run_dir``, ``baseline`` (the baseline run's context or ``None``), ``options``
+    (keyword options given to :func:`write_report`). Everything else is read on first use:
+    ``kpis``, ``manifest``, ``scenario`` (resolved YAML as a dict), ``network_summary``,
+    ``table(name)`` (a Parquet file as ``{column: numpy array}``), ``geometry`` (projected links,
+    :class:`twin.report.svg.Geometry`), ``link_attrs`` (lanes, capacity... per geometry row),
+    ``link_metrics`` (daily volume, delay, peak-hour speed ratio per geometry row).
+    """
+
+    def __init__(self, run_dir: str | Path, *, baseline: ReportContext | None = None, network: Any = None,
+                 geometry: Any = None, options: dict | None = None):
+        self.run_dir = Path(run_dir)
+        self.baseline = baseline
+        self.options = dict(options or {})
+        self._network = network
+        self._geometry_arg = geometry
+        self._tables: dict[tuple, dict[str, np.ndarray] | None] = {}
+        self._uid = 0
+
+    # -- files ----------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def has(self, name: str) -> bool:
+        return (self.run_dir / name).is_file()
+
+    def _json(self, name: str) -> dict:
+        try:
+            return json.loads((self.run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @cached_property
+    def kpis(self) -> dict:
+        return self._json("kpis.json")
+
+    @cached_property
+    def manifest(self) -> dict:
+        return self._json("manifest.json")
+
+    @cached_property
+    def network_summary(self) -> dict:
+        return self._json("network.json")
+
+    @cached_property
+    def scenario(self) -> dict:
+        p = self.run_dir / "scenario.resolved.yaml"
+        if not p.is_file():
+            return {}
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            return yaml.load(p.read_text(encoding="utf-8"), Loader=loader) or {}
+        except yaml.YAMLError:
+            return {}
+
+    def table(self, name: str, columns: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
+        """A Parquet table of the run folder as numpy columns (strings as object arrays); ``None``
+        when the file is missing. Cached per (name, columns)."""
+        key = (name, tuple(columns) if columns is not None else None)
+        if key in self._tables:
+            return self._tables[key]
+        p = self.run_dir / name
+        if not p.is_file():
+            self._tables[key] = None
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(p)  # not pq.read_table: that imports pyarrow.dataset (and pandas), ~0.1 s
+        cols = list(columns) if columns is not None else None
+        if cols is not None:
+            avail = set(pf.schema_arrow.names)
+            cols = [c for c in cols if c in avail]
+        t = pf.read(columns=cols)
+        out: dict[str, np.ndarray] = {}
+        for c in t.column_names:
+            col = t.column(c).combine_chunks() if t.num_rows else t.column(c)
+            if t.num_rows and pa.types.is_dictionary(col.type):
+                dic = np.asarray(col.dictionary.to_pylist(), dtype=object)
+                idx = _arrow_to_numpy(col.indices)
+                out[c] = dic[idx] if dic.size else np.zeros(len(idx), object)
+            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                out[c] = np.asarray(col.to_pylist(), dtype=object)
+            else:
+                out[c] = _arrow_to_numpy(col)
+        self._tables[key] = out
+        return out
+
+    def uid(self, prefix: str = "el") -> str:
+        """A page-unique element id."""
+        self._uid += 1
+        return f"{prefix}{self._uid}"
+
+    # -- links ----------------------------------------------------------------------------------
+    @cached_property
+    def _gpkg(self):
+        if not self.has("links.gpkg"):
+            return None
+        return read_gpkg_lines(self.run_dir / "links.gpkg")
+
+    @cached_property
+    def geometry(self) -> S.Geometry | None:
+        """Links projected for maps: from ``network=``, ``geometry=`` or ``links.gpkg`` (in that order)."""
+        net = self._network
+        if net is not None:
+            t, h = np.asarray(net.link_tail), np.asarray(net.link_head)
+            return S.project_lines(np.arange(t.size), net.node_lon[t], net.node_lat[t], net.node_lon[h], net.node_lat[h])
+        g = self._geometry_arg
+        if g is not None:
+            lon1, lat1, lon2, lat2 = (np.asarray(a, float) for a in g)
+            return S.project_lines(np.arange(lon1.size), lon1, lat1, lon2, lat2)
+        gp = self._gpkg
+        if gp is None:
+            return None
+        cols, mid = gp
+        ok = np.isfinite(cols["lon1"]) & np.isfinite(cols["lon2"])
+        lid = cols.get("link_id", np.arange(ok.size)).astype(np.int64)
+        if mid is not None:
+            mid = [m for m, k in zip(mid, ok) if k]
+        return S.project_lines(lid[ok], cols["lon1"][ok], cols["lat1"][ok], cols["lon2"][ok], cols["lat2"][ok], mid)
+
+    @cached_property
+    def n_links(self) -> int:
+        """Links in the network (ids run 0..n_links-1)."""
+        n = self.network_summary.get("links") or self.kpis.get("network_links")
+        if not n and self.geometry is not None and self.geometry.n:
+            n = int(self.geometry.link_id.max()) + 1
+        if not n:
+            lk = self.table("links.parquet", ["link_id"])
+            n = int(lk["link_id"].max()) + 1 if lk is not None and lk["link_id"].size else 0
+        return int(n)
+
+    @cached_property
+    def link_attrs(self) -> dict[str, np.ndarray]:
+        """Static link attributes by link id (``lanes``, ``capacity_vph``, ``length_m``,
+        ``freeflow_speed_mps``, ``osm_way_id``; those available)."""
+        n = self.n_links
+        out: dict[str, np.ndarray] = {}
+        net = self._network
+        if net is not None:
+            for k, a in (("lanes", "link_lanes"), ("capacity_vph", "link_capacity_vph"), ("length_m", "link_length_m"),
+                         ("freeflow_speed_mps", "link_speed_mps"), ("osm_way_id", "link_osmid")):
+                if hasattr(net, a):
+                    out[k] = np.asarray(getattr(net, a))
+            return out
+        gp = self._gpkg
+        if gp is not None:
+            cols = gp[0]
+            lid = cols.get("link_id", np.arange(len(cols["lon1"]))).astype(np.int64)
+            ok = (lid >= 0) & (lid < n)
+            for k in ("lanes", "capacity_vph", "length_m", "freeflow_speed_mps", "osm_way_id"):
+                if k in cols and cols[k].dtype != object:
+                    a = np.full(n, np.nan)
+                    a[lid[ok]] = cols[k][ok]
+                    out[k] = a
+            return out
+        lk = self.table("links.parquet", ["link_id", "length_m", "freeflow_speed_mps", "capacity_vph", "osm_way_id"])
+        if lk is not None:
+            for k in ("capacity_vph", "length_m", "freeflow_speed_mps", "osm_way_id"):
+                if k in lk:
+                    a = np.full(n, np.nan)
+                    a[lk["link_id"]] = lk[k]
+                    out[k] = a
+        return out
+
+    @cached_property
+    def link_metrics(self) -> dict[str, Any]:
+        """Per link id: ``volume_day`` (veh), ``delay_veh_h`` (volume × (travel time − free-flow
+        time)), ``peak_ratio`` (mean / free-flow speed in the network's peak hour, NaN without
+        traffic then); and ``peak_hour`` (hour with the most link exits), ``hourly`` (volume,
+        veh·km and veh·h per hour)."""
+        n = self.n_links
+        lk = self.table("links.parquet", ["link_id", "hour", "volume_veh", "mean_travel_time_s", "length_m",
+                                          "freeflow_speed_mps", "mean_speed_mps"])
+        if lk is None or lk["link_id"].size == 0:
+            vol = np.zeros(n)
+            gp = self._gpkg
+            if gp is not None and "volume_day_veh" in gp[0]:
+                lid = gp[0].get("link_id", np.arange(len(gp[0]["lon1"]))).astype(np.int64)
+                vol[lid] = gp[0]["volume_day_veh"]
+            return {"volume_day": vol, "delay_veh_h": np.full(n, np.nan), "peak_ratio": np.full(n, np.nan),
+                    "peak_hour": None, "hourly": None}
+        lid = lk["link_id"].astype(np.int64)
+        n = max(n, int(lid.max()) + 1)
+        v = lk["volume_veh"].astype(np.float64)
+        tt = lk["mean_travel_time_s"].astype(np.float64)
+        ff_tt = lk["length_m"] / np.maximum(lk["freeflow_speed_mps"], 1e-9)
+        vol = np.bincount(lid, weights=v, minlength=n)
+        delay = np.bincount(lid, weights=v * np.maximum(tt - ff_tt, 0.0), minlength=n) / 3600.0
+        hour = lk["hour"].astype(np.int64)
+        hmin = int(hour.min())
+        hv = np.bincount(hour - hmin, weights=v)
+        peak = int(np.argmax(hv)) + hmin
+        ratio = np.full(n, np.nan)
+        m = hour == peak
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio[lid[m]] = lk["mean_speed_mps"][m] / lk["freeflow_speed_mps"][m]
+        hours = np.arange(hmin, hmin + hv.size)
+        vkm = np.bincount(hour - hmin, weights=v * lk["length_m"]) / 1000.0
+        vh = np.bincount(hour - hmin, weights=v * tt) / 3600.0
+        vh_ff = np.bincount(hour - hmin, weights=v * ff_tt) / 3600.0
+        return {"volume_day": vol, "delay_veh_h": delay, "peak_ratio": ratio, "peak_hour": peak,
+                "hourly": {"hour": hours, "volume": hv, "veh_km": vkm, "veh_h": vh, "veh_h_ff": vh_ff}}
+
+    def by_row(self, values_by_id: np.ndarray) -> np.ndarray:
+        """Per-link-id values reordered to the rows of :attr:`geometry` (NaN where missing)."""
+        g = self.geometry
+        vals = np.asarray(values_by_id, float)
+        out = np.full(g.n, np.nan)
+        ok = g.link_id < vals.size
+        out[ok] = vals[g.link_id[ok]]
+        return out
+
+
+def _arrow_to_numpy(col) -> np.ndarray:
+    """An Arrow array as numpy; fixed-width numbers without nulls straight from the buffer
+    (``Array.to_numpy`` imports pandas on first use: ~0.1 s in a process that has not)."""
+    import pyarrow as pa
+
+    t = col.type
+    if col.null_count == 0 and (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_float16(t):
+        kind = "f" if pa.types.is_floating(t) else ("i" if pa.types.is_signed_integer(t) else "u")
+        dt = np.dtype(f"<{kind}{t.bit_width // 8}")
+        return np.frombuffer(col.buffers()[1], dtype=dt, count=len(col), offset=col.offset * dt.itemsize)
+    return np.asarray(col.to_numpy(zero_copy_only=False))
+
+
+# --------------------------------------------------------------------------------------------- page
+
+def _check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run folder")
+    if not ((run_dir / "kpis.json").is_file() or (run_dir / "manifest.json").is_file()):
+        raise ReportError(f"{run_dir}: not a run folder (no kpis.json or manifest.json); run `twin run` first")
+
+
+def _page(title: str, body: str, nav: list[tuple[str, str]]) -> str:
+    from twin.report.assets import CSS, JS
+
+    links = "".join(f'<a href="#{escape(i)}">{escape(t)}</a>' for i, t in nav)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<meta name=\"generator\" content=\"citytwin\"><title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body><nav>{links}</nav><main>{body}</main><div id=\"tip\" hidden></div>"
+            f"<script>{JS}</script></body></html>\n")
+
+
+def write_report(run_dir: str | Path, out_html: str | Path | None = None, *, baseline_dir: str | Path | None = None,
+                 sections: Iterable[str] | None = None, network: Any = None,
+                 geometry: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 strict: bool = False, **options: Any) -> Path:
+    """Write one self-contained HTML report of a run folder (no network access needed to view it).
+
+    Parameters
+    ----------
+    run_dir
+        A run folder (``twin run`` output).
+    out_html
+        Target file (default ``run_dir/report.html``).
+    baseline_dir
+        Another run folder: adds the comparison section (KPIs A/B/diff and a link volume
+        difference map; this run is B, the baseline A).
+    sections
+        Names of the sections to include (default: every registered section), in registry order.
+    network
+        Optional :class:`~twin.network.RoadNetwork` already in memory (``twin run`` passes it):
+        link geometry and attributes come from it instead of ``links.gpkg``.
+    geometry
+        Optional ``(lon1, lat1, lon2, lat2)`` arrays by link id (straight links), instead of
+        ``links.gpkg``.
+    strict
+        Re-raise a section's exception (default: the section shows the error, the report is written).
+    options
+        Passed to sections as ``ctx.options`` (e.g. ``max_links=20000`` for the maps).
+    """
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir)
+    if baseline_dir is not None:
+        _check_run_dir(Path(baseline_dir))
+    out = Path(out_html) if out_html is not None else run_dir / "report.html"
+    base = ReportContext(baseline_dir, options=options) if baseline_dir is not None else None
+    ctx = ReportContext(run_dir, baseline=base, network=network, geometry=geometry, options=options)
+    chosen = registered_sections()
+    if sections is not None:
+        names = list(sections)
+        unknown = [s for s in names if s not in _REGISTRY]
+        if unknown:
+            raise ReportError(f"unknown report section(s) {unknown}; registered: {[s.name for s in chosen]}")
+        chosen = [s for s in chosen if s.name in set(names)]
+    body: list[str] = []
+    nav: list[tuple[str, str]] = []
+    for sec in chosen:
+        try:
+            frag = sec.fn(ctx)
+        except Exception as exc:  # a broken plug-in must not cost the user the whole report
+            if strict:
+                raise
+            log.warning("report section %s failed: %s", sec.name, exc)
+            frag = f'<p class="err">section failed: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
+        if frag is None:
+            continue
+        sid = f"sec-{sec.name}"
+        head = f"<h2>{escape(sec.title)}</h2>" if sec.title else ""
+        body.append(f'<section id="{escape(sid)}" class="sec" data-section="{escape(sec.name)}">{head}{frag}</section>')
+        if sec.title:
+            nav.append((sid, sec.title))
+    name = ctx.scenario.get("name") or ctx.manifest.get("scenario") or run_dir.name
+    html = _page(f"{name} · citytwin report", "".join(body), nav)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    log.info("report %s written in %.3f s (%d kB)", out, time.perf_counter() - t0, len(html) // 1024)
+    return out
+
+
+def write_compare_report(run_a: str | Path, run_b: str | Path, out_html: str | Path | None = None, **kw: Any) -> Path:
+    """The report of run B (e.g. a policy) with run A as its baseline (``twin compare A B``'s order).
+
+    Default target: ``run_b/compare_<A name>.html``.
+    """
+    run_a, run_b = Path(run_a), Path(run_b)
+    out = Path(out_html) if out_html is not None else run_b / f"compare_{run_a.name}.html"
+    return write_report(run_b, out, baseline_dir=run_a, **kw)

@@ -1,0 +1,439 @@
+"""Inline SVG building blocks for reports: network maps, line and bar charts, colour scales.
+
+Everything here is numpy plus string joins (no matplotlib): a map of tens of thousands of links is
+formatted in one ``%`` operation over a tuple of integers, and charts are a few hundred bytes of SVG.
+Section plug-ins (``twin.report.register_section``) can use these helpers for their own figures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+
+__all__ = [
+    "Geometry", "project_lines", "network_map", "legend_html", "classify", "quantile_breaks",
+    "line_chart", "bar_chart", "stacked_hbar", "nice_ticks", "fmt_num", "SEQ_VOLUME", "SEQ_DELAY",
+    "DIV_RATIO", "DIV_DIFF", "GREY",
+]
+
+OFFSET = 8  # right-hand shift of each direction of a street, in map units
+_FONT = 'font-family="system-ui,sans-serif" font-size="11"'
+SIZE = 10000  # map viewBox: the longer side spans SIZE integer units (about 5 significant digits)
+
+GREY = "#c9cdd2"
+SEQ_VOLUME = ["#fde68a", "#fbbf24", "#f59e0b", "#ea580c", "#c2410c", "#7f1d1d"]
+SEQ_DELAY = ["#e9d5ff", "#c084fc", "#a855f7", "#7e22ce", "#581c87", "#2e1065"]
+DIV_RATIO = ["#7f1d1d", "#dc2626", "#f97316", "#facc15", "#84cc16", "#15803d"]
+DIV_DIFF = ["#1e3a8a", "#3b82f6", "#93c5fd", "#d4d4d8", "#fca5a5", "#ef4444", "#7f1d1d"]
+SERIES = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"]
+MODE_COLORS = {"car": "#dc2626", "walk": "#16a34a", "bike": "#2563eb", "pt": "#9333ea", "maas": "#ea580c"}
+
+
+# --------------------------------------------------------------------------------------------- maps
+
+@dataclass
+class Geometry:
+    """Links projected to integer SVG units: straight segments ``(x1, y1, x2, y2)`` per link.
+
+    ``link_id[i]`` is the link of row ``i``; ``width``/``height`` the viewBox; ``d[i]`` the path data.
+    Polylines with intermediate points keep them in ``d`` (the segment ends are their first and last
+    points, used by the animation).
+    """
+
+    link_id: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    x2: np.ndarray
+    y2: np.ndarray
+    width: int
+    height: int
+    d: np.ndarray  # object array of "M.. ..L.. .." strings
+    lon0: float
+    lat0: float
+    scale: float
+    coslat: float
+
+    @property
+    def n(self) -> int:
+        return int(self.link_id.size)
+
+    def project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Any lon/lat to this map's SVG units (floats)."""
+        x = (np.asarray(lon, float) - self.lon0) * self.coslat * self.scale
+        y = (self.lat0 - np.asarray(lat, float)) * self.scale
+        return x, y
+
+
+def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None = None,
+                  offset: float = OFFSET) -> Geometry:
+    """Equirectangular projection (x scaled by cos of the mean latitude) of straight links.
+
+    ``mid``, optional, gives per link an ``(k, 2)`` lon/lat array of intermediate vertices.
+    ``offset`` shifts each straight link to its right by that many units (``SIZE`` is the map's
+    longer side), so that the two directions of a street are drawn side by side.
+    """
+    lon1, lat1, lon2, lat2 = (np.asarray(a, dtype=np.float64) for a in (lon1, lat1, lon2, lat2))
+    link_id = np.asarray(link_id, dtype=np.int64)
+    if link_id.size == 0:
+        return Geometry(link_id, *(np.zeros(0, np.int64),) * 4, 1, 1, np.zeros(0, object), 0.0, 0.0, 1.0, 1.0)
+    lons = np.concatenate([lon1, lon2])
+    lats = np.concatenate([lat1, lat2])
+    lon0, lon_max = float(lons.min()), float(lons.max())
+    lat0, lat_max = float(lats.min()), float(lats.max())
+    coslat = math.cos(math.radians(0.5 * (lat0 + lat_max)))
+    span = max((lon_max - lon0) * coslat, lat_max - lat0, 1e-9)
+    scale = (SIZE - 20) / span
+    pad = 10
+
+    def px(lon):
+        return np.rint((lon - lon0) * coslat * scale + pad).astype(np.int64)
+
+    def py(lat):
+        return np.rint((lat_max - lat) * scale + pad).astype(np.int64)
+
+    x1, y1, x2, y2 = px(lon1), py(lat1), px(lon2), py(lat2)
+    if offset and mid is None:
+        dx, dy = (x2 - x1).astype(float), (y2 - y1).astype(float)
+        ln = np.hypot(dx, dy)
+        ln[ln == 0] = 1.0
+        ox = np.rint(-dy / ln * offset).astype(np.int64)  # right-hand normal (SVG y points down)
+        oy = np.rint(dx / ln * offset).astype(np.int64)
+        x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
+    width = int(math.ceil((lon_max - lon0) * coslat * scale)) + 2 * pad
+    height = int(math.ceil((lat_max - lat0) * scale)) + 2 * pad
+    n = link_id.size
+    flat = np.column_stack([x1, y1, x2, y2]).ravel().tolist()
+    d = np.array(("M%d %dL%d %d\x00" * n % tuple(flat)).split("\x00")[:-1], dtype=object)
+    if mid is not None:
+        for i, m in enumerate(mid):
+            if m is not None and len(m):
+                m = np.asarray(m, float)
+                xs, ys = px(m[:, 0]), py(m[:, 1])
+                inner = "".join("L%d %d" % p for p in zip(xs.tolist(), ys.tolist()))
+                d[i] = "M%d %d%sL%d %d" % (x1[i], y1[i], inner, x2[i], y2[i])
+    geom = Geometry(link_id, x1, y1, x2, y2, width, height, d, lon0 - pad / (coslat * scale),
+                    lat_max + pad / scale, scale, coslat)
+    return geom
+
+
+def width_classes(lanes: np.ndarray | None, capacity: np.ndarray | None, n: int) -> np.ndarray:
+    """Line width class 1..4 from lanes (or capacity / 1,000 veh/h when lanes are missing)."""
+    if lanes is not None:
+        v = np.nan_to_num(np.asarray(lanes, float), nan=1.0)
+    elif capacity is not None:
+        v = np.nan_to_num(np.asarray(capacity, float), nan=1000.0) / 1000.0
+    else:
+        return np.ones(n, np.int64)
+    return np.clip(np.rint(v), 1, 4).astype(np.int64)
+
+
+def network_map(geom: Geometry, cls: np.ndarray, palette: list[str], *, widths: np.ndarray | None = None,
+                priority: np.ndarray | None = None, max_links: int = 20000, map_id: str = "map",
+                data_src: str | None = None, title: str = "") -> str:
+    """An inline ``<svg class="map">``: one ``<path data-k=LINK>`` per drawn link, grouped by colour.
+
+    ``cls[i]`` is the colour class of row ``i`` (an index into ``palette``; ``-1``: not drawn on its
+    own). Classes are drawn in palette order (the last on top). When more than ``max_links`` links
+    have a class, only the ``max_links`` with the highest ``priority`` are drawn individually; the
+    others, and the unclassed ones, go into one thin grey background path.
+    """
+    n = geom.n
+    cls = np.asarray(cls, dtype=np.int64)
+    if widths is None:
+        widths = np.ones(n, np.int64)
+    drawn = cls >= 0
+    if drawn.sum() > max_links:
+        pr = np.asarray(priority if priority is not None else np.zeros(n), float).copy()
+        pr[~drawn] = -np.inf
+        keep = np.argsort(-pr, kind="stable")[:max_links]
+        mask = np.zeros(n, bool)
+        mask[keep] = True
+        drawn &= mask
+    parts = [f'<svg class="map" id="{escape(map_id)}" viewBox="0 0 {geom.width} {geom.height}" '
+             f'preserveAspectRatio="xMidYMid meet"'
+             + (f' data-src="{escape(data_src)}"' if data_src else "") + ">"]
+    if title:
+        parts.append(f"<title>{escape(title)}</title>")
+    bg = ~drawn
+    if bg.any():
+        parts.append(f'<path class="bg" d="{"".join(geom.d[bg])}"/>')
+    elems = _path_elements(geom, widths)
+    for c, color in enumerate(palette):
+        idx = np.flatnonzero(drawn & (cls == c))
+        if idx.size:
+            parts.append(f'<g stroke="{color}">{"".join(elems[idx])}</g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _path_elements(geom: Geometry, widths: np.ndarray) -> np.ndarray:
+    w = np.asarray(widths, np.int64)
+    cache = getattr(geom, "_elems", None)
+    if cache is not None and np.array_equal(cache[0], w):
+        return cache[1]
+    n = geom.n
+    if n:
+        # one % over a tuple: link id, width class, path data per link
+        flat = [None] * (3 * n)
+        flat[0::3] = geom.link_id.tolist()
+        flat[1::3] = w.tolist()
+        flat[2::3] = geom.d.tolist()
+        elems = np.array(('<path data-k="%d" class="w%d" d="%s"/>\x00' * n % tuple(flat)).split("\x00")[:-1],
+                         dtype=object)
+    else:
+        elems = np.zeros(0, object)
+    geom._elems = (w.copy(), elems)  # type: ignore[attr-defined]
+    return elems
+
+
+def legend_html(palette: list[str], labels: list[str], *, title: str = "", extra: list[tuple[str, str]] = ()) -> str:
+    """A colour legend (HTML swatches) for a map."""
+    items = [f'<span class="sw"><i style="background:{c}"></i>{escape(lab)}</span>'
+             for c, lab in [*zip(palette, labels), *extra]]
+    head = f"<b>{escape(title)}</b> " if title else ""
+    return f'<div class="legend">{head}{"".join(items)}</div>'
+
+
+def nice_round(v: float, digits: int = 2) -> float:
+    if v == 0 or not math.isfinite(v):
+        return v
+    e = math.floor(math.log10(abs(v))) - digits + 1
+    return round(v / 10**e) * 10**e
+
+
+def quantile_breaks(values: np.ndarray, qs=(0.3, 0.55, 0.75, 0.9, 0.97)) -> list[float]:
+    """Increasing breaks at quantiles of ``values``, rounded to two significant digits."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return []
+    out: list[float] = []
+    for b in np.quantile(v, qs):
+        b = nice_round(float(b))
+        if b > 0 and (not out or b > out[-1]) and b < v.max():
+            out.append(b)
+    return out
+
+
+def classify(values: np.ndarray, breaks: list[float]) -> np.ndarray:
+    """Class index 0..len(breaks) of each value (``-1`` for NaN)."""
+    v = np.asarray(values, float)
+    c = np.searchsorted(np.asarray(breaks, float), v, side="right").astype(np.int64)
+    c[~np.isfinite(v)] = -1
+    return c
+
+
+def range_labels(breaks: list[float], fmt=None, unit: str = "") -> list[str]:
+    fmt = fmt or fmt_num
+    if not breaks:
+        return [f"all{unit}"]
+    labels = [f"< {fmt(breaks[0])}{unit}"]
+    labels += [f"{fmt(a)}–{fmt(b)}{unit}" for a, b in zip(breaks[:-1], breaks[1:])]
+    labels.append(f"≥ {fmt(breaks[-1])}{unit}")
+    return labels
+
+
+# ------------------------------------------------------------------------------------------- charts
+
+def fmt_num(v: float) -> str:
+    """Short human number: 1,234 / 12.3 / 0.0123 / 1.2e-05."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.4g}"
+    if a >= 0.01:
+        return f"{v:.3g}"
+    return f"{v:.2g}"
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    t = start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 12))
+        t += step
+    if ticks[-1] < hi:
+        ticks.append(round(t, 12))
+    return ticks
+
+
+def _hour_ticks(lo: float, hi: float) -> list[float]:
+    span = hi - lo
+    step = 1 if span <= 8 else 2 if span <= 16 else 3 if span <= 30 else 6
+    t0 = math.ceil(lo / step) * step
+    return list(np.arange(t0, hi + 1e-9, step))
+
+
+def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str = "", ylabel: str = "",
+               x_hours: bool = False, logy: bool = False, ymin: float | None = 0.0, w: int = 640, h: int = 240,
+               markers: bool = False, integer_x: bool = False, title: str = "") -> str:
+    """A small inline SVG line chart; ``series`` is ``[(label, x, y), ...]`` (NaN breaks a line)."""
+    series = [(s[0], np.asarray(s[1], float), np.asarray(s[2], float),
+               s[3] if len(s) > 3 else SERIES[i % len(SERIES)]) for i, s in enumerate(series)]
+    series = [s for s in series if s[1].size]
+    if not series:
+        return '<p class="empty">no data</p>'
+    ml, mr, mb = 58, 14, 34
+    mt = 12 + (16 if title else 0) + (16 if len(series) > 1 else 0)
+    pw, ph = w - ml - mr, h - mt - mb
+    xs = np.concatenate([s[1] for s in series])
+    ys = np.concatenate([s[2] for s in series])
+    if logy:
+        ys = ys[ys > 0]
+    ys = ys[np.isfinite(ys)]
+    x0, x1 = float(np.nanmin(xs)), float(np.nanmax(xs))
+    if x1 <= x0:
+        x1 = x0 + 1
+    if logy:
+        if ys.size == 0:
+            ys = np.array([1e-3, 1.0])
+        e0, e1 = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
+        if e1 <= e0:
+            e1 = e0 + 1
+        yt = [10.0**e for e in range(e0, e1 + 1)]
+        y0, y1 = float(e0), float(e1)
+        ty = lambda v: np.log10(np.where(np.asarray(v) > 0, v, np.nan))  # noqa: E731
+    else:
+        lo = float(ys.min()) if ys.size else 0.0
+        hi = float(ys.max()) if ys.size else 1.0
+        if ymin is not None:
+            lo = min(lo, ymin)
+        yt = nice_ticks(lo, hi)
+        y0, y1 = yt[0], yt[-1]
+        ty = lambda v: np.asarray(v, float)  # noqa: E731
+    if y1 <= y0:
+        y1 = y0 + 1
+    sx = lambda v: ml + (np.asarray(v, float) - x0) / (x1 - x0) * pw  # noqa: E731
+    sy = lambda v: mt + ph - (ty(v) - y0) / (y1 - y0) * ph  # noqa: E731
+    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" {_FONT}>']
+    if title:
+        out.append(f'<text class="ct" x="{ml}" y="16">{escape(title)}</text>')
+    for v in yt:
+        yy = float(sy(v))
+        lab = (f"1e{int(round(math.log10(v)))}" if logy and (v < 0.01 or v >= 1e4) else fmt_num(v))
+        out.append(f'<line class="grid" x1="{ml}" x2="{ml + pw}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
+                   f'<text class="yt" x="{ml - 5}" y="{yy + 4:.1f}">{lab}</text>')
+    xt = _hour_ticks(x0, x1) if x_hours else (
+        list(range(int(math.ceil(x0)), int(x1) + 1, max(1, int(math.ceil((x1 - x0) / 8))))) if integer_x
+        else nice_ticks(x0, x1, 6))
+    for v in xt:
+        if v < x0 - 1e-9 or v > x1 + 1e-9:
+            continue
+        xx = float(sx(v))
+        lab = f"{int(v) % 24:02d}:00" if x_hours and float(v).is_integer() else fmt_num(v)
+        out.append(f'<line class="tick" x1="{xx:.1f}" x2="{xx:.1f}" y1="{mt + ph}" y2="{mt + ph + 4}"/>'
+                   f'<text class="xt" x="{xx:.1f}" y="{mt + ph + 16}">{lab}</text>')
+    out.append(f'<line class="axis" x1="{ml}" x2="{ml + pw}" y1="{mt + ph}" y2="{mt + ph}"/>'
+               f'<line class="axis" x1="{ml}" x2="{ml}" y1="{mt}" y2="{mt + ph}"/>')
+    if xlabel:
+        out.append(f'<text class="xl" x="{ml + pw / 2:.0f}" y="{h - 3}">{escape(xlabel)}</text>')
+    if ylabel:
+        out.append(f'<text class="yl" transform="translate(12 {mt + ph / 2:.0f}) rotate(-90)">{escape(ylabel)}</text>')
+    for lab, x, y, color in series:
+        px, py = sx(x), sy(y)
+        ok = np.isfinite(px) & np.isfinite(py)
+        # split into runs of finite points
+        d = []
+        pen = False
+        pts = np.column_stack([px, py]).round(1).tolist()
+        for good, (a, b) in zip(ok.tolist(), pts):
+            if good:
+                d.append(("L" if pen else "M") + f"{a:g} {b:g}")
+                pen = True
+            else:
+                pen = False
+        out.append(f'<path class="ln" stroke="{color}" d="{"".join(d)}"><title>{escape(lab)}</title></path>')
+        if markers:
+            for good, (a, b), xv, yv in zip(ok.tolist(), pts, x.tolist(), y.tolist()):
+                if good:
+                    out.append(f'<circle cx="{a:g}" cy="{b:g}" r="3" fill="{color}">'
+                               f'<title>{escape(lab)}: {fmt_num(xv)} → {fmt_num(yv)}</title></circle>')
+    if len(series) > 1:
+        out.append(_legend_row([(s[0], s[3]) for s in series], ml, mt - 16))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _legend_row(items: list[tuple[str, str]], x: float, y: float) -> str:
+    out = []
+    for lab, color in items:
+        out.append(f'<rect x="{x:.0f}" y="{y + 2:.0f}" width="10" height="10" fill="{color}"/>'
+                   f'<text class="lg" x="{x + 14:.0f}" y="{y + 11:.0f}">{escape(lab)}</text>')
+        x += 30 + 6.5 * len(lab)
+    return "".join(out)
+
+
+def bar_chart(labels: list[str], stacks: list[tuple[str, np.ndarray, str]], *, ylabel: str = "", w: int = 640,
+              h: int = 240, title: str = "") -> str:
+    """Vertical stacked bars: ``stacks`` is ``[(name, values per label, colour), ...]``."""
+    n = len(labels)
+    if n == 0 or not stacks:
+        return '<p class="empty">no data</p>'
+    ml, mr, mb = 58, 14, 34
+    mt = 12 + (16 if title else 0) + 16
+    pw, ph = w - ml - mr, h - mt - mb
+    tot = np.sum([np.asarray(v, float) for _, v, _ in stacks], axis=0)
+    yt = nice_ticks(0.0, float(tot.max()) if tot.size else 1.0)
+    y1 = yt[-1] or 1.0
+    bw = pw / n
+    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" {_FONT}>']
+    if title:
+        out.append(f'<text class="ct" x="{ml}" y="16">{escape(title)}</text>')
+    for v in yt:
+        yy = mt + ph - v / y1 * ph
+        out.append(f'<line class="grid" x1="{ml}" x2="{ml + pw}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
+                   f'<text class="yt" x="{ml - 5}" y="{yy + 4:.1f}">{fmt_num(v)}</text>')
+    base = np.zeros(n)
+    for name, vals, color in stacks:
+        vals = np.asarray(vals, float)
+        for i in np.flatnonzero(vals > 0):
+            y_top = mt + ph - (base[i] + vals[i]) / y1 * ph
+            hh = vals[i] / y1 * ph
+            out.append(f'<rect x="{ml + i * bw + 1:.1f}" y="{y_top:.1f}" width="{max(bw - 2, 1):.1f}" '
+                       f'height="{hh:.1f}" fill="{color}"><title>{escape(labels[i])} {escape(name)}: '
+                       f'{fmt_num(vals[i])}</title></rect>')
+        base += vals
+    step = max(1, int(math.ceil(n / 12)))
+    for i in range(0, n, step):
+        out.append(f'<text class="xt" x="{ml + (i + 0.5) * bw:.1f}" y="{mt + ph + 16}">{escape(labels[i])}</text>')
+    out.append(f'<line class="axis" x1="{ml}" x2="{ml + pw}" y1="{mt + ph}" y2="{mt + ph}"/>')
+    if ylabel:
+        out.append(f'<text class="yl" transform="translate(12 {mt + ph / 2:.0f}) rotate(-90)">{escape(ylabel)}</text>')
+    out.append(_legend_row([(name, color) for name, _, color in stacks], ml, mt - 16))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def stacked_hbar(parts: list[tuple[str, float, str]], *, w: int = 640, h: int = 44, fmt=None) -> str:
+    """One horizontal 100 % bar (e.g. mode shares): ``parts`` is ``[(label, share, colour), ...]``."""
+    fmt = fmt or (lambda v: f"{100 * v:.1f} %")
+    total = sum(max(v, 0.0) for _, v, _ in parts) or 1.0
+    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" {_FONT}>']
+    x = 0.0
+    for label, v, color in parts:
+        ww = max(v, 0.0) / total * w
+        if ww <= 0:
+            continue
+        out.append(f'<rect x="{x:.1f}" y="0" width="{ww:.1f}" height="{h - 14}" fill="{color}">'
+                   f'<title>{escape(label)}: {fmt(v)}</title></rect>')
+        if ww > 7.5 * (len(label) + len(fmt(v)) + 1) + 8:
+            out.append(f'<text class="bl" x="{x + ww / 2:.1f}" y="{(h - 14) / 2 + 4:.1f}">{escape(label)} {fmt(v)}</text>')
+        x += ww
+    out.append("</svg>")
+    return "".join(out)
