@@ -232,3 +232,17 @@ def test_big_networks_draw_the_busiest_links_and_a_background(runs, tmp_path):
     assert len(re.findall(r'<path data-k="', vol_map)) == 50
     assert vol_map.count('<path class="bg"') == 1
     assert "most relevant of each map are drawn on their own" in html
+
+
+def test_report_with_trips_that_never_departed(tmp_path):
+    """Regression: a day cut short by end_s leaves trips without departure (NaN) in trips.parquet."""
+    from twin.report import write_report
+    from twin.run import run_scenario
+    from twin.scenario import scenario_from_dict
+
+    sc = scenario_from_dict({"name": "short", "population": {"residents": 300},
+                             "simulation": {"start_s": "05:00", "end_s": "09:00", "record_interval_s": 600},
+                             "output": {"report": False}})
+    res = run_scenario(sc, tmp_path / "run")
+    html = write_report(res.out_dir, strict=True).read_text()
+    assert "Departures per hour by mode" in html

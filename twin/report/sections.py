@@ -274,6 +274,9 @@ def day_charts(ctx: ReportContext) -> str | None:
         charts.append(S.line_chart([("mean speed", x, sp), ("free-flow speed", x, spf)], x_hours=True, markers=True,
                                    ylabel="km/h", title="Mean link speed by hour (weighted by volume)"))
     tr = ctx.table("trips.parquet", ["mode", "depart_s"])
+    if tr is not None:  # trips that never departed (day ended early, gridlock) have no departure time
+        ok = np.isfinite(tr["depart_s"])
+        tr = {"mode": tr["mode"][ok], "depart_s": tr["depart_s"][ok]}
     if tr is not None and tr["depart_s"].size:
         h = np.floor(tr["depart_s"] / 3600.0).astype(np.int64)
         h0, h1 = int(h.min()), int(h.max())
