@@ -161,6 +161,8 @@ def run(
         return
     console.print(_kpi_table(res.kpis, f"{sc.name} (seed {sc.seed}) on {res.network_summary.get('source', '')}"))
     console.print(f"wall time {res.wall_s:.1f} s; run folder: [bold]{res.out_dir}[/]")
+    if (res.out_dir / "report.html").exists():
+        console.print(f"report: open [bold]{res.out_dir / 'report.html'}[/] in a browser")
 
 
 @app.command()
