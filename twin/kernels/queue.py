@@ -129,6 +129,31 @@ ACC_EPS_VEH = 1e-9
 CALENDAR_STEPS = 1024
 
 
+@numba.njit(cache=True, inline="always")
+def _bit_index(low):
+    """Index (0..63) of the single set bit of the uint64 ``low``."""
+    zero = np.uint64(0)
+    b = 0
+    if (low & np.uint64(0xFFFFFFFF)) == zero:
+        b += 32
+        low >>= np.uint64(32)
+    if (low & np.uint64(0xFFFF)) == zero:
+        b += 16
+        low >>= np.uint64(16)
+    if (low & np.uint64(0xFF)) == zero:
+        b += 8
+        low >>= np.uint64(8)
+    if (low & np.uint64(0xF)) == zero:
+        b += 4
+        low >>= np.uint64(4)
+    if (low & np.uint64(0x3)) == zero:
+        b += 2
+        low >>= np.uint64(2)
+    if (low & np.uint64(0x1)) == zero:
+        b += 1
+    return b
+
+
 @numba.njit(cache=True)
 def advance_queue(
     k0,
@@ -294,18 +319,6 @@ def advance_queue(
     n_dep = dep_ids.shape[0]
     one = np.uint64(1)
     zero = np.uint64(0)
-    m32 = np.uint64(0xFFFFFFFF)
-    m16 = np.uint64(0xFFFF)
-    m8 = np.uint64(0xFF)
-    m4 = np.uint64(0xF)
-    m2 = np.uint64(0x3)
-    m1 = np.uint64(0x1)
-    s32 = np.uint64(32)
-    s16 = np.uint64(16)
-    s8 = np.uint64(8)
-    s4 = np.uint64(4)
-    s2 = np.uint64(2)
-    s1 = np.uint64(1)
     n_arrived = 0
     k_end = k0 + n_steps
     if n_steps <= 0:
@@ -440,50 +453,14 @@ def advance_queue(
                 while sword != zero:
                     low = sword & (~sword + one)
                     sword ^= low
-                    b = 0
-                    if (low & m32) == zero:
-                        b += 32
-                        low >>= s32
-                    if (low & m16) == zero:
-                        b += 16
-                        low >>= s16
-                    if (low & m8) == zero:
-                        b += 8
-                        low >>= s8
-                    if (low & m4) == zero:
-                        b += 4
-                        low >>= s4
-                    if (low & m2) == zero:
-                        b += 2
-                        low >>= s2
-                    if (low & m1) == zero:
-                        b += 1
-                        low >>= s1
+                    b = _bit_index(low)
                     wi = si * 64 + b
                     word = due_bits[wi]
                     due_bits[wi] = zero
                     while word != zero:
                         low = word & (~word + one)
                         word ^= low
-                        b = 0
-                        if (low & m32) == zero:
-                            b += 32
-                            low >>= s32
-                        if (low & m16) == zero:
-                            b += 16
-                            low >>= s16
-                        if (low & m8) == zero:
-                            b += 8
-                            low >>= s8
-                        if (low & m4) == zero:
-                            b += 4
-                            low >>= s4
-                        if (low & m2) == zero:
-                            b += 2
-                            low >>= s2
-                        if (low & m1) == zero:
-                            b += 1
-                            low >>= s1
+                        b = _bit_index(low)
                         l = wi * 64 + b
                         mb = blk_on[l]
                         if mb != -1:
