@@ -213,6 +213,7 @@ def starter_yaml(name: str, map_source: str) -> str:
     w.field(2, o, "timeseries", "timeseries.parquet: Mesa DataCollector series")
     w.field(2, o, "events", "events.parquet: depart/enter/leave/arrive events")
     w.field(2, o, "geopackage", "links.gpkg: daily link results for GIS tools")
+    w.field(2, o, "report", "report.html: KPIs, maps and charts in one offline page")
 
     text = "\n".join(w.lines) + "\n"
     scenario_from_dict(yaml.safe_load(text))  # the starter itself must always be valid
