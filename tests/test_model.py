@@ -225,3 +225,19 @@ def test_trips_frame(net, walk_net, bike_net):
     assert len(df) == m.trips.n
     assert set(df["mode"].unique()) <= {"car", "walk", "bike"}
     assert df["purpose"].iloc[-1] == "home"
+
+
+def test_replanning_records_and_mode_change_events(tmp_path, net):
+    sc = small(population={"residents": 800}, replanning={"iterations": 3, "mode_share": 0.5},
+               simulation={"start_s": "05:00", "end_s": "28:00", "record_interval_s": 600,
+                           "flow_capacity_factor": 0.1, "storage_capacity_factor": 0.3})
+    r = run_scenario(sc, tmp_path / "a", network=net)
+    it = pq.read_table(r.out_dir / "iterations.parquet").to_pydict()
+    assert it["trips_rerouted"][0] == 0 and it["tours_mode_changed"][0] == 0
+    assert it["tours_mode_changed"][1] > 0 and it["trips_rerouted"][1] > 0
+    ev = pq.read_table(r.out_dir / "events.parquet").to_pandas()
+    mc = ev[ev["type"] == "mode_change"]
+    assert len(mc) > 0
+    # a mode_change event comes right before the trip's departure, at the same time
+    first = ev.groupby("trip_id").head(1)
+    assert set(mc["trip_id"]) <= set(first.loc[first["type"] == "mode_change", "trip_id"])

@@ -531,6 +531,7 @@ class CityModel(mesa.Model):
                 gap = float((cur[ok].sum() - best[ok].sum()) / cur[ok].sum())
         k = self.kpis_day()
         k.update({"iteration": self.iteration, "relative_gap": gap})
+        k.update(getattr(self, "_replan_stats", {"trips_rerouted": 0, "tours_mode_changed": 0}))
         self.iteration_records.append(k)
 
     def _replan(self) -> None:
@@ -544,8 +545,26 @@ class CityModel(mesa.Model):
         replan_tours = np.flatnonzero(u_mode < rcfg.mode_share)
         reroute = np.flatnonzero((self.trip_mode == CAR) & (u_route < share))
         new_car_candidates = np.flatnonzero(np.isin(t.tour, replan_tours))
+        old_mode = self.trip_mode.copy()
+        old_tour_mode = self.tour_mode.copy()
+        old_ptr, old_links = self.route_indptr, self.route_links
         self._route(np.union1d(reroute, new_car_candidates), dep)
         self._choose_modes(replan_tours, dep)
+        # what changed, for the iteration records and the mode_change events
+        was_car = np.flatnonzero((old_mode == CAR) & (self.trip_mode == CAR))
+        a_ptr, a_links = take(old_ptr, old_links, was_car)
+        b_ptr, b_links = take(self.route_indptr, self.route_links, was_car)
+        same_len = np.diff(a_ptr) == np.diff(b_ptr)
+        changed = ~same_len
+        if same_len.any() and a_links.size == b_links.size:
+            diff = segment_sum((a_links != b_links).astype(np.float64), a_ptr)
+            changed |= diff > 0
+        elif same_len.any():
+            for j in np.flatnonzero(same_len):
+                changed[j] = not np.array_equal(a_links[a_ptr[j]:a_ptr[j + 1]], b_links[b_ptr[j]:b_ptr[j + 1]])
+        self.prev_trip_mode = old_mode
+        self._replan_stats = {"trips_rerouted": int(changed.sum()),
+                              "tours_mode_changed": int(np.count_nonzero(old_tour_mode != self.tour_mode))}
 
     # ---------------------------------------------------------------- results
     def kpis_day(self) -> dict[str, Any]:
@@ -694,7 +713,8 @@ class CityModel(mesa.Model):
         }
 
     def events_columns(self) -> dict[str, np.ndarray]:
-        """Events of the last day: depart, enter_link, leave_link, arrive, aborted (sorted by time)."""
+        """Events of the last day: depart, enter_link, leave_link, arrive, aborted, and mode_change (at
+        the departure of a trip whose tour changed mode in the last replanning), sorted by time."""
         t = self.trips
         agent = self.agent_ids()[t.person]
         parts = []
@@ -704,6 +724,10 @@ class CityModel(mesa.Model):
         parts.append((self.trip_arrive_s[done], np.full(done.size, 3), done, np.full(done.size, -1)))
         ab = np.flatnonzero(self.trip_state == 3)
         parts.append((np.full(ab.size, np.nan), np.full(ab.size, 4), ab, np.full(ab.size, -1)))
+        prev = getattr(self, "prev_trip_mode", None)
+        if prev is not None:  # the tour's mode was re-chosen before this day
+            mc = started[prev[started] != self.trip_mode[started]]
+            parts.append((self.trip_depart_s[mc], np.full(mc.size, 5), mc, np.full(mc.size, -1)))
         if self.car_trips.size:
             ip = self.car_route_indptr
             enter = self.sim.route_enter_s[: ip[-1]]
@@ -726,9 +750,9 @@ class CityModel(mesa.Model):
         trip = np.concatenate([p[2] for p in parts]).astype(np.int64)
         link = np.concatenate([p[3] for p in parts]).astype(np.int64)
         # order: time, trip, then type (leave before enter at the same node passage), link position
-        type_rank = np.array([0, 2, 1, 3, 4])[typ]
+        type_rank = np.array([1, 3, 2, 4, 5, 0])[typ]  # mode_change, depart, leave, enter, arrive, aborted
         order = np.lexsort((type_rank, trip, np.nan_to_num(ts, nan=np.inf)))
-        names = ("depart", "enter_link", "leave_link", "arrive", "aborted")
+        names = ("depart", "enter_link", "leave_link", "arrive", "aborted", "mode_change")
         return {
             "t_s": ts[order],
             "type": Categorical(typ[order], names),
