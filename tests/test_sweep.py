@@ -15,7 +15,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from twin._errors import ScenarioError
 from twin.cli import app
 from twin.sweep import expand_runs, load_experiment, run_seed, run_sweep
 

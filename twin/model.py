@@ -33,7 +33,7 @@ import numpy as np
 from twin._csr import assemble, segment_sum, take
 from twin._tables import Categorical
 from twin.agents.resident import Resident
-from twin.demand import ACTIVITIES, HOME, LEISURE, SCHOOL, SHOP, WORK, build_trips
+from twin.demand import ACTIVITIES, LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
 from twin.kernels.queue import STATUS_ARRIVED, STATUS_REMOVED, QueueSim

@@ -47,7 +47,6 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from twin import __version__
 from twin._errors import ScenarioError, TwinError
 from twin._tables import write_table
 from twin.scenario import Scenario, scenario_from_dict

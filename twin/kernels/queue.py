@@ -311,7 +311,6 @@ def advance_queue(
     n_arrived : int
         Number of trips that arrived during this call.
     """
-    n_links = fftt_s.shape[0]
     n_words = q_bits.shape[0]
     n_sum = due_sum.shape[0]
     n_cal = cal_head.shape[0]
