@@ -574,7 +574,8 @@ class CityModel(mesa.Model):
         tt = (self.trip_arrive_s - self.trip_depart_s)[done]
         car_done = done & (self.trip_mode == CAR)
         free = self._freeflow_times()
-        delay = (self.trip_arrive_s - self.trip_depart_s - free)[car_done]
+        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips: nan/inf, filtered below
+            delay = (self.trip_arrive_s - self.trip_depart_s - free)[car_done]
         dist = self._trip_distance_m()
         vkt = float(dist[car_done].sum()) / 1000.0
         vht = float((self.trip_arrive_s - self.trip_depart_s)[car_done].sum()) / 3600.0
@@ -646,6 +647,8 @@ class CityModel(mesa.Model):
         t = self.trips
         free = self._freeflow_times()
         tt = self.trip_arrive_s - self.trip_depart_s
+        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips give nan
+            delay = tt - free
         n_links = np.where(self.trip_mode == CAR, np.diff(self.route_indptr), 0).astype(np.int32)
         return {
             "trip_id": np.arange(t.n, dtype=np.int64),
@@ -663,7 +666,7 @@ class CityModel(mesa.Model):
             "route_links": n_links,
             "travel_time_s": tt,
             "freeflow_time_s": free,
-            "delay_s": tt - free,
+            "delay_s": delay,
             "toll": np.where(self.trip_mode == CAR, self.trip_car_toll, 0.0),
         }
 
