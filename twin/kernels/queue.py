@@ -52,7 +52,9 @@ Each step at time ``t``:
    ``moved_step = k``); when the link is full the head is marked held.
 
 Statistics: on every exit from link ``l`` at time ``x`` (move or arrival),
-``h = min(max(int(x // 3600), 0), n_hours - 1)``,
+``h = min(max(b, 0), n_hours - 1)`` where ``b`` is the bin of ``x``, the integer with
+``b * bin_s <= x < (b + 1) * bin_s`` (products in floating point; ``x // bin_s`` for the usual
+whole-second widths, found with a multiplication and one correction instead of a division),
 ``link_volume[l, h] += 1`` and ``link_tt_sum_s[l, h] += x - enter_s[v]``.
 
 Flow capacity.  The accumulator follows MATSim: a vehicle may leave while
@@ -110,6 +112,8 @@ import math
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import overload
 
 __all__ = ["advance_queue", "QueueSim", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
@@ -129,29 +133,16 @@ ACC_EPS_VEH = 1e-9
 CALENDAR_STEPS = 1024
 
 
-@numba.njit(cache=True, inline="always")
-def _bit_index(low):
-    """Index (0..63) of the single set bit of the uint64 ``low``."""
-    zero = np.uint64(0)
-    b = 0
-    if (low & np.uint64(0xFFFFFFFF)) == zero:
-        b += 32
-        low >>= np.uint64(32)
-    if (low & np.uint64(0xFFFF)) == zero:
-        b += 16
-        low >>= np.uint64(16)
-    if (low & np.uint64(0xFF)) == zero:
-        b += 8
-        low >>= np.uint64(8)
-    if (low & np.uint64(0xF)) == zero:
-        b += 4
-        low >>= np.uint64(4)
-    if (low & np.uint64(0x3)) == zero:
-        b += 2
-        low >>= np.uint64(2)
-    if (low & np.uint64(0x1)) == zero:
-        b += 1
-    return b
+def _ctz(word):
+    """Index (0..63) of the lowest set bit of the non-zero uint64 ``word`` (Python version)."""
+    w = int(word)
+    return (w & -w).bit_length() - 1
+
+
+@overload(_ctz, inline="always")
+def _ctz_numba(word):
+    # compiled code: one count-trailing-zeros instruction (LLVM cttz)
+    return lambda word: trailing_zeros(word)
 
 
 @numba.njit(cache=True)
@@ -311,6 +302,8 @@ def advance_queue(
     n_arrived : int
         Number of trips that arrived during this call.
     """
+    inv_bin = 1.0 / bin_s
+    inv_dt = 1.0 / dt_s
     n_words = q_bits.shape[0]
     n_sum = due_sum.shape[0]
     n_cal = cal_head.shape[0]
@@ -368,7 +361,7 @@ def advance_queue(
                 if r > t_last:
                     e = k_end
                 else:
-                    e = int(math.ceil((r - t_start_s) / dt_s))
+                    e = int(math.ceil((r - t_start_s) * inv_dt))
                     if e < j + 1:
                         e = j + 1
                     if e > k_end - 1:
@@ -450,16 +443,14 @@ def advance_queue(
                     continue
                 due_sum[si] = zero
                 while sword != zero:
-                    low = sword & (~sword + one)
-                    sword ^= low
-                    b = _bit_index(low)
+                    b = _ctz(sword)
+                    sword &= sword - one
                     wi = si * 64 + b
                     word = due_bits[wi]
                     due_bits[wi] = zero
                     while word != zero:
-                        low = word & (~word + one)
-                        word ^= low
-                        b = _bit_index(low)
+                        b = _ctz(word)
+                        word &= word - one
                         l = wi * 64 + b
                         mb = blk_on[l]
                         if mb != -1:
@@ -543,7 +534,11 @@ def advance_queue(
                             exited = True
                             acc_veh[l] -= 1.0
                             last_exit_s[l] = x
-                            h = int(x // bin_s)
+                            h = int(x * inv_bin)
+                            if h * bin_s > x:
+                                h -= 1
+                            elif (h + 1) * bin_s <= x:
+                                h += 1
                             if h < 0:
                                 h = 0
                             if h > n_hours - 1:
@@ -604,7 +599,7 @@ def advance_queue(
                                     hs = held_since_s[q_head[l]]
                                     fe = k_end - 1
                                     if t_last - hs >= stuck_time_s:
-                                        e = int(math.ceil((hs + stuck_time_s - t_start_s) / dt_s))
+                                        e = int(math.ceil((hs + stuck_time_s - t_start_s) * inv_dt))
                                         if e < k + 1:
                                             e = k + 1
                                         if e > k_end - 1:
