@@ -77,3 +77,79 @@ def test_bin_width_of_link_statistics():
     sim.advance(100)
     # exits at 10, 11, ..., 19 s -> bins 2 and 3 of 5 s
     assert sim.link_volume[0].tolist() == [0, 0, 5, 5, 0, 0, 0, 0]
+
+
+# ------------------------------------------------------------------- merge fairness
+
+
+def merge_shares(idx, cap_up, *, n_per_approach=300, n_counted=200, merge_seed=0, backend="numba"):
+    """Two upstream links feed one full bottleneck (0.2 veh/s, storage 3), both saturated.
+
+    ``idx`` = (a, m, b): link indices of the two approaches and of the bottleneck, so that the
+    bottleneck can come before, between or after the approaches in the kernel's index order.
+    Returns the share of approach ``a`` among the first ``n_counted`` vehicles that entered the
+    bottleneck after both approaches queued (the first 10 entries are skipped).
+    """
+    a, m, b = idx
+    n_links = 3
+    fftt = np.full(n_links, 5.0)
+    cap = np.full(n_links, 1.0)
+    cap[a], cap[b] = cap_up
+    cap[m] = 0.2
+    storage = np.full(n_links, 1000.0)
+    storage[m] = 3.0
+    routes = [[a, m]] * n_per_approach + [[b, m]] * n_per_approach
+    indptr = np.arange(0, 2 * len(routes) + 1, 2)
+    links = np.array([x for r in routes for x in r])
+    sim = QueueSim(fftt_s=fftt, cap_veh_per_s=cap, storage_veh=storage, route_indptr=indptr,
+                   route_links=links, merge_seed=merge_seed, backend=backend)
+    sim.schedule(np.arange(len(routes)), np.zeros(len(routes)))
+    sim.advance(2500.0)
+    assert sim.n_forced_moves == 0
+    enter_m = sim.route_enter_s.reshape(-1, 2)[:, 1]
+    from_a = np.arange(len(routes)) < n_per_approach
+    order = np.argsort(enter_m, kind="stable")
+    counted = order[10:10 + n_counted]
+    assert np.all(np.isfinite(enter_m[counted]))
+    return from_a[counted].mean()
+
+
+@pytest.mark.parametrize("idx", [(0, 1, 2), (1, 2, 0), (0, 2, 1), (2, 0, 1)])
+def test_merge_equal_capacities_share_the_bottleneck_equally(idx):
+    # A scan in index order alone gives every freed slot to one approach (share 0 or 1);
+    # the capacity-weighted draw splits it 50:50 whatever the indices (binomial sd 0.035).
+    share = merge_shares(idx, (1.0, 1.0))
+    assert abs(share - 0.5) < 0.12, share
+
+
+@pytest.mark.parametrize("idx", [(0, 1, 2), (2, 0, 1)])
+def test_merge_shares_follow_flow_capacities(idx):
+    # approach a has twice the flow capacity of b (both above their share): 2/3 of the slots
+    share = merge_shares(idx, (1.0, 0.5))
+    assert abs(share - 2 / 3) < 0.12, share
+
+
+def test_merge_draws_depend_on_the_seed_and_match_the_python_twin():
+    s0 = merge_shares((0, 1, 2), (1.0, 1.0), n_per_approach=60, n_counted=80, merge_seed=0)
+    s0_py = merge_shares((0, 1, 2), (1.0, 1.0), n_per_approach=60, n_counted=80, merge_seed=0,
+                         backend="python")
+    assert s0 == s0_py
+    shares = {merge_shares((0, 1, 2), (1.0, 1.0), n_per_approach=60, n_counted=80, merge_seed=s)
+              for s in range(5)}
+    assert len(shares) > 1  # other seeds give other (equally fair) sequences
+
+
+def test_merge_key_compiled_equals_python_and_is_capacity_weighted():
+    import numba
+
+    from twin.kernels.queue import merge_key
+
+    compiled = numba.njit(lambda s, k, m, u, c: merge_key(s, k, m, u, c))
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        args = (int(rng.integers(0, 2**63)) * 2 + 1, int(rng.integers(0, 10**6)), int(rng.integers(0, 10**5)),
+                int(rng.integers(0, 10**5)), float(rng.uniform(0.01, 3.0)))
+        assert merge_key(*args) == compiled(np.uint64(args[0]), *args[1:])
+    # link 1 (capacity 3) against link 2 (capacity 1) over 4,000 draws: wins 3/4 (sd 0.007)
+    wins = np.mean([merge_key(9, k, 0, 1, 3.0) < merge_key(9, k, 0, 2, 1.0) for k in range(4000)])
+    assert abs(wins - 0.75) < 0.03

@@ -105,8 +105,21 @@ def _grid_case(seed, *, n=6, n_trips=300, storage_hi=4.0, short_frac=0.0):
 # ------------------------------------------------------- independent literal reference
 
 
+def _splitmix(z):
+    m = (1 << 64) - 1
+    z = (z + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+def _ref_merge_key(seed, k, m, u, cap_u):
+    z = _splitmix(_splitmix(_splitmix(seed ^ k) ^ m) ^ u)
+    return -math.log(((z >> 11) + 1) / 2.0**53) / cap_u
+
+
 def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_start_s=0.0,
-               stuck_time_s=math.inf, n_hours=24):
+               stuck_time_s=math.inf, n_hours=24, merge_seed=0):
     """Literal per-step implementation of the documented model (eager refill, full scans)."""
     L, N = len(fftt), len(routes)
     fftt = [float(x) for x in fftt]
@@ -128,6 +141,7 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
     vol = np.zeros((L, n_hours), np.int64)
     tt = np.zeros((L, n_hours))
     forced = 0
+    asleep = [-1] * L  # the full link an asleep link waits on
     order = sorted((i for i in range(N) if math.isfinite(depart[i])), key=lambda i: (depart[i], i))
     p = 0
     for k in range(n_steps):
@@ -139,6 +153,7 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
             wl[routes[i][0]].append(i)
             p += 1
         for l in range(L):
+            n_left = 0
             while q[l]:
                 v = q[l][0]
                 if ready[v] > t or moved[v] == k:
@@ -150,15 +165,18 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
                 is_last = pos[v] == len(routes[v]) - 1
                 if not is_last:
                     m = routes[v][pos[v] + 1]
-                    if occ[m] >= storage[m]:
+                    if asleep[l] != -1 or occ[m] >= storage[m]:
                         held[v] = True
                         if math.isnan(hs[v]):
                             hs[v] = t
                         if t - hs[v] >= stuck_time_s:
                             forced += 1
+                            asleep[l] = -1
                         else:
+                            asleep[l] = m
                             break
                 q[l].popleft()
+                n_left += 1
                 occ[l] -= 1
                 acc[l] -= 1.0
                 last[l] = x
@@ -176,6 +194,11 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
                     held[v] = False
                     hs[v] = math.nan
                     moved[v] = k
+            sleepers = [u for u in range(L) if asleep[u] == l] if n_left else []
+            for _ in range(min(n_left, len(sleepers))):
+                u = min(sleepers, key=lambda u: (_ref_merge_key(merge_seed, k, l, u, cap[u]), u))
+                sleepers.remove(u)
+                asleep[u] = -1
         for l in range(L):
             while wl[l]:
                 w = wl[l][0]
@@ -521,8 +544,8 @@ def test_calendar_matches_literal_reference(monkeypatch, calendar_steps, seed, s
     assert np.array_equal(sim.link_tt_sum_s, tt)
     assert sim.n_forced_moves == forced
     assert sim.n_arrived > len(routes) // 3
-    # the scratch lists are empty between calls
-    assert np.all(sim._blk_on == -1) and np.all(sim._blk_head == -1) and np.all(sim._wd_flag == 0)
+    # the scratch list is empty between calls; the asleep lists are state
+    assert np.all(sim._wd_flag == 0)
 
 
 @pytest.mark.parametrize("backend", ["numba", "python"])

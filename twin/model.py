@@ -125,7 +125,8 @@ class CityModel(mesa.Model):
             "move": 0.0, "energy": 0.0, "record": 0.0, "score": 0.0,
         }
         sim_cfg = scenario.simulation
-        ss_pop, ss_dem, ss_mode, ss_replan = np.random.SeedSequence(scenario.seed).spawn(4)
+        ss_pop, ss_dem, ss_mode, ss_replan, ss_merge = np.random.SeedSequence(scenario.seed).spawn(5)
+        self._merge_ss = ss_merge  # merge draws of the queue kernel, one child per simulated day
         self._mode_rng = np.random.default_rng(ss_mode)
         self._replan_rng = np.random.default_rng(ss_replan)
 
@@ -348,6 +349,7 @@ class CityModel(mesa.Model):
             t_start_s=cfg.start_s,
             stuck_time_s=cfg.stuck_time_s,
             stuck_action=cfg.stuck_action,
+            merge_seed=int(self._merge_ss.spawn(1)[0].generate_state(1, np.uint64)[0]),
             n_hours=self.n_bins,
             bin_s=self.bin_s,
             backend=cfg.backend,

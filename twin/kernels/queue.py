@@ -38,14 +38,28 @@ Each step at time ``t``:
    ``x = t if held[v] else max(ready_s[v], last_exit_s[l])`` (continuous time, so
    free-flow travel is exact rather than rounded to steps; ``last_exit_s`` keeps the
    FIFO exit times monotone).  If ``l`` is the last link of the route, ``v`` arrives
-   at ``x``.  Otherwise, with next link ``m``: when ``occ[m] >= storage[m]`` the
-   vehicle is blocked by storage (spillback): it is marked held, ``held_since_s``
-   is set to ``t`` if unset, and unless ``t - held_since_s[v] >= stuck_time_s``
-   (then the move is forced and counted in ``n_forced[0]``) processing of ``l``
-   stops.  An exit pops ``v``, decrements ``occ[l]`` and ``acc[l]``, sets
+   at ``x``.  Otherwise, with next link ``m``: when ``occ[m] >= storage[m]`` or ``l``
+   is *asleep* on ``m`` (below) the vehicle is blocked by storage (spillback): it is
+   marked held, ``held_since_s`` is set to ``t`` if unset, and unless
+   ``t - held_since_s[v] >= stuck_time_s`` (then ``l`` wakes up, the move is forced and
+   counted in ``n_forced[0]``) ``l`` falls (or stays) asleep on ``m`` and processing of
+   ``l`` stops.  An exit pops ``v``, decrements ``occ[l]`` and ``acc[l]``, sets
    ``last_exit_s[l] = x`` and records the statistics of ``l``; a move then appends
    ``v`` to ``m``'s queue with ``enter_s = x``, ``ready_s = x + fftt[m]``, clears
    ``held``/``held_since_s`` and sets ``moved_step = k``.
+   *Merges.*  When ``n`` vehicles left ``l`` in this look (moves, arrivals, removals)
+   and links are asleep on ``l``, each of the ``n`` freed slots wakes one of them: the
+   asleep link ``u`` with the smallest ``merge_key(merge_seed, k, l, u, cap[u])``, an
+   exponential draw of rate ``cap[u]``, so ``u`` wins with probability
+   ``cap[u] / sum(cap)`` over the asleep links (MATSim's capacity-weighted random
+   choice among a node's in-links).  A woken link is looked at again in this step if
+   ``u > l`` (still to come in the index order), else in the next step.  The other
+   asleep links do not compete for the slot, so upstream links fed into one full link
+   get its freed space in proportion to their flow capacities, whatever their
+   indices (a scan in index order alone would give it to the first link looked at
+   after each exit).  A woken link whose head cannot use the slot (its own flow
+   capacity is used up) leaves it to whoever comes first.  Asleep links stay asleep
+   across calls.
 4. *Entering from waiting lists*: for ``l`` in index order, while the waiting
    list head ``w`` exists and ``occ[l] < storage[l]`` (no stuck rule here), it
    enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
@@ -82,9 +96,9 @@ and its summary ``due_sum``).  A link is due
   changes while the link is looked at or when the empty link receives a vehicle;
 * when the head was denied for lack of flow capacity: at the first later step at
   which the replayed refills bring ``acc`` above ``ACC_EPS_VEH``;
-* when the head was blocked by storage of ``m``: when ``occ[m]`` drops (``l`` is
-  listed under ``m``, ``blk_*``, and woken up in the same step if ``l > m``, else
-  in the next) or at the step the stuck time is reached, whichever is first.
+* when the head was blocked by storage of ``m``: when a slot freed on ``m`` is given
+  to ``l`` (``l`` is listed under ``m``, ``blk_*``, while asleep) or at the step the
+  stuck time is reached, whichever is first.
 
 A held link is still looked at in the last step of every call, and the calendar is
 rebuilt from the queues at the start of every call, so that changes of
@@ -115,7 +129,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import overload
 
-__all__ = ["advance_queue", "QueueSim", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
+__all__ = ["advance_queue", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
 
 STATUS_NOT_DEPARTED = 0
@@ -145,6 +159,78 @@ def _ctz_numba(word):
     return lambda word: trailing_zeros(word)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    """SplitMix64 step (Python ints): the finalizer of ``z + golden ratio``."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def merge_key(seed, k, m, u, cap_u):
+    """Priority key of upstream link ``u`` for a slot freed on link ``m`` in step ``k``.
+
+    ``U = (h + 1) / 2**53`` with ``h`` the top 53 bits of SplitMix64 hashes of
+    ``(seed, k, m, u)``, so ``0 < U <= 1``; the key is ``-log(U) / cap_u``, an exponential
+    draw of rate ``cap_u``.  The smallest key among the links waiting for ``m`` wins:
+    link ``u`` is chosen with probability ``cap_u / sum(cap)`` (Efraimidis-Spirakis), and
+    the draw depends only on its arguments (not on list order, threads or calls).
+    """
+    z = _mix64((int(seed) ^ int(k)) & _M64)
+    z = _mix64(z ^ int(m))
+    z = _mix64(z ^ int(u))
+    return -math.log(((z >> 11) + 1) * 2.0**-53) / cap_u
+
+
+@numba.njit(cache=True, inline="always")
+def _mix64_nb(z):
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@overload(merge_key, inline="always")
+def _merge_key_numba(seed, k, m, u, cap_u):
+    # compiled code: the same hash in wrapping uint64 arithmetic
+    def impl(seed, k, m, u, cap_u):
+        z = _mix64_nb(np.uint64(seed) ^ np.uint64(k))
+        z = _mix64_nb(z ^ np.uint64(m))
+        z = _mix64_nb(z ^ np.uint64(u))
+        h = (z >> np.uint64(11)) + np.uint64(1)
+        return -math.log(float(h) * 2.0**-53) / cap_u
+    return impl
+
+
+def _merge_winner(blk_head, blk_next, cap_veh_per_step, merge_seed, k, m):
+    """The link asleep on ``m`` with the smallest :func:`merge_key` (ties: lowest index)."""
+    u = blk_head[m]
+    best = u
+    best_key = merge_key(merge_seed, k, m, u, cap_veh_per_step[u])
+    u = blk_next[u]
+    while u != -1:
+        key = merge_key(merge_seed, k, m, u, cap_veh_per_step[u])
+        if key < best_key or (key == best_key and u < best):
+            best = u
+            best_key = key
+        u = blk_next[u]
+    return best
+
+
+# compiled code calls this out of line: it only runs when a full link frees a slot, and
+# inlining it into the kernel's hot loop slows the loop down (~8% on Baltimore)
+_merge_winner_nb = numba.njit(cache=True)(_merge_winner)
+
+
+@overload(_merge_winner)
+def _merge_winner_numba(blk_head, blk_next, cap_veh_per_step, merge_seed, k, m):
+    return lambda blk_head, blk_next, cap_veh_per_step, merge_seed, k, m: _merge_winner_nb(
+        blk_head, blk_next, cap_veh_per_step, merge_seed, k, m)
+
+
 @numba.njit(cache=True)
 def advance_queue(
     k0,
@@ -153,6 +239,7 @@ def advance_queue(
     dt_s,
     stuck_time_s,
     stuck_remove,
+    merge_seed,
     bin_s,
     fftt_s,
     cap_veh_per_step,
@@ -217,6 +304,8 @@ def advance_queue(
     stuck_remove : bool
         Instead of moving a stuck vehicle on, remove it from the network (status 4,
         counted in ``n_removed``; MATSim's ``removeStuckVehicles``).
+    merge_seed : uint64
+        Seed of the merge draws (:func:`merge_key`).
     bin_s : float
         Width of the time bins of the link statistics, seconds.
     fftt_s : float64[L]
@@ -283,9 +372,9 @@ def advance_queue(
         Successor and predecessor of each link in its calendar bucket, the bucket
         and the step it is due at; scratch.
     blk_head, blk_next, blk_prev, blk_on : int64[L]
-        Links whose head is blocked by storage, listed per downstream link
+        Links asleep, waiting for a slot on a full link, listed per downstream link
         (``blk_head[m]``, doubly linked), and the link each is listed under
-        (``-1`` if none); all ``-1`` between calls.
+        (``-1`` if none); state, kept between calls.
     due_bits : uint64[ceil(L / 64)]
         Bitset of the links due at the current step; scratch.
     due_sum : uint64[ceil(L / 4096)]
@@ -452,20 +541,12 @@ def advance_queue(
                         b = _ctz(word)
                         word &= word - one
                         l = wi * 64 + b
+                        # mb != -1: l is asleep, its head waits for a slot on mb
+                        # (merge rule: only a wake-up or the stuck time lets it on)
                         mb = blk_on[l]
-                        if mb != -1:
-                            # looked at again: no longer listed as blocked by mb
-                            pb = blk_prev[l]
-                            nb = blk_next[l]
-                            if pb == -1:
-                                blk_head[mb] = nb
-                            else:
-                                blk_next[pb] = nb
-                            if nb != -1:
-                                blk_prev[nb] = pb
-                            blk_on[l] = -1
                         refilled = False
                         exited = False
+                        n_left = 0
                         blocked = 0
                         mblk = -1
                         while True:
@@ -500,11 +581,23 @@ def advance_queue(
                             m = -1
                             if not is_last:
                                 m = route_links[r0 + pos[v] + 1]
-                                if occ_veh[m] >= storage_veh[m]:
+                                if mb != -1 or occ_veh[m] >= storage_veh[m]:
                                     held[v] = 1
                                     if np.isnan(held_since_s[v]):
                                         held_since_s[v] = t
                                     if t - held_since_s[v] >= stuck_time_s:
+                                        if mb != -1:
+                                            # stuck: no longer waiting for a slot on mb
+                                            pb = blk_prev[l]
+                                            nb = blk_next[l]
+                                            if pb == -1:
+                                                blk_head[mb] = nb
+                                            else:
+                                                blk_next[pb] = nb
+                                            if nb != -1:
+                                                blk_prev[nb] = pb
+                                            blk_on[l] = -1
+                                            mb = -1
                                         if stuck_remove:
                                             nh = nxt[v]
                                             q_head[l] = nh
@@ -513,6 +606,7 @@ def advance_queue(
                                                 q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
                                             occ_veh[l] -= 1
                                             exited = True
+                                            n_left += 1
                                             nxt[v] = -1
                                             status[v] = 4
                                             held[v] = 0
@@ -532,6 +626,7 @@ def advance_queue(
                                 q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
                             occ_veh[l] -= 1
                             exited = True
+                            n_left += 1
                             acc_veh[l] -= 1.0
                             last_exit_s[l] = x
                             h = int(x * inv_bin)
@@ -590,32 +685,35 @@ def advance_queue(
                                         if a > ACC_EPS_VEH:
                                             break
                                         fe += 1
-                                elif fe < k_end:
-                                    # Blocked by storage: nothing changes until occ[mblk]
-                                    # drops (then l is woken up, below) or the stuck time
+                                else:
+                                    # Blocked by storage: nothing changes until a slot on
+                                    # mblk is given to l (a wake-up, below) or the stuck time
                                     # is reached; the refill replay does not depend on when
                                     # it is done.  The link is still looked at in the last
-                                    # step of the call.
-                                    hs = held_since_s[q_head[l]]
-                                    fe = k_end - 1
-                                    if t_last - hs >= stuck_time_s:
-                                        e = int(math.ceil((hs + stuck_time_s - t_start_s) * inv_dt))
-                                        if e < k + 1:
-                                            e = k + 1
-                                        if e > k_end - 1:
-                                            e = k_end - 1
-                                        while e > k + 1 and (t_start_s + (e - 1) * dt_s) - hs >= stuck_time_s:
-                                            e -= 1
-                                        while not ((t_start_s + e * dt_s) - hs >= stuck_time_s):
-                                            e += 1
-                                        fe = e
-                                    nb = blk_head[mblk]
-                                    blk_next[l] = nb
-                                    blk_prev[l] = -1
-                                    if nb != -1:
-                                        blk_prev[nb] = l
-                                    blk_head[mblk] = l
-                                    blk_on[l] = mblk
+                                    # step of the call.  l stays listed under mblk (asleep)
+                                    # across calls.
+                                    if fe < k_end:
+                                        hs = held_since_s[q_head[l]]
+                                        fe = k_end - 1
+                                        if t_last - hs >= stuck_time_s:
+                                            e = int(math.ceil((hs + stuck_time_s - t_start_s) * inv_dt))
+                                            if e < k + 1:
+                                                e = k + 1
+                                            if e > k_end - 1:
+                                                e = k_end - 1
+                                            while e > k + 1 and (t_start_s + (e - 1) * dt_s) - hs >= stuck_time_s:
+                                                e -= 1
+                                            while not ((t_start_s + e * dt_s) - hs >= stuck_time_s):
+                                                e += 1
+                                            fe = e
+                                    if mb == -1:
+                                        nb = blk_head[mblk]
+                                        blk_next[l] = nb
+                                        blk_prev[l] = -1
+                                        if nb != -1:
+                                            blk_prev[nb] = l
+                                        blk_head[mblk] = l
+                                        blk_on[l] = mblk
                                 if fe < k_end:
                                     bb = fe
                                     if bb > k + n_cal - 1:
@@ -632,48 +730,56 @@ def advance_queue(
                             else:
                                 pend[n_pend] = l
                                 n_pend += 1
-                        if exited and blk_head[l] != -1:
-                            # occ[l] dropped: wake up the links whose head is blocked by
-                            # l, in this step if they come after l, else in the next one
-                            u = blk_head[l]
-                            blk_head[l] = -1
-                            while u != -1:
-                                nu = blk_next[u]
-                                blk_on[u] = -1
-                                if cal_due[u] > k:
-                                    # take u out of its calendar bucket
-                                    pc = cal_prev[u]
-                                    nc = cal_next[u]
-                                    if pc == -1:
-                                        cal_head[cal_bkt[u]] = nc
+                        while n_left > 0 and blk_head[l] != -1:
+                            # n_left slots freed on l: each goes to one of the links asleep on
+                            # l, drawn with probability proportional to its flow capacity
+                            # (smallest merge_key); the winner is looked at in this step if
+                            # it comes after l, else in the next one
+                            n_left -= 1
+                            u = _merge_winner(blk_head, blk_next, cap_veh_per_step, merge_seed, k, l)
+                            pb = blk_prev[u]
+                            nb = blk_next[u]
+                            if pb == -1:
+                                blk_head[l] = nb
+                            else:
+                                blk_next[pb] = nb
+                            if nb != -1:
+                                blk_prev[nb] = pb
+                            blk_on[u] = -1
+                            if cal_due[u] > k:
+                                # take u out of its calendar bucket
+                                pc = cal_prev[u]
+                                nc = cal_next[u]
+                                if pc == -1:
+                                    cal_head[cal_bkt[u]] = nc
+                                else:
+                                    cal_next[pc] = nc
+                                if nc != -1:
+                                    cal_prev[nc] = pc
+                                if u > l:
+                                    uw = u >> 6
+                                    ubit = one << np.uint64(u & 63)
+                                    if uw == wi:
+                                        word |= ubit
                                     else:
-                                        cal_next[pc] = nc
-                                    if nc != -1:
-                                        cal_prev[nc] = pc
-                                    if u > l:
-                                        uw = u >> 6
-                                        ubit = one << np.uint64(u & 63)
-                                        if uw == wi:
-                                            word |= ubit
+                                        due_bits[uw] |= ubit
+                                        if (uw >> 6) == si:
+                                            sword |= one << np.uint64(uw & 63)
                                         else:
-                                            due_bits[uw] |= ubit
-                                            if (uw >> 6) == si:
-                                                sword |= one << np.uint64(uw & 63)
-                                            else:
-                                                due_sum[uw >> 6] |= one << np.uint64(uw & 63)
-                                        cal_due[u] = k
-                                    elif k + 1 < k_end:
-                                        bb = (k + 1 - k0) % n_cal
-                                        cal_due[u] = k + 1
-                                        cal_bkt[u] = bb
-                                        cal_prev[u] = -1
-                                        nb = cal_head[bb]
-                                        cal_next[u] = nb
-                                        if nb != -1:
-                                            cal_prev[nb] = u
-                                        cal_head[bb] = u
-                                # else: u is due in this step and not looked at yet (u > l)
-                                u = nu
+                                            due_sum[uw >> 6] |= one << np.uint64(uw & 63)
+                                    cal_due[u] = k
+                                elif k + 1 < k_end:
+                                    bb = (k + 1 - k0) % n_cal
+                                    cal_due[u] = k + 1
+                                    cal_bkt[u] = bb
+                                    cal_prev[u] = -1
+                                    nb = cal_head[bb]
+                                    cal_next[u] = nb
+                                    if nb != -1:
+                                        cal_prev[nb] = u
+                                    cal_head[bb] = u
+                            # else: u is due in this step and not looked at yet (u > l), or
+                            # this is the last step (the next call files every queue)
                         if exited and w_head[l] != -1 and wd_flag[l] == 0:
                             # a slot may have freed up for the waiting list of l
                             wd_flag[l] = 1
@@ -766,6 +872,9 @@ class QueueSim:
         What happens to a vehicle blocked by a full link for ``stuck_time_s``: moved
         on regardless (counted in ``n_forced_moves``) or removed from the network
         (status 4, counted in ``n_removed``).
+    merge_seed : int, default 0
+        Seed (0 <= seed < 2**64) of the draws that give a slot freed on a full link to one
+        of the links waiting for it (see :func:`merge_key`); part of the run's RNG tree.
     backend : {"numba", "python"}, default "numba"
         ``"python"`` runs the identical kernel code in the interpreter
         (``advance_queue.py_func``).
@@ -779,7 +888,7 @@ class QueueSim:
 
     def __init__(self, *, fftt_s, cap_veh_per_s, storage_veh, route_indptr, route_links,
                  dt_s=1.0, t_start_s=0.0, stuck_time_s=np.inf, n_hours=24, bin_s=3600.0,
-                 stuck_action="force", backend="numba"):
+                 stuck_action="force", merge_seed=0, backend="numba"):
         fftt = _as_1d("fftt_s", fftt_s, np.float64)
         cap = _as_1d("cap_veh_per_s", cap_veh_per_s, np.float64)
         storage = _as_1d("storage_veh", storage_veh, np.float64)
@@ -813,6 +922,8 @@ class QueueSim:
             raise ValueError(f"bin_s must be finite and > 0, got {bin_s}")
         if stuck_action not in ("force", "remove"):
             raise ValueError(f"stuck_action must be 'force' or 'remove', got {stuck_action!r}")
+        if int(merge_seed) != merge_seed or not 0 <= int(merge_seed) < 2**64:
+            raise ValueError(f"merge_seed must be an integer in [0, 2**64), got {merge_seed!r}")
         if backend not in ("numba", "python"):
             raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
 
@@ -840,6 +951,7 @@ class QueueSim:
         self.n_hours = n_hours
         self.bin_s = bin_s
         self.stuck_action = stuck_action
+        self.merge_seed = int(merge_seed)
         self.backend = backend
         self._kernel = advance_queue if backend == "numba" else advance_queue.py_func
 
@@ -997,7 +1109,7 @@ class QueueSim:
         self._dep_ptr[0] = 0
         n_arr = self._kernel(
             np.int64(self._k), np.int64(n_steps), self.t_start_s, self.dt_s, self.stuck_time_s,
-            self.stuck_action == "remove", self.bin_s,
+            self.stuck_action == "remove", np.uint64(self.merge_seed), self.bin_s,
             self.fftt_s, self.cap_veh_per_step, self.storage_veh,
             self.route_indptr, self.route_links, self.depart_s,
             self._dep_ids, self._dep_ptr,
