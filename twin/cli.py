@@ -99,9 +99,14 @@ def _kpi_table(kpis: dict, title: str) -> Table:
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("KPI")
     t.add_column("value", justify="right")
+    listed = {key for _, key, _ in KPI_ROWS}
     for label, key, fmt in KPI_ROWS:
         if key in kpis:
             t.add_row(label, fmt(kpis[key]))
+        if key == "mode_share_bike":  # then the plug-in modes' shares
+            for k, v in kpis.items():
+                if k.startswith("mode_share_") and k not in listed:
+                    t.add_row(f"mode share {k[len('mode_share_'):]}", _pct(v))
     return t
 
 

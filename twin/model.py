@@ -19,6 +19,7 @@ Phase wall times accumulate in :attr:`CityModel.phase_time_s`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from twin._tables import Categorical
 from twin.agents.resident import Resident
 from twin.demand import ACTIVITIES, LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
+from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
 from twin.kernels.queue import STATUS_ARRIVED, STATUS_REMOVED, QueueSim
 from twin.network.road_network import RoadNetwork
@@ -101,7 +103,7 @@ class CityModel(mesa.Model):
     network : RoadNetwork
     pop : twin.population.Population, residents as columns
     trips : twin.demand.Trips, every resident's trips (columns)
-    trip_mode : int8 (m,), index into MODES
+    trip_mode : int8 (m,), index into mode_names (MODES, then the plug-in modes)
     sim : QueueSim, the traffic state of the current day (car trips only)
     datacollector : mesa.DataCollector, model-level time series of the current day
     iteration_records : list of dict, KPIs per simulated day
@@ -126,7 +128,9 @@ class CityModel(mesa.Model):
         }
         sim_cfg = scenario.simulation
         ss_pop, ss_dem, ss_mode, ss_replan, ss_merge = np.random.SeedSequence(scenario.seed).spawn(5)
-        self._merge_ss = ss_merge  # merge draws of the queue kernel, one child per simulated day
+        # merge draws of the queue kernel: the same seed every day (common random numbers, so that
+        # day-to-day changes come from the plans, not from new draws at the junctions)
+        self._merge_seed = int(ss_merge.generate_state(1, np.uint64)[0])
         self._mode_rng = np.random.default_rng(ss_mode)
         self._replan_rng = np.random.default_rng(ss_replan)
 
@@ -158,9 +162,19 @@ class CityModel(mesa.Model):
         self.link_toll = np.stack([a.toll for a in self._bin_arrays], axis=1)
         self.link_time_s = self.link_freeflow_s.copy()  # experienced (after a day) or free flow
         self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)
+        # plug-in modes (twin.domains.mobility.modes): indices 3, 4, ... after car, walk, bike
+        mcfg = scenario.modes
+        self.mode_providers: list[ModeProvider] = [
+            get_mode(n)(validate_mode_options(n, mcfg.plugins.get(n, {})))
+            for n in mcfg.available if n not in BUILTIN_MODES
+        ]
+        self.mode_names: tuple[str, ...] = MODES + tuple(p.name for p in self.mode_providers)
 
         with self._phase("plan"):
             self._init_mode_skims(walk_network, bike_network)
+            for p in self.mode_providers:
+                p.attach(self)
+                self.router.set_weight(net.link_fftt_s)
             m = self.trips.n
             self.trip_mode = np.full(m, CAR, dtype=np.int8)
             self.route_indptr = np.zeros(m + 1, dtype=np.int64)  # car routes of all trips (CSR)
@@ -299,16 +313,25 @@ class CityModel(mesa.Model):
             self.trip_walk_m / cfg.walk_speed_mps / 3600.0,
             self.trip_bike_m / cfg.bike_speed_mps / 3600.0,
         ])
-        money = np.zeros((t.n, 3))
+        n_modes = len(self.mode_names)
+        money = np.zeros((t.n, n_modes))
         money[:, CAR] = self.trip_car_m / 1000.0 * cfg.car_cost_per_km + self.trip_car_toll
-        avail = np.zeros((t.n_tours, 3), dtype=bool)
+        avail = np.zeros((t.n_tours, n_modes), dtype=bool)
         drive = self.pop.can_drive[t.tour_person]
         avail[:, CAR] = drive & ("car" in cfg.available)
         avail[:, WALK] = "walk" in cfg.available
         avail[:, BIKE] = "bike" in cfg.available
-        fixed = np.zeros((t.n_tours, 3))
+        fixed = np.zeros((t.n_tours, n_modes))
         fixed[:, CAR] = cfg.car_parking_cost
-        asc = np.array([cfg.asc_car, cfg.asc_walk, cfg.asc_bike])
+        asc = np.array([cfg.asc_car, cfg.asc_walk, cfg.asc_bike] + [p.options.asc for p in self.mode_providers])
+        if self.mode_providers:
+            extra_h = np.empty((t.n, len(self.mode_providers)))
+            for j, p in enumerate(self.mode_providers):
+                ts, cost = p.skim(self, np.arange(t.n), depart_s)
+                extra_h[:, j] = np.asarray(ts, dtype=np.float64) / 3600.0
+                money[:, 3 + j] = cost
+                avail[:, 3 + j] = True
+            time_h = np.column_stack([time_h, extra_h])
         v = tour_utilities(t.n_tours, t.tour, time_h, money, asc=asc, beta_time_per_h=cfg.beta_time_per_h,
                            beta_cost_per_money=cfg.beta_cost_per_money, available=avail, tour_fixed_money=fixed)
         none = ~np.isfinite(v).any(axis=1)
@@ -321,8 +344,15 @@ class CityModel(mesa.Model):
         self.trip_mode = tour_mode[t.tour].astype(np.int8)
 
     # ---------------------------------------------------------------- the day
+    def mode_rng(self, name: str) -> np.random.Generator:
+        """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+        return np.random.default_rng(np.random.SeedSequence(self.scenario.seed, spawn_key=(1000, key)))
+
     def _start_day(self) -> None:
         cfg = self.scenario.simulation
+        for p in self.mode_providers:
+            p.start_day(self)
         net = self.network
         t = self.trips
         # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks
@@ -349,7 +379,7 @@ class CityModel(mesa.Model):
             t_start_s=cfg.start_s,
             stuck_time_s=cfg.stuck_time_s,
             stuck_action=cfg.stuck_action,
-            merge_seed=int(self._merge_ss.spawn(1)[0].generate_state(1, np.uint64)[0]),
+            merge_seed=self._merge_seed,
             n_hours=self.n_bins,
             bin_s=self.bin_s,
             backend=cfg.backend,
@@ -392,6 +422,11 @@ class CityModel(mesa.Model):
             sel = mode == m
             if sel.any():
                 self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
+        for j, p in enumerate(self.mode_providers):
+            sel = mode == 3 + j
+            if sel.any():
+                self.trip_arrive_s[idx[sel]] = np.nan  # set when the provider reports the arrival
+                p.begin(self, idx[sel], depart_s[sel])
 
     def _demand(self) -> None:
         """Start the next trip of every resident whose current activity ends."""
@@ -432,7 +467,16 @@ class CityModel(mesa.Model):
         self._begin_trips(prev + 1, depart)
 
     def _dispatch(self) -> None:
-        """Apply the link changes of policies in force at the current time to the kernel arrays."""
+        """Plug-in modes serve their requests up to the end of the step; the link changes of policies in
+        force at the current time go to the kernel arrays."""
+        if self.mode_providers:
+            cfg = self.scenario.simulation
+            t_now = self.sim.t_s
+            t_end = min(t_now + cfg.record_interval_s, cfg.end_s)
+            for p in self.mode_providers:
+                trips, arrive_s = p.advance(self, t_now, t_end)
+                trips = np.asarray(trips, dtype=np.int64)
+                self.trip_arrive_s[trips] = arrive_s
         if not len(self.policies):
             return
         b = int(self._bin_of(np.array([self.sim.t_s]))[0])
@@ -586,7 +630,7 @@ class CityModel(mesa.Model):
             return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
         shares = {}
-        for m, name in enumerate(MODES):
+        for m, name in enumerate(self.mode_names):
             shares[f"mode_share_{name}"] = r(np.count_nonzero(self.trip_mode == m) / max(1, t.n), 6)
         return {
             "residents": int(self.pop.n),
@@ -631,11 +675,18 @@ class CityModel(mesa.Model):
         free[car] = segment_sum(ff[self.route_links], self.route_indptr)[car]
         free[self.trip_mode == WALK] = (self.trip_walk_m / cfg.walk_speed_mps)[self.trip_mode == WALK]
         free[self.trip_mode == BIKE] = (self.trip_bike_m / cfg.bike_speed_mps)[self.trip_mode == BIKE]
+        for j, p in enumerate(self.mode_providers):
+            idx = np.flatnonzero(self.trip_mode == 3 + j)
+            free[idx] = p.freeflow_time_s(self, idx)
         return free
 
     def _trip_distance_m(self) -> np.ndarray:
-        return np.select([self.trip_mode == CAR, self.trip_mode == WALK], [self.trip_car_m, self.trip_walk_m],
-                         self.trip_bike_m)
+        d = np.select([self.trip_mode == CAR, self.trip_mode == WALK, self.trip_mode == BIKE],
+                      [self.trip_car_m, self.trip_walk_m, self.trip_bike_m], np.nan)
+        for j, p in enumerate(self.mode_providers):
+            idx = np.flatnonzero(self.trip_mode == 3 + j)
+            d[idx] = p.distance_m(self, idx)
+        return d
 
     def agent_ids(self) -> np.ndarray:
         """Mesa unique_id per resident row (row + 1 for lazily created agents: Mesa numbers from 1)."""
@@ -658,7 +709,7 @@ class CityModel(mesa.Model):
             "person": t.person,
             "seq": t.seq,
             "purpose": Categorical(t.purpose, ACTIVITIES),
-            "mode": Categorical(self.trip_mode, MODES),
+            "mode": Categorical(self.trip_mode, self.mode_names),
             "origin_osmid": net.node_osmid[t.origin],
             "destination_osmid": net.node_osmid[t.dest],
             "depart_s": self.trip_depart_s,
@@ -763,7 +814,7 @@ class CityModel(mesa.Model):
             "type": Categorical(typ[order], names),
             "trip_id": trip[order],
             "agent_id": agent[trip[order]],
-            "mode": Categorical(self.trip_mode[trip[order]], MODES),
+            "mode": Categorical(self.trip_mode[trip[order]], self.mode_names),
             "link_id": link[order],
         }
 

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from twin._errors import MapError, ScenarioError
 
@@ -172,9 +181,15 @@ class DemandConfig(_Strict):
 class ModeConfig(_Strict):
     """Modes and the multinomial logit mode choice (per home-based tour)."""
 
-    available: list[Literal["car", "walk", "bike"]] = Field(
+    available: list[str] = Field(
         default_factory=lambda: ["car", "walk", "bike"], min_length=1,
-        description="Modes residents may use (car only for adults of car-owning households).",
+        description="Modes residents may use (car only for adults of car-owning households): car, walk, bike "
+        "and plug-in modes such as taxi (see docs/modes.md).",
+    )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Options of the plug-in modes in `available`, by mode name (e.g. taxi: {wait_s: 240}); "
+        "each mode validates its own (docs/modes.md).",
     )
     walk_speed_mps: float = Field(1.33, gt=0, le=3, description="Walking speed on the walk network.")
     bike_speed_mps: float = Field(4.2, gt=0, le=12, description="Cycling speed on the bike network.")
@@ -185,6 +200,38 @@ class ModeConfig(_Strict):
     beta_cost_per_money: float = Field(-0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
     car_cost_per_km: float = Field(0.2, ge=0, description="Money cost of driving per km (fuel, wear).")
     car_parking_cost: float = Field(0.0, ge=0, description="Money cost of parking per car tour.")
+
+    @field_validator("available")
+    @classmethod
+    def _known_modes(cls, available: list[str]) -> list[str]:
+        from twin.domains.mobility.modes import BUILTIN_MODES, registered_modes
+
+        known = list(BUILTIN_MODES) + registered_modes()
+        for i, name in enumerate(available):
+            if name not in known:
+                raise ValueError(f"unknown mode {name!r} at position {i} (allowed: {', '.join(known)})")
+            if name in available[:i]:
+                raise ValueError(f"mode {name!r} listed twice")
+        return available
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugin_options(cls, plugins: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
+        from twin.domains.mobility.modes import BUILTIN_MODES, get_mode
+
+        available = info.data.get("available") or []
+        for name, opts in plugins.items():
+            if name not in available or name in BUILTIN_MODES:
+                listed = ", ".join(n for n in available if n not in BUILTIN_MODES) or "none"
+                raise ValueError(f"{name}: not a plug-in mode in modes.available (there: {listed})")
+            options = get_mode(name).Options
+            try:
+                options.model_validate(opts)
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"{name}.{loc}: {err['msg']} (allowed keys: {', '.join(options.model_fields)})") from None
+        return plugins
 
     @property
     def value_of_time_per_h(self) -> float:

@@ -29,10 +29,11 @@ def tour_utilities(
     available: np.ndarray,
     tour_fixed_money: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Utilities (n_tours, 3) from per-trip times (m, 3) and money (m, 3); -inf where unavailable."""
-    t = np.zeros((n_tours, 3))
-    c = np.zeros((n_tours, 3))
-    for m in range(3):
+    """Utilities (n_tours, M) from per-trip times (m, M) and money (m, M); -inf where unavailable."""
+    n_modes = time_h.shape[1]
+    t = np.zeros((n_tours, n_modes))
+    c = np.zeros((n_tours, n_modes))
+    for m in range(n_modes):
         t[:, m] = np.bincount(trip_tour, weights=time_h[:, m], minlength=n_tours)
         c[:, m] = np.bincount(trip_tour, weights=money[:, m], minlength=n_tours)
     if tour_fixed_money is not None:

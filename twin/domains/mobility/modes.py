@@ -1,0 +1,210 @@
+"""Plug-in modes: services that residents can choose besides car, walk and bike.
+
+A plug-in mode (an on-demand MaaS fleet, a shuttle, transit...) is a :class:`ModeProvider` subclass,
+registered under a name with :func:`register_mode` (or through the ``citytwin.modes`` entry-point
+group of an installed package). A scenario uses it by listing the name in ``modes.available``; its
+options go under ``modes.plugins.NAME`` and are validated by the provider's ``Options`` model
+(pydantic, unknown keys rejected).
+
+The model calls a provider at fixed points of a day, always with dense trip indices:
+
+* ``skim(model, trips, depart_s)`` during mode choice (first day and every replanning): the expected
+  door-to-door time (s) and money cost of each trip by this mode, from the previous day's travel
+  times; ``inf`` time = not available for that trip. Together with ``Options.asc`` they enter the
+  same multinomial logit as the built-in modes.
+* ``start_day(model)`` before each simulated day; ``begin(model, trips, depart_s)`` in the demand
+  phase when residents set out by this mode (departure times may lie up to one model step ahead);
+* ``advance(model, t_s, t_end_s)`` in the dispatch phase of every model step: serve requests up to
+  ``t_end_s`` and return the trips that arrive before ``t_end_s`` with their arrival times. The model
+  marks them done (and starts the residents' next trips) in the next step's demand phase, exactly as
+  it does for walk and bike.
+* ``distance_m(model, trips)`` and ``freeflow_time_s(model, trips)`` for the outputs (route length,
+  delay) of the trips served by this mode.
+
+Providers keep their own state (vehicles, queues) on the instance; one instance belongs to one model.
+Randomness: ``model.mode_rng(name)`` gives a generator of the run's RNG tree for the provider.
+
+The built-in ``taxi`` mode (:class:`TeleportTaxi`) is the simplest complete provider: a door-to-door
+service without a fleet (unlimited vehicles), a fixed wait and the car's free-flow route time, at a
+fare per trip and per km. It is the no-fleet baseline against which fleet simulations compare.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.model import CityModel
+
+__all__ = [
+    "BUILTIN_MODES",
+    "ModeOptions",
+    "ModeProvider",
+    "TeleportTaxi",
+    "get_mode",
+    "register_mode",
+    "registered_modes",
+]
+
+BUILTIN_MODES = ("car", "walk", "bike")
+
+
+class ModeOptions(BaseModel):
+    """Options every plug-in mode has; subclass to add a mode's own (unknown keys are rejected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asc: float = Field(0.0, description="Alternative-specific constant of the mode in the logit.")
+
+
+class ModeProvider:
+    """Base class of a plug-in mode (see the module docstring for the protocol).
+
+    Parameters
+    ----------
+    options : ModeOptions
+        The validated ``modes.plugins.NAME`` of the scenario (an instance of ``cls.Options``).
+    """
+
+    #: Name used in ``modes.available`` and in the outputs (``mode`` column, ``mode_share_NAME``).
+    name: ClassVar[str] = ""
+    #: Pydantic model of the mode's options.
+    Options: ClassVar[type[ModeOptions]] = ModeOptions
+
+    def __init__(self, options: ModeOptions) -> None:
+        self.options = options
+
+    # -- called by CityModel -------------------------------------------------------------------
+    def attach(self, model: CityModel) -> None:
+        """Once, after the population and the trips exist and before the first mode choice."""
+
+    def skim(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected time (s) and money of ``trips`` by this mode; ``inf`` time = unavailable."""
+        raise NotImplementedError
+
+    def start_day(self, model: CityModel) -> None:
+        """Before each simulated day (iteration): reset the day's state."""
+
+    def begin(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> None:
+        """Residents set out on ``trips`` by this mode at ``depart_s``."""
+        raise NotImplementedError
+
+    def advance(self, model: CityModel, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Serve requests during ``[t_s, t_end_s)``; return ``(trips, arrive_s)`` of the arrivals."""
+        raise NotImplementedError
+
+    def distance_m(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+        """Distance travelled on each of ``trips`` (outputs); NaN if unknown."""
+        return np.full(trips.size, np.nan)
+
+    def freeflow_time_s(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+        """Uncongested door-to-door time of ``trips`` (outputs: delay = travel time - this)."""
+        return np.full(trips.size, np.nan)
+
+
+_REGISTRY: dict[str, type[ModeProvider]] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register_mode(cls: type[ModeProvider]) -> type[ModeProvider]:
+    """Register a :class:`ModeProvider` subclass under ``cls.name`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, ModeProvider)):
+        raise TypeError(f"register_mode expects a ModeProvider subclass, got {cls!r}")
+    name = cls.name
+    if not name or not name.isidentifier() or name != name.lower():
+        raise ValueError(f"a mode name must be a lower-case identifier, got {name!r}")
+    if name in BUILTIN_MODES:
+        raise ValueError(f"{name!r} is a built-in mode")
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, ModeOptions)):
+        raise TypeError(f"{cls.__name__}.Options must subclass ModeOptions")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for ep in entry_points(group="citytwin.modes"):
+        cls = ep.load()
+        if cls.name not in _REGISTRY:
+            register_mode(cls)
+
+
+def registered_modes() -> list[str]:
+    """Names of the plug-in modes known now (built-ins excluded), sorted."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_mode(name: str) -> type[ModeProvider]:
+    """The provider class registered as ``name`` (KeyError if none)."""
+    _load_entry_points()
+    return _REGISTRY[name]
+
+
+def validate_mode_options(name: str, options: dict[str, Any]) -> ModeOptions:
+    """``options`` validated by the ``Options`` model of mode ``name``."""
+    return get_mode(name).Options.model_validate(options)
+
+
+# ------------------------------------------------------------------------------- built-in taxi
+class TaxiOptions(ModeOptions):
+    asc: float = Field(-0.5, description="Alternative-specific constant of taxi.")
+    wait_s: float = Field(300.0, ge=0, le=7200, description="Time from the request to the pick-up, seconds.")
+    fare_base: float = Field(3.0, ge=0, description="Money per trip.")
+    fare_per_km: float = Field(1.5, ge=0, description="Money per km of the car route.")
+    speed_factor: float = Field(1.0, gt=0, le=2, description="In-vehicle time = car free-flow route time / this.")
+
+
+@register_mode
+class TeleportTaxi(ModeProvider):
+    """Door-to-door rides without a fleet: wait, then the car's free-flow route time.
+
+    Time of a trip = ``wait_s`` + free-flow car time / ``speed_factor`` (the shortest free-flow car
+    route between the trip's nodes); money = ``fare_base + fare_per_km * route km``. Unlimited
+    vehicles, no congestion, no empty driving: the baseline a fleet simulation is compared with.
+    """
+
+    name = "taxi"
+    Options = TaxiOptions
+
+    def attach(self, model: CityModel) -> None:
+        t = model.trips
+        model.router.set_weight(model.network.link_fftt_s)
+        self._time_s = model.router.costs(t.origin, t.dest) if t.n else np.zeros(0)
+        model.router.set_weight(model.network.link_length_m)
+        self._dist_m = model.router.costs(t.origin, t.dest) if t.n else np.zeros(0)
+        self._arrive_s = np.full(t.n, np.nan)
+
+    def skim(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        o = self.options
+        time_s = o.wait_s + self._time_s[trips] / o.speed_factor
+        money = o.fare_base + o.fare_per_km * self._dist_m[trips] / 1000.0
+        return time_s, np.where(np.isfinite(time_s), money, 0.0)
+
+    def start_day(self, model: CityModel) -> None:
+        self._arrive_s[:] = np.nan
+        self._pending = np.zeros(0, np.int64)
+
+    def begin(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> None:
+        o = self.options
+        self._arrive_s[trips] = depart_s + o.wait_s + self._time_s[trips] / o.speed_factor
+        self._pending = np.union1d(self._pending, trips)
+
+    def advance(self, model: CityModel, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
+        p = self._pending
+        done = self._arrive_s[p] < t_end_s
+        self._pending = p[~done]
+        return p[done], self._arrive_s[p[done]]
+
+    def distance_m(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+        return self._dist_m[trips]
+
+    def freeflow_time_s(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+        return self.options.wait_s + self._time_s[trips] / self.options.speed_factor
