@@ -53,7 +53,7 @@ BAD_CASES = {
     "negative_count": ("population: {residents: -5}\n", ["population.residents", "greater than or equal to 1"]),
     "bad_enum": ("map: {network_type: boat}\n", ["map.network_type", "'drive'", "'walk'"]),
     "bad_time": ("demand: {work_departure: {mean_s: 'eight'}}\n", ["demand.work_departure.mean_s"]),
-    "bad_mode": ("modes: {available: [car, teleport]}\n", ["modes.available.1", "'car'", "'walk'", "'bike'"]),
+    "bad_mode": ("modes: {available: [car, teleport]}\n", ["modes.available", "'teleport'", "allowed: car, walk, bike, taxi"]),
     "bad_policy": ("policies: [{type: road_pricing, kind: cordon}]\n", ["policies.0", "bbox"]),
     "unknown_policy": ("policies: [{type: teleport}]\n", ["policies.0", "link_change", "road_pricing"]),
     "missing_grid": ("population: {grid: nowhere.gpkg}\n", ["population.grid", "nowhere.gpkg"]),
