@@ -204,19 +204,27 @@ def test_failed_run_leaves_no_folder(tmp_path, net, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def test_same_outputs_with_one_and_two_numba_threads(net, walk_net, bike_net):
+@pytest.mark.parametrize("congested", [False, True])
+def test_same_outputs_with_one_and_two_numba_threads(net, walk_net, bike_net, congested):
     import numba
 
+    over = {"replanning": {"iterations": 2}}
+    if congested:  # spillback: full links, merges decided by the seeded draws, stuck vehicles
+        over.update(population={"residents": 1500}, modes={"available": ["car"]},
+                    simulation={"flow_capacity_factor": 0.02, "storage_capacity_factor": 0.05})
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        a = model(small(replanning={"iterations": 2}), net, walk_net, bike_net).run()
+        a = model(small(**over), net, walk_net, bike_net).run()
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        b = model(small(replanning={"iterations": 2}), net, walk_net, bike_net).run()
+        b = model(small(**over), net, walk_net, bike_net).run()
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(a.car_route_links, b.car_route_links)
     np.testing.assert_array_equal(a.trip_arrive_s, b.trip_arrive_s)
+    np.testing.assert_array_equal(a.sim.link_tt_sum_s, b.sim.link_tt_sum_s)
+    if congested:
+        assert a.kpis()["delay_mean_s"] > 120 and a.sim.n_forced_moves > 0
 
 
 def test_trips_frame(net, walk_net, bike_net):
