@@ -57,9 +57,11 @@ Each step at time ``t``:
    asleep links do not compete for the slot, so upstream links fed into one full link
    get its freed space in proportion to their flow capacities, whatever their
    indices (a scan in index order alone would give it to the first link looked at
-   after each exit).  A woken link whose head cannot use the slot (its own flow
-   capacity is used up) leaves it to whoever comes first.  Asleep links stay asleep
-   across calls.
+   after each exit).  A woken link can always use its slot: a link falls asleep only
+   when its head has flow capacity but no space, and its accumulator only refills
+   while it sleeps; only a head that becomes eligible before the woken link is looked
+   at again (first come) can take the slot instead, and the woken link then sleeps
+   again.  Asleep links stay asleep across calls.
 4. *Entering from waiting lists*: for ``l`` in index order, while the waiting
    list head ``w`` exists and ``occ[l] < storage[l]`` (no stuck rule here), it
    enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
