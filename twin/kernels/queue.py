@@ -59,9 +59,9 @@ Each step at time ``t``:
    indices (a scan in index order alone would give it to the first link looked at
    after each exit).  A woken link can always use its slot: a link falls asleep only
    when its head has flow capacity but no space, and its accumulator only refills
-   while it sleeps; only a head that becomes eligible before the woken link is looked
-   at again (first come) can take the slot instead, and the woken link then sleeps
-   again.  Asleep links stay asleep across calls.
+   while it sleeps; only a head that becomes eligible, or a departure entering from
+   the waiting list (step 4), before the woken link is looked at again (first come)
+   can take the slot instead, and the woken link then sleeps again.  Asleep links stay asleep across calls.
 4. *Entering from waiting lists*: for ``l`` in index order, while the waiting
    list head ``w`` exists and ``occ[l] < storage[l]`` (no stuck rule here), it
    enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
