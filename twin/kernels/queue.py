@@ -271,8 +271,8 @@ def advance_queue(
     status,
     arrive_s,
     route_enter_s,
-    link_volume,
-    link_tt_sum_s,
+    hour_volume,
+    hour_tt_sum_s,
     n_forced,
     n_removed,
     cal_head,
@@ -359,9 +359,9 @@ def advance_queue(
     route_enter_s : float64[R]
         Time each trip entered each link of its route, aligned with ``route_links``
         (left untouched for links not reached); written.
-    link_volume : int64[L, n_hours]
+    hour_volume : int64[n_hours, L]
         Exits per link and hour of the exit; incremented.
-    link_tt_sum_s : float64[L, n_hours]
+    hour_tt_sum_s : float64[n_hours, L]
         Sum of link travel times of those exits, in seconds; incremented.
     n_forced : int64[1]
         Count of forced (stuck) moves; incremented.
@@ -398,7 +398,7 @@ def advance_queue(
     n_words = q_bits.shape[0]
     n_sum = due_sum.shape[0]
     n_cal = cal_head.shape[0]
-    n_hours = link_volume.shape[1]
+    n_hours = hour_volume.shape[0]
     n_dep = dep_ids.shape[0]
     one = np.uint64(1)
     zero = np.uint64(0)
@@ -640,8 +640,8 @@ def advance_queue(
                                 h = 0
                             if h > n_hours - 1:
                                 h = n_hours - 1
-                            link_volume[l, h] += 1
-                            link_tt_sum_s[l, h] += x - enter_s[v]
+                            hour_volume[h, l] += 1
+                            hour_tt_sum_s[h, l] += x - enter_s[v]
                             nxt[v] = -1
                             if is_last:
                                 arrive_s[v] = x
@@ -986,8 +986,12 @@ class QueueSim:
         self.arrive_s = np.full(n_trips, np.nan)
         self.route_enter_s = np.full(links.shape[0], np.nan)
         # statistics
-        self.link_volume = np.zeros((n_links, n_hours), np.int64)
-        self.link_tt_sum_s = np.zeros((n_links, n_hours), np.float64)
+        # kept hour-major for the kernel (the counters of one hour are contiguous: a few cache
+        # lines stay hot instead of one line per link); link_* are (L, n_hours) views
+        self._hour_volume = np.zeros((n_hours, n_links), np.int64)
+        self._hour_tt_sum_s = np.zeros((n_hours, n_links), np.float64)
+        self.link_volume = self._hour_volume.T
+        self.link_tt_sum_s = self._hour_tt_sum_s.T
         self._n_forced = np.zeros(1, np.int64)
         self._n_removed = np.zeros(1, np.int64)
         self._dep_ids = np.zeros(0, np.int64)
@@ -1119,7 +1123,7 @@ class QueueSim:
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
             self.nxt, self.pos, self.enter_s, self.ready_s, self.held, self.held_since_s,
             self.moved_step, self.status, self.arrive_s, self.route_enter_s,
-            self.link_volume, self.link_tt_sum_s, self._n_forced, self._n_removed,
+            self._hour_volume, self._hour_tt_sum_s, self._n_forced, self._n_removed,
             self._cal_head, self._cal_next, self._cal_prev, self._cal_bkt, self._cal_due,
             self._blk_head, self._blk_next, self._blk_prev, self._blk_on,
             self._due_bits, self._due_sum,
