@@ -142,3 +142,36 @@ def test_bad_mode_names_and_options_are_rejected(shuttle):
         sc(available=("car", "taxi", "taxi"))
     with pytest.raises(ValueError, match="built-in"):
         register_mode(type("Car", (ModeProvider,), {"name": "car"}))
+
+
+def test_adding_a_mode_only_moves_tours_to_it(nets):
+    # common random numbers: the built-in modes' draws do not change when a mode is added, so on the
+    # first day (no congestion feedback yet) every tour keeps its mode or switches to the taxi
+    base = CityModel(sc(available=("car", "walk", "bike")), network=nets[0], walk_network=nets[1],
+                     bike_network=nets[2])
+    taxi = CityModel(sc(plugins={"taxi": {"asc": 1.0}}), network=nets[0], walk_network=nets[1],
+                     bike_network=nets[2])
+    moved = base.tour_mode != taxi.tour_mode
+    assert moved.any()
+    assert np.all(taxi.tour_mode[moved] == taxi.mode_names.index("taxi"))
+
+
+def test_compare_shows_a_mode_present_in_one_run_only(nets, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.run import run_scenario
+
+    small = {"residents": 400}
+    a = sc(available=("car", "walk", "bike"), residents=small["residents"])
+    b = sc(plugins={"taxi": {"asc": 2.0}}, residents=small["residents"])
+    for s, d in ((a, "a"), (b, "b")):
+        run_scenario(s, tmp_path / d, network=nets[0])
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["kpi"]: r for r in json.loads(res.output)["kpis"]}
+    assert rows["mode_share_taxi"]["a"] == 0.0 and rows["mode_share_taxi"]["b"] > 0
+    keys = list(rows)
+    assert keys.index("mode_share_taxi") == keys.index("mode_share_bike") + 1

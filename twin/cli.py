@@ -234,8 +234,17 @@ def compare(
         _fail(exc)
         return
     rows = []
-    for key in ka:
+    # keys of both runs; a mode used in only one of them (a plug-in mode) has share 0 in the other
+    keys = list(ka)
+    extra = [k for k in kb if k not in ka]
+    share_at = max((i for i, k in enumerate(keys) if k.startswith("mode_share_")), default=len(keys) - 1)
+    keys[share_at + 1:share_at + 1] = [k for k in extra if k.startswith("mode_share_")]
+    keys += [k for k in extra if not k.startswith("mode_share_")]
+    for key in keys:
         a, b = ka.get(key), kb.get(key)
+        if key.startswith("mode_share_"):
+            a = 0.0 if a is None else a
+            b = 0.0 if b is None else b
         if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
             diff = b - a
             rel = diff / a if a else None

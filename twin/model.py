@@ -132,6 +132,7 @@ class CityModel(mesa.Model):
         # day-to-day changes come from the plans, not from new draws at the junctions)
         self._merge_seed = int(ss_merge.generate_state(1, np.uint64)[0])
         self._mode_rng = np.random.default_rng(ss_mode)
+        self._plugin_mode_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(1001,)))
         self._replan_rng = np.random.default_rng(ss_replan)
 
         with self._phase("network"):
@@ -337,7 +338,9 @@ class CityModel(mesa.Model):
         none = ~np.isfinite(v).any(axis=1)
         if none.any():  # no mode available/reachable: fall back to walking (always possible in the model)
             v[none, WALK] = 0.0
-        draw = choose_modes(v, self._mode_rng)  # draws for all tours: reproducible whatever the subset
+        # draws for all tours (reproducible whatever the subset); plug-in modes draw from their own
+        # stream, so the built-in modes' draws are those of the same scenario without them
+        draw = choose_modes(v, self._mode_rng, n_base=len(MODES), extra_rng=self._plugin_mode_rng)
         tour_mode = np.zeros(t.n_tours, dtype=np.int8) if first else self.tour_mode
         tour_mode[tours] = draw[tours]
         self.tour_mode = tour_mode

@@ -51,7 +51,17 @@ def mnl_probabilities(v: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def choose_modes(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row: ``argmax(v + Gumbel)`` (int8 mode indices)."""
-    g = rng.gumbel(size=v.shape)
+def choose_modes(v: np.ndarray, rng: np.random.Generator, *, n_base: int | None = None,
+                 extra_rng: np.random.Generator | None = None) -> np.ndarray:
+    """One draw per row: ``argmax(v + Gumbel)`` (int8 mode indices).
+
+    With ``n_base``, the noise of the first ``n_base`` columns comes from ``rng`` and that of the
+    others from ``extra_rng``: adding a mode leaves the draws of the built-in modes unchanged
+    (common random numbers, so a run with a new mode compares with its baseline tour by tour).
+    """
+    if n_base is None or n_base >= v.shape[1]:
+        g = rng.gumbel(size=v.shape)
+    else:
+        g = np.hstack([rng.gumbel(size=(v.shape[0], n_base)),
+                       extra_rng.gumbel(size=(v.shape[0], v.shape[1] - n_base))])
     return np.argmax(v + g, axis=1).astype(np.int8)
