@@ -111,7 +111,12 @@ stays blocked until then); links are independent in step 4, so their order does
 not matter.  The links with a non-empty queue / waiting list are also kept in the
 bitsets ``q_bits`` / ``w_bits``.  A step with nothing due costs ``O(1)``; a
 call costs ``O(L / 64 + W + steps + links looked at + moves)``.  The kernel
-allocates nothing.
+allocates nothing.  Memory: a trip's state and route are touched once per move, by
+then long out of cache; when the links due at a step are taken from the calendar,
+the state and next route entries of their heads are prefetched (``llvm.prefetch``,
+a hint without effect on results; nothing in the Python twin), so that these
+loads overlap; the link statistics are stored hour-major (``hour_volume[h, l]``),
+so the counters of the current hour stay in cache.
 
 Conservation: no vehicle is lost or duplicated; departed = waiting + on links +
 arrived, and ``sum(occ) == count(status == 2)``.  With ``stuck_time_s = inf``,
@@ -147,6 +152,39 @@ ACC_EPS_VEH = 1e-9
 #: Ring size (steps) of the calendar of links due at a step; a link due later is
 #: kept in the last bucket and filed again when that bucket is popped.
 CALENDAR_STEPS = 1024
+
+
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from llvmlite import ir
+
+
+def _prefetch(arr, i):
+    """Hint that ``arr[i]`` will be read soon (compiled: ``llvm.prefetch``; Python: nothing)."""
+
+
+@intrinsic
+def _prefetch_intrinsic(typingctx, arr, i):
+    sig = types.void(arr, i)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(ir.IntType(32), 0),
+                          ir.Constant(ir.IntType(32), 3), ir.Constant(ir.IntType(32), 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@overload(_prefetch, inline="always")
+def _prefetch_numba(arr, i):
+    return lambda arr, i: _prefetch_intrinsic(arr, i)
 
 
 def _ctz(word):
@@ -499,6 +537,18 @@ def advance_queue(
                 due_bits[l >> 6] |= one << np.uint64(l & 63)
                 due_sum[l >> 12] |= one << np.uint64((l >> 6) & 63)
                 n_due += 1
+                # the head of l is looked at soon; its trip's state and route were last
+                # touched at its previous move, long out of cache by now: fetch them while
+                # the other due links are filed (the loads then overlap instead of waiting
+                # one after the other in the looks)
+                v = q_head[l]
+                rp = route_indptr[v] + pos[v]
+                _prefetch(route_links, rp + 1)
+                _prefetch(route_enter_s, rp + 1)
+                _prefetch(ready_s, v)
+                _prefetch(enter_s, v)
+                _prefetch(nxt, v)
+                _prefetch(held_since_s, v)
             l = nl
 
         # 1. refill: applied lazily (see module docstring).
@@ -509,6 +559,12 @@ def advance_queue(
             i = dep_ids[p]
             if depart_s[i] > t:
                 break
+            # the trips departing next read their routes for the first time today: prefetch
+            # them a few departures ahead (route_indptr first, then the first link)
+            if p + 16 < n_dep:
+                _prefetch(route_indptr, dep_ids[p + 16])
+            if p + 8 < n_dep:
+                _prefetch(route_links, route_indptr[dep_ids[p + 8]])
             l = route_links[route_indptr[i]]
             nxt[i] = -1
             if w_tail[l] == -1:
