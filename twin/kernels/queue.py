@@ -61,7 +61,8 @@ Each step at time ``t``:
    when its head has flow capacity but no space, and its accumulator only refills
    while it sleeps; only a head that becomes eligible, or a departure entering from
    the waiting list (step 4), before the woken link is looked at again (first come)
-   can take the slot instead, and the woken link then sleeps again.  Asleep links stay asleep across calls.
+   can take the slot instead, and the woken link then sleeps again.  Asleep links
+   stay asleep across calls.
 4. *Entering from waiting lists*: for ``l`` in index order, while the waiting
    list head ``w`` exists and ``occ[l] < storage[l]`` (no stuck rule here), it
    enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
@@ -133,8 +134,10 @@ import math
 
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import overload
+
+from twin.kernels._intrinsics import ctz as _ctz
+from twin.kernels._intrinsics import prefetch as _prefetch
 
 __all__ = ["advance_queue", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
@@ -152,51 +155,6 @@ ACC_EPS_VEH = 1e-9
 #: Ring size (steps) of the calendar of links due at a step; a link due later is
 #: kept in the last bucket and filed again when that bucket is popped.
 CALENDAR_STEPS = 1024
-
-
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
-from llvmlite import ir
-
-
-def _prefetch(arr, i):
-    """Hint that ``arr[i]`` will be read soon (compiled: ``llvm.prefetch``; Python: nothing)."""
-
-
-@intrinsic
-def _prefetch_intrinsic(typingctx, arr, i):
-    sig = types.void(arr, i)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
-        i8p = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(ir.IntType(32), 0),
-                          ir.Constant(ir.IntType(32), 3), ir.Constant(ir.IntType(32), 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@overload(_prefetch, inline="always")
-def _prefetch_numba(arr, i):
-    return lambda arr, i: _prefetch_intrinsic(arr, i)
-
-
-def _ctz(word):
-    """Index (0..63) of the lowest set bit of the non-zero uint64 ``word`` (Python version)."""
-    w = int(word)
-    return (w & -w).bit_length() - 1
-
-
-@overload(_ctz, inline="always")
-def _ctz_numba(word):
-    # compiled code: one count-trailing-zeros instruction (LLVM cttz)
-    return lambda word: trailing_zeros(word)
 
 
 _M64 = (1 << 64) - 1
