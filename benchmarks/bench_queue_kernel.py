@@ -1,0 +1,107 @@
+"""The queue kernel alone: replay the kernel calls of a simulated day, without the rest of the model.
+
+Usage::
+
+    TWIN_MAPS_PATH=../shared/maps python benchmarks/bench_queue_kernel.py --map baltimore --residents 50000
+
+1. ``CityModel`` simulates one day (default demand: population, activity chains, mode choice) and
+   records, for every call of the queue kernel (one per model step), the step range and the
+   departure times the model had scheduled by then;
+2. the same calls are replayed ``--repeat`` times on a fresh ``QueueSim`` (same network arrays,
+   routes and departure times; the kernel sees exactly the inputs it saw in the model), timing only
+   the kernel calls;
+3. the replay's results are checked against the model's (arrival times, link statistics: equal
+   bit for bit), and the figures printed: kernel seconds (best of the repeats), link moves, ns per
+   move, vehicle-seconds per second.
+
+To compare two versions of the kernel, run this script on each (e.g. ``git stash`` or a checkout of
+an older ``twin/kernels/queue.py``) on the same machine, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--map", default="baltimore")
+    ap.add_argument("--residents", type=int, default=50000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    import numba
+
+    from twin.kernels.queue import QueueSim
+    from twin.model import CityModel, load_network
+    from twin.scenario import scenario_from_dict
+
+    sc = scenario_from_dict({
+        "name": "bench_kernel", "seed": args.seed, "map": {"source": args.map},
+        "population": {"residents": args.residents},
+        "simulation": {"start_s": "05:00", "end_s": "30:00"},
+    })
+    net = load_network(sc)
+    m = CityModel(sc, network=net)
+    s = m.sim
+    calls = []
+    kernel = s._kernel
+
+    def record(*a):
+        calls.append((int(a[0]), int(a[1]), s.depart_s.copy()))
+        return kernel(*a)
+
+    s._kernel = record
+    m.run()
+    print(f"python {platform.python_version()}  numba {numba.__version__}  threads {numba.get_num_threads()}")
+    print(f"{args.map}: {net.n_links} links; {args.residents} residents, {s.n_trips} car trips, "
+          f"{s.route_links.size} route links, {len(calls)} kernel calls, {s.step} steps")
+
+    def replay():
+        r = QueueSim(fftt_s=s.fftt_s, cap_veh_per_s=s.cap_veh_per_s, storage_veh=s.storage_veh,
+                     route_indptr=s.route_indptr, route_links=s.route_links, dt_s=s.dt_s, t_start_s=s.t_start_s,
+                     stuck_time_s=s.stuck_time_s, n_hours=s.n_hours, bin_s=s.bin_s, stuck_action=s.stuck_action,
+                     **({"merge_seed": s.merge_seed} if hasattr(s, "merge_seed") else {}))
+        inner = r._kernel
+        spent = [0.0]
+
+        def timed(*a):
+            t0 = time.perf_counter()
+            out = inner(*a)
+            spent[0] += time.perf_counter() - t0
+            return out
+
+        r._kernel = timed
+        for k0, n, dep in calls:
+            r.depart_s[:] = dep
+            r.advance(r.t_start_s + (k0 + n) * r.dt_s)
+        return r, spent[0]
+
+    times = []
+    for _ in range(args.repeat):
+        r, t = replay()
+        times.append(t)
+    for name in ("arrive_s", "link_volume", "link_tt_sum_s", "route_enter_s"):
+        if not np.array_equal(getattr(r, name), getattr(s, name), equal_nan=True):
+            raise SystemExit(f"replay differs from the model run in {name}")
+    moves = int(np.count_nonzero(np.isfinite(r.route_enter_s)))
+    arrived = r.status == 3
+    veh_s = float(np.sum(r.arrive_s[arrived] - r.depart_s[arrived]))
+    best = min(times)
+    print(f"kernel s: best {best:.4f}, all {' '.join(f'{t:.4f}' for t in times)} (replay = model run: bit-identical)")
+    print(f"link entries {moves:,}: {1e9 * best / moves:.1f} ns per link move, {moves / best:,.0f} moves/s, "
+          f"{veh_s / best:.3g} vehicle-seconds/s")
+
+
+if __name__ == "__main__":
+    main()
