@@ -88,10 +88,9 @@ class Resident(mesa.Agent):
     def plan(self) -> list[tuple[str, str]]:
         """The day as (activity at the destination, mode) per trip."""
         from twin.demand import ACTIVITIES
-        from twin.domains.mobility.mode_choice import MODES
 
         m = self.model
-        return [(ACTIVITIES[int(m.trips.purpose[i])], MODES[int(m.trip_mode[i])]) for i in self.trip_ids]
+        return [(ACTIVITIES[int(m.trips.purpose[i])], m.mode_names[int(m.trip_mode[i])]) for i in self.trip_ids]
 
     @property
     def state(self) -> str:
