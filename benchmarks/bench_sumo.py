@@ -28,8 +28,8 @@ Both simulators get the same network and the same trips, in this one invocation:
    citytwin pipeline (whole run - population/demand - plan phase + car routing);
 6. a car-only citytwin scenario (``modes.available: [car]``, no children, every household owns a
    car) is run end to end with default outputs, with ``events``, ``geopackage`` or ``report`` off
-   in turn, and with all three off, to show what each output costs. It is not given to SUMO: at these sizes on Baltimore it
-   is heavily congested (see the printed completion), which measures congestion, not throughput.
+   in turn, and with all three off, to show what each output costs; and, as the congested case, the same
+   car-only day's car trips (routes, departure times) are given to ``sumo --mesosim`` too.
 
 Prints wall times, vehicle-seconds simulated per wall second (sum over completed trips of
 arrive - depart, divided by loop and by whole-run wall time), mean travel times, completed trips
@@ -408,6 +408,28 @@ def bench_one(args, n: int, net, work: Path, tools: tuple[str, str, str], net_xm
             rr = [timed_run(sco, work / f"citytwin_car_{n}", net) for _ in range(args.repeat)]
         co[label] = min(rr, key=lambda rw: rw[1])
     shutil.rmtree(work / f"citytwin_car_{n}", ignore_errors=True)
+    c_move = min(r.phase_time_s["move"] for r, _ in co.values())
+
+    # the car-only day (heavier traffic; congested at 50,000 on Baltimore) given to SUMO too (its trips, routes and departure times)
+    mc = CityModel(make_scenario(args.map, n, args.seed, car_only=True), network=net)
+    with np.errstate(invalid="ignore"):
+        mc.run()
+    cip, cln, csim, cn = car_trips(mc)
+    c_done = csim.status[:cn] == STATUS_ARRIVED
+    c_tt = csim.arrive_s[:cn][c_done] - csim.depart_s[:cn][c_done]
+    c_vs, c_mean = float(c_tt.sum()), float(c_tt.mean()) if c_tt.size else float("nan")
+    c_dep = np.flatnonzero(np.isfinite(csim.depart_s[:cn]))
+    c_ok = np.array([not any(str(x) in missing for x in cln[cip[t]:cip[t + 1]])
+                     and all((str(a), str(b)) in s_conns for a, b in zip(cln[cip[t]:cip[t + 1] - 1],
+                                                                         cln[cip[t] + 1:cip[t + 1]]))
+                     for t in c_dep], dtype=bool)
+    c_rou = work / f"routes_car_{n}.rou.xml"
+    write_routes(c_rou, c_dep[c_ok], csim.depart_s, cip, cln)
+    cs_runs = [run_sumo(sumo, net_xml, c_rou, work / f"stats_car_{n}.xml", opts) for _ in range(args.repeat)]
+    cs = cs_runs[0]
+    cs_loop = min(r["loop_s"] for r in cs_runs)
+    cs_vs = cs["total_tt_s"] + cs["total_depart_delay_s"]
+    cong_x = (c_vs / c_move) / (cs_vs / cs_loop)
 
     print(f"trips given to SUMO: {trips.size} of {departed.size} departed in citytwin "
           f"({departed.size - trips.size} dropped: a move missing in the SUMO net)")
@@ -466,7 +488,14 @@ def bench_one(args, n: int, net, work: Path, tools: tuple[str, str, str], net_xm
         print(f"  {label:<23} wall {wall:6.3f} s (manifest {r.wall_s:.3f}); {kk['car_trips']} car trips, "
               f"{kk['trips_completed']} completed ({kk['completion_rate']:.1%}), forced moves {kk['forced_moves']}; "
               "phases " + ", ".join(f"{a} {b:.3f}" for a, b in r.phase_time_s.items() if b >= 0.0005))
-    return {"n": n, "loop_x": loop_x, "e2e_x": e2e_x, "pure_x": pure_x, "ct_move": ct_move, "s_loop": s_loop,
+    print(f"\ncar-only day (every adult drives; heavier traffic) given to SUMO as well ({int(c_ok.sum())} of {c_dep.size} departed car "
+          f"trips, same routes and departure times):")
+    print(f"  completed: citytwin {int(c_done.sum())} (forced moves {mc.sim.n_forced_moves}), SUMO {cs['trip_count']} "
+          f"(teleports {cs['teleports']}); mean travel time citytwin {c_mean:.1f} s, "
+          f"SUMO {cs_vs / max(1, cs['trip_count']):.1f} s (mean time loss {cs['time_loss_mean_s']:.1f} s)")
+    print(f"  simulation loop: citytwin move phase {c_move:.3f} s ({c_vs / c_move:.3g} veh-s/s), SUMO meso loop "
+          f"{cs_loop:.3f} s ({cs_vs / cs_loop:.3g} veh-s/s): {cong_x:.1f}x")
+    return {"n": n, "loop_x": loop_x, "cong_x": cong_x, "e2e_x": e2e_x, "pure_x": pure_x, "ct_move": ct_move, "s_loop": s_loop,
             "ct_wall": ct_wall, "s_wall": s_wall, "ct_mean": ct_mean, "s_mean": s_mean, "n_car": n_car,
             "p_wall": p_wall, "dua_x": dua_x, "ct_carpipe": ct_carpipe, "pipe_x": pipe_x, "ct_route": ct_route,
             "dua_s": dua_s, "dua_ch_s": dua_ch_s, "p_ch_wall": p_ch_wall, "ch_x": ch_x,
@@ -537,6 +566,9 @@ def main() -> None:
             print(f"{r['n']:>10}{k_on['car_trips']:>11}{k_on['completion_rate']:>10.1%}{w_off:>13.2f}{w_on:>17.2f}"
                   f"{w_on - w_off:>+12.2f}{w_on - c['events off'][0]:>+9.2f}{w_on - c['geopackage off'][0]:>+8.2f}"
                   f"{w_on - c['report off'][0]:>+8.2f}")
+        print("\n=== the car-only day in both simulators (heavier traffic): simulation loop ratio ===")
+        for r in res:
+            print(f"{r['n']:>10} residents: {r['cong_x']:.1f}x")
         for r in res:
             print(f"{r['n']} residents: simulation loop {'met' if r['loop_x'] >= 20 else 'NOT met'} "
                   f"({r['loop_x']:.1f}x vs 20x); end to end vs SUMO meso on given routes "
