@@ -410,7 +410,8 @@ def bench_one(args, n: int, net, work: Path, tools: tuple[str, str, str], net_xm
     shutil.rmtree(work / f"citytwin_car_{n}", ignore_errors=True)
     c_move = min(r.phase_time_s["move"] for r, _ in co.values())
 
-    # the car-only day (heavier traffic; congested at 50,000 on Baltimore) given to SUMO too (its trips, routes and departure times)
+    # the car-only day (heavier traffic; congested at 50,000 on Baltimore) given to SUMO too:
+    # its car trips, routes and departure times
     mc = CityModel(make_scenario(args.map, n, args.seed, car_only=True), network=net)
     with np.errstate(invalid="ignore"):
         mc.run()
@@ -488,8 +489,8 @@ def bench_one(args, n: int, net, work: Path, tools: tuple[str, str, str], net_xm
         print(f"  {label:<23} wall {wall:6.3f} s (manifest {r.wall_s:.3f}); {kk['car_trips']} car trips, "
               f"{kk['trips_completed']} completed ({kk['completion_rate']:.1%}), forced moves {kk['forced_moves']}; "
               "phases " + ", ".join(f"{a} {b:.3f}" for a, b in r.phase_time_s.items() if b >= 0.0005))
-    print(f"\ncar-only day (every adult drives; heavier traffic) given to SUMO as well ({int(c_ok.sum())} of {c_dep.size} departed car "
-          f"trips, same routes and departure times):")
+    print(f"\ncar-only day (every adult drives; heavier traffic) given to SUMO as well ({int(c_ok.sum())} of "
+          f"{c_dep.size} departed car trips, same routes and departure times):")
     print(f"  completed: citytwin {int(c_done.sum())} (forced moves {mc.sim.n_forced_moves}), SUMO {cs['trip_count']} "
           f"(teleports {cs['teleports']}); mean travel time citytwin {c_mean:.1f} s, "
           f"SUMO {cs_vs / max(1, cs['trip_count']):.1f} s (mean time loss {cs['time_loss_mean_s']:.1f} s)")
