@@ -808,16 +808,18 @@ class CityModel(mesa.Model):
         typ = np.concatenate([p[1] for p in parts]).astype(np.int8)
         trip = np.concatenate([p[2] for p in parts]).astype(np.int64)
         link = np.concatenate([p[3] for p in parts]).astype(np.int64)
-        # order: time, trip, then type (leave before enter at the same node passage), link position
-        type_rank = np.array([1, 3, 2, 4, 5, 0])[typ]  # mode_change, depart, leave, enter, arrive, aborted
-        order = np.lexsort((type_rank, trip, np.nan_to_num(ts, nan=np.inf)))
+        # order: time, trip, then type (leave before enter at the same node passage), then position
+        # in the parts (a stable sort); trip and type rank (< 8) share one key: two sort passes
+        type_rank = np.array([1, 3, 2, 4, 5, 0], dtype=np.int64)[typ]  # mode_change, depart, leave, ...
+        order = np.lexsort((trip * 8 + type_rank, np.nan_to_num(ts, nan=np.inf)))
+        trip_o = trip[order]
         names = ("depart", "enter_link", "leave_link", "arrive", "aborted", "mode_change")
         return {
             "t_s": ts[order],
             "type": Categorical(typ[order], names),
-            "trip_id": trip[order],
-            "agent_id": agent[trip[order]],
-            "mode": Categorical(self.trip_mode[trip[order]], self.mode_names),
+            "trip_id": trip_o,
+            "agent_id": agent[trip_o],
+            "mode": Categorical(self.trip_mode[trip_o], self.mode_names),
             "link_id": link[order],
         }
 
