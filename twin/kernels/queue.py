@@ -229,6 +229,29 @@ def _merge_winner_numba(blk_head, blk_next, cap_veh_per_step, merge_seed, k, m):
         blk_head, blk_next, cap_veh_per_step, merge_seed, k, m)
 
 
+def _blk_unlink(blk_head, blk_next, blk_prev, blk_on, m, u):
+    """Take link ``u`` off the list of the links asleep on ``m``."""
+    pb = blk_prev[u]
+    nb = blk_next[u]
+    if pb == -1:
+        blk_head[m] = nb
+    else:
+        blk_next[pb] = nb
+    if nb != -1:
+        blk_prev[nb] = pb
+    blk_on[u] = -1
+
+
+# out of line in compiled code too (rare paths: a stuck vehicle, a merge)
+_blk_unlink_nb = numba.njit(cache=True)(_blk_unlink)
+
+
+@overload(_blk_unlink)
+def _blk_unlink_numba(blk_head, blk_next, blk_prev, blk_on, m, u):
+    return lambda blk_head, blk_next, blk_prev, blk_on, m, u: _blk_unlink_nb(blk_head, blk_next, blk_prev,
+                                                                             blk_on, m, u)
+
+
 @numba.njit(cache=True)
 def advance_queue(
     k0,
@@ -604,15 +627,7 @@ def advance_queue(
                                     if t - held_since_s[v] >= stuck_time_s:
                                         if mb != -1:
                                             # stuck: no longer waiting for a slot on mb
-                                            pb = blk_prev[l]
-                                            nb = blk_next[l]
-                                            if pb == -1:
-                                                blk_head[mb] = nb
-                                            else:
-                                                blk_next[pb] = nb
-                                            if nb != -1:
-                                                blk_prev[nb] = pb
-                                            blk_on[l] = -1
+                                            _blk_unlink(blk_head, blk_next, blk_prev, blk_on, mb, l)
                                             mb = -1
                                         if stuck_remove:
                                             nh = nxt[v]
@@ -753,15 +768,7 @@ def advance_queue(
                             # it comes after l, else in the next one
                             n_left -= 1
                             u = _merge_winner(blk_head, blk_next, cap_veh_per_step, merge_seed, k, l)
-                            pb = blk_prev[u]
-                            nb = blk_next[u]
-                            if pb == -1:
-                                blk_head[l] = nb
-                            else:
-                                blk_next[pb] = nb
-                            if nb != -1:
-                                blk_prev[nb] = pb
-                            blk_on[u] = -1
+                            _blk_unlink(blk_head, blk_next, blk_prev, blk_on, l, u)
                             if cal_due[u] > k:
                                 # take u out of its calendar bucket
                                 pc = cal_prev[u]
