@@ -178,3 +178,18 @@ def test_compare_shows_a_mode_present_in_one_run_only(nets, tmp_path):
     assert rows["mode_share_taxi"]["a"] == 0.0 and rows["mode_share_taxi"]["b"] > 0
     keys = list(rows)
     assert keys.index("mode_share_taxi") == keys.index("mode_share_bike") + 1
+
+
+def test_sweep_summary_includes_plug_in_mode_shares(tmp_path):
+    import pandas as pd
+
+    from twin.sweep import plot_report, summarize
+
+    pd.DataFrame({"param.modes.plugins.taxi.wait_s": [60, 60, 600, 600], "travel_time_mean_s": [1.0, 2, 3, 4],
+                  "mode_share_car": [0.5] * 4, "mode_share_taxi": [0.2, 0.1, 0.02, 0.01]}
+                 ).to_parquet(tmp_path / "kpis.parquet")
+    table = summarize(tmp_path)
+    assert ("mode_share_taxi", "mean") in table.columns
+    assert table[("mode_share_taxi", "mean")].tolist() == pytest.approx([0.15, 0.015])
+    names = {p.name for p in plot_report(tmp_path)}
+    assert "mode_share_taxi_vs_modes.plugins.taxi.wait_s.png" in names

@@ -507,12 +507,23 @@ def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     write_table(cols, path)
 
 
+_BUILTIN_SHARES = ("mode_share_car", "mode_share_walk", "mode_share_bike")
+
+
+def _with_plugin_shares(kpis: tuple[str, ...], columns) -> tuple[str, ...]:
+    """``kpis`` plus the shares of plug-in modes present in the table (e.g. ``mode_share_taxi``)."""
+    extra = [c for c in columns if c.startswith("mode_share_") and c not in _BUILTIN_SHARES and c not in kpis]
+    return tuple(kpis) + tuple(extra)
+
+
 def summarize(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_s", "delay_mean_s", "mode_share_car",
                                                             "vkt_km", "completion_rate")):
-    """KPIs per parameter point (mean and std over replicates) as a pandas DataFrame."""
+    """KPIs per parameter point (mean and std over replicates) as a pandas DataFrame; the shares of
+    plug-in modes in the runs are added to ``kpis``."""
     import pandas as pd
 
     df = pd.read_parquet(Path(out_dir) / "kpis.parquet")
+    kpis = _with_plugin_shares(kpis, df.columns)
     params = [c for c in df.columns if c.startswith("param.")]
     present = [k for k in kpis if k in df.columns]
     if not params:
@@ -523,7 +534,8 @@ def summarize(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_s"
 
 def plot_report(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_s", "delay_mean_s", "mode_share_car",
                                                                "vkt_km")) -> list[Path]:
-    """One PNG per (KPI, parameter): the KPI against the parameter, replicates as points, means as a line."""
+    """One PNG per (KPI, parameter): the KPI against the parameter, replicates as points, means as a line
+    (plug-in modes' shares included)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -532,6 +544,7 @@ def plot_report(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_
 
     out = Path(out_dir)
     df = pd.read_parquet(out / "kpis.parquet")
+    kpis = _with_plugin_shares(kpis, df.columns)
     params = [c for c in df.columns if c.startswith("param.")]
     files = []
     (out / "plots").mkdir(exist_ok=True)
