@@ -143,9 +143,20 @@ def registered_modes() -> list[str]:
 
 
 def get_mode(name: str) -> type[ModeProvider]:
-    """The provider class registered as ``name`` (KeyError if none)."""
+    """The provider class registered as ``name``.
+
+    Raises
+    ------
+    KeyError
+        No mode of that name is registered in this process (a mode registered by a call in another
+        process, e.g. the driver of a Ray sweep, is not: install it with the entry point).
+    """
     _load_entry_points()
-    return _REGISTRY[name]
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no plug-in mode {name!r} in this process (registered: {', '.join(sorted(_REGISTRY))}); "
+                       "register_mode() it here, or install it with the 'citytwin.modes' entry point") from None
 
 
 def validate_mode_options(name: str, options: dict[str, Any]) -> ModeOptions:
