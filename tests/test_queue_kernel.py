@@ -138,8 +138,7 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
     hs = [math.nan] * N
     moved = [-1] * N
     arrive = [math.nan] * N
-    vol = np.zeros((L, n_hours), np.int64)
-    tt = np.zeros((L, n_hours))
+    exits = [[] for _ in range(N)]  # per trip, in route order: (link, exit time, link travel time)
     forced = 0
     asleep = [-1] * L  # the full link an asleep link waits on
     order = sorted((i for i in range(N) if math.isfinite(depart[i])), key=lambda i: (depart[i], i))
@@ -180,9 +179,7 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
                 occ[l] -= 1
                 acc[l] -= 1.0
                 last[l] = x
-                h = min(max(int(x // 3600.0), 0), n_hours - 1)
-                vol[l, h] += 1
-                tt[l, h] += x - enter[v]
+                exits[v].append((l, x, x - enter[v]))
                 if is_last:
                     arrive[v] = x
                 else:
@@ -212,6 +209,14 @@ def _reference(fftt, cap_step, storage, routes, depart, *, n_steps, dt_s=1.0, t_
                 ready[w] = enter[w] + fftt[l]
                 held[w] = False
                 moved[w] = k
+    # link statistics: summed over trips in index order, along each route (documented order)
+    vol = np.zeros((L, n_hours), np.int64)
+    tt = np.zeros((L, n_hours))
+    for v in range(N):
+        for l, x, dur in exits[v]:
+            h = min(max(int(x // 3600.0), 0), n_hours - 1)
+            vol[l, h] += 1
+            tt[l, h] += dur
     return np.array(arrive), vol, tt, forced
 
 

@@ -17,9 +17,10 @@ State (all in arrays, owned by the caller):
   one list), the occupancy ``occ_veh`` (vehicles on the link), the flow
   accumulator ``acc_veh`` and ``last_exit_s`` (continuous time of the last exit,
   initially ``-inf``);
-* per trip: ``pos`` (index of the current link within the route), ``enter_s``
-  (time it entered the current link), ``ready_s = enter_s + fftt`` of the current
-  link, ``held`` (1 when it was denied while eligible), ``held_since_s`` (time it
+* per trip: ``pos`` (index of the current link within the route), the time it
+  entered each link of its route (``route_enter_s``, aligned with ``route_links``;
+  ``enter_s`` below is the entry of the current link), ``ready_s = enter_s + fftt``
+  of the current link, ``held`` (1 when it was denied while eligible), ``held_since_s`` (time it
   was first blocked by storage, ``nan`` otherwise), ``moved_step``, ``status``
   (0 not departed, 1 waiting to enter its first link, 2 on a link, 3 arrived) and
   ``arrive_s`` (``nan`` until arrival).
@@ -68,11 +69,15 @@ Each step at time ``t``:
    enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
    ``moved_step = k``); when the link is full the head is marked held.
 
-Statistics: on every exit from link ``l`` at time ``x`` (move or arrival),
-``h = min(max(b, 0), n_hours - 1)`` where ``b`` is the bin of ``x``, the integer with
-``b * bin_s <= x < (b + 1) * bin_s`` (products in floating point; ``x // bin_s`` for the usual
-whole-second widths, found with a multiplication and one correction instead of a division),
-``link_volume[l, h] += 1`` and ``link_tt_sum_s[l, h] += x - enter_s[v]``.
+Statistics (:func:`link_stats`, computed from the recorded times, not in the loop):
+every exit from a link ``l`` at time ``x`` (a move, whose ``x`` is the entry time of the
+next link, or an arrival at ``x = arrive_s``) counts in the bin
+``h = min(max(b, 0), n_hours - 1)``, where ``b`` is the integer with
+``b * bin_s <= x < (b + 1) * bin_s`` (products in floating point; ``x // bin_s`` for the
+usual whole-second widths): ``link_volume[l, h] += 1`` and
+``link_tt_sum_s[l, h] += x - enter_s`` (its travel time on ``l``).  The sums run over trips
+in index order and, within a trip, along its route, so they do not depend on how the
+run was split into calls nor on when they are read.
 
 Flow capacity.  The accumulator follows MATSim: a vehicle may leave while
 ``acc > 0`` and each exit subtracts one vehicle, so ``acc`` may become negative
@@ -116,8 +121,9 @@ allocates nothing.  Memory: a trip's state and route are touched once per move, 
 then long out of cache; when the links due at a step are taken from the calendar,
 the state and next route entries of their heads are prefetched (``llvm.prefetch``,
 a hint without effect on results; nothing in the Python twin), so that these
-loads overlap; the link statistics are stored hour-major (``hour_volume[h, l]``),
-so the counters of the current hour stay in cache.
+loads overlap.  The link statistics are not updated in the loop (each exit would
+touch two more counters): :func:`link_stats` derives them from ``route_enter_s`` and
+``arrive_s`` in one sequential pass when they are read.
 
 Conservation: no vehicle is lost or duplicated; departed = waiting + on links +
 arrived, and ``sum(occ) == count(status == 2)``.  With ``stuck_time_s = inf``,
@@ -139,7 +145,7 @@ from numba.extending import overload
 from twin.kernels._intrinsics import ctz as _ctz
 from twin.kernels._intrinsics import prefetch as _prefetch
 
-__all__ = ["advance_queue", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
+__all__ = ["advance_queue", "link_stats", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
 
 STATUS_NOT_DEPARTED = 0
@@ -261,7 +267,6 @@ def advance_queue(
     stuck_time_s,
     stuck_remove,
     merge_seed,
-    bin_s,
     fftt_s,
     cap_veh_per_step,
     storage_veh,
@@ -282,7 +287,6 @@ def advance_queue(
     w_bits,
     nxt,
     pos,
-    enter_s,
     ready_s,
     held,
     held_since_s,
@@ -290,8 +294,6 @@ def advance_queue(
     status,
     arrive_s,
     route_enter_s,
-    hour_volume,
-    hour_tt_sum_s,
     n_forced,
     n_removed,
     cal_head,
@@ -327,8 +329,6 @@ def advance_queue(
         counted in ``n_removed``; MATSim's ``removeStuckVehicles``).
     merge_seed : uint64
         Seed of the merge draws (:func:`merge_key`).
-    bin_s : float
-        Width of the time bins of the link statistics, seconds.
     fftt_s : float64[L]
         Free-flow travel time of each link, in seconds.
     cap_veh_per_step : float64[L]
@@ -363,8 +363,8 @@ def advance_queue(
         Successor of each trip in its queue or waiting list (``-1`` if last).
     pos : int64[N]
         Index of each trip's current link within its route.
-    enter_s, ready_s : float64[N]
-        Time each trip entered its current link and time it may leave it.
+    ready_s : float64[N]
+        Time each trip may leave its current link.
     held : uint8[N]
         1 when the trip was denied while eligible to move.
     held_since_s : float64[N]
@@ -378,10 +378,6 @@ def advance_queue(
     route_enter_s : float64[R]
         Time each trip entered each link of its route, aligned with ``route_links``
         (left untouched for links not reached); written.
-    hour_volume : int64[n_hours, L]
-        Exits per link and hour of the exit; incremented.
-    hour_tt_sum_s : float64[n_hours, L]
-        Sum of link travel times of those exits, in seconds; incremented.
     n_forced : int64[1]
         Count of forced (stuck) moves; incremented.
     n_removed : int64[1]
@@ -412,12 +408,10 @@ def advance_queue(
     n_arrived : int
         Number of trips that arrived during this call.
     """
-    inv_bin = 1.0 / bin_s
     inv_dt = 1.0 / dt_s
     n_words = q_bits.shape[0]
     n_sum = due_sum.shape[0]
     n_cal = cal_head.shape[0]
-    n_hours = hour_volume.shape[0]
     n_dep = dep_ids.shape[0]
     one = np.uint64(1)
     zero = np.uint64(0)
@@ -527,7 +521,6 @@ def advance_queue(
                 _prefetch(route_links, rp + 1)
                 _prefetch(route_enter_s, rp + 1)
                 _prefetch(ready_s, v)
-                _prefetch(enter_s, v)
                 _prefetch(nxt, v)
                 _prefetch(held_since_s, v)
             l = nl
@@ -660,17 +653,6 @@ def advance_queue(
                             n_left += 1
                             acc_veh[l] -= 1.0
                             last_exit_s[l] = x
-                            h = int(x * inv_bin)
-                            if h * bin_s > x:
-                                h -= 1
-                            elif (h + 1) * bin_s <= x:
-                                h += 1
-                            if h < 0:
-                                h = 0
-                            if h > n_hours - 1:
-                                h = n_hours - 1
-                            hour_volume[h, l] += 1
-                            hour_tt_sum_s[h, l] += x - enter_s[v]
                             nxt[v] = -1
                             if is_last:
                                 arrive_s[v] = x
@@ -693,7 +675,6 @@ def advance_queue(
                                 occ_veh[m] += 1
                                 pos[v] += 1
                                 route_enter_s[r0 + pos[v]] = x
-                                enter_s[v] = x
                                 ready_s[v] = x + fftt_s[m]
                                 held[v] = 0
                                 held_since_s[v] = np.nan
@@ -839,17 +820,74 @@ def advance_queue(
                 q_tail[l] = w
                 occ_veh[l] += 1
                 status[w] = 2
-                if held[w] != 0:
-                    enter_s[w] = t
-                else:
-                    enter_s[w] = depart_s[w]
-                route_enter_s[route_indptr[w]] = enter_s[w]
-                ready_s[w] = enter_s[w] + fftt_s[l]
+                xw = t if held[w] != 0 else depart_s[w]
+                route_enter_s[route_indptr[w]] = xw
+                ready_s[w] = xw + fftt_s[l]
                 held[w] = 0
                 held_since_s[w] = np.nan
                 moved_step[w] = k
         n_wd = 0
     return n_arrived
+
+
+@numba.njit(cache=True)
+def link_stats(route_indptr, route_links, route_enter_s, pos, status, arrive_s, bin_s, n_links, n_hours,
+               link_volume, link_tt_sum_s):
+    """Link statistics of the exits so far, from the recorded entry and arrival times.
+
+    For each trip in index order and each link ``j`` of its route that it has left (the
+    links before its current one; all of them once it arrived), in route order: the exit
+    time ``x`` is the entry time of the next link (``arrive_s`` for the last), the bin
+    ``h = min(max(b, 0), n_hours - 1)`` with ``b * bin_s <= x < (b + 1) * bin_s``, and
+    ``link_volume[l, h] += 1``, ``link_tt_sum_s[l, h] += x - route_enter_s[j]``.
+    A trip removed when stuck (status 4) has left the links before the one it was
+    removed from.
+
+    Parameters
+    ----------
+    route_indptr, route_links, route_enter_s, pos, status, arrive_s
+        As in :func:`advance_queue`.
+    bin_s : float
+        Width of the time bins, seconds.
+    n_links, n_hours : int
+        Shape of the outputs.
+    link_volume : int64[n_links, n_hours]
+        Exits per link and bin; zeroed, then filled.
+    link_tt_sum_s : float64[n_links, n_hours]
+        Sum of the link travel times of those exits, seconds; zeroed, then filled.
+    """
+    inv_bin = 1.0 / bin_s
+    for l in range(n_links):
+        for h in range(n_hours):
+            link_volume[l, h] = 0
+            link_tt_sum_s[l, h] = 0.0
+    n = route_indptr.shape[0] - 1
+    for v in range(n):
+        st = status[v]
+        if st < 2:
+            continue
+        r0 = route_indptr[v]
+        n_left = pos[v]
+        if st == 3:
+            n_left = route_indptr[v + 1] - r0
+        for j in range(r0, r0 + n_left):
+            if j + 1 < r0 + n_left or st != 3:
+                x = route_enter_s[j + 1]
+            else:
+                x = arrive_s[v]
+            # the bin of x: x // bin_s with a multiplication and one correction
+            h = int(x * inv_bin)
+            if h * bin_s > x:
+                h -= 1
+            elif (h + 1) * bin_s <= x:
+                h += 1
+            if h < 0:
+                h = 0
+            if h > n_hours - 1:
+                h = n_hours - 1
+            l = route_links[j]
+            link_volume[l, h] += 1
+            link_tt_sum_s[l, h] += x - route_enter_s[j]
 
 
 def _as_1d(name, a, dtype):
@@ -977,6 +1015,7 @@ class QueueSim:
         self.merge_seed = int(merge_seed)
         self.backend = backend
         self._kernel = advance_queue if backend == "numba" else advance_queue.py_func
+        self._stats_kernel = link_stats if backend == "numba" else link_stats.py_func
 
         n_trips = indptr.shape[0] - 1
         self.n_links = n_links
@@ -998,7 +1037,6 @@ class QueueSim:
         self.depart_s = np.full(n_trips, np.inf)
         self.nxt = np.full(n_trips, -1, np.int64)
         self.pos = np.zeros(n_trips, np.int64)
-        self.enter_s = np.full(n_trips, np.nan)
         self.ready_s = np.full(n_trips, np.nan)
         self.held = np.zeros(n_trips, np.uint8)
         self.held_since_s = np.full(n_trips, np.nan)
@@ -1006,13 +1044,8 @@ class QueueSim:
         self.status = np.zeros(n_trips, np.int8)
         self.arrive_s = np.full(n_trips, np.nan)
         self.route_enter_s = np.full(links.shape[0], np.nan)
-        # statistics
-        # kept hour-major for the kernel (the counters of one hour are contiguous: a few cache
-        # lines stay hot instead of one line per link); link_* are (L, n_hours) views
-        self._hour_volume = np.zeros((n_hours, n_links), np.int64)
-        self._hour_tt_sum_s = np.zeros((n_hours, n_links), np.float64)
-        self.link_volume = self._hour_volume.T
-        self.link_tt_sum_s = self._hour_tt_sum_s.T
+        # link statistics: derived from route_enter_s / arrive_s when read (link_stats)
+        self._stats = None
         self._n_forced = np.zeros(1, np.int64)
         self._n_removed = np.zeros(1, np.int64)
         self._dep_ids = np.zeros(0, np.int64)
@@ -1136,19 +1169,51 @@ class QueueSim:
         self._dep_ptr[0] = 0
         n_arr = self._kernel(
             np.int64(self._k), np.int64(n_steps), self.t_start_s, self.dt_s, self.stuck_time_s,
-            self.stuck_action == "remove", np.uint64(self.merge_seed), self.bin_s,
+            self.stuck_action == "remove", np.uint64(self.merge_seed),
             self.fftt_s, self.cap_veh_per_step, self.storage_veh,
             self.route_indptr, self.route_links, self.depart_s,
             self._dep_ids, self._dep_ptr,
             self.acc_veh, self.acc_step, self.occ, self.last_exit_s,
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
-            self.nxt, self.pos, self.enter_s, self.ready_s, self.held, self.held_since_s,
+            self.nxt, self.pos, self.ready_s, self.held, self.held_since_s,
             self.moved_step, self.status, self.arrive_s, self.route_enter_s,
-            self._hour_volume, self._hour_tt_sum_s, self._n_forced, self._n_removed,
+            self._n_forced, self._n_removed,
             self._cal_head, self._cal_next, self._cal_prev, self._cal_bkt, self._cal_due,
             self._blk_head, self._blk_next, self._blk_prev, self._blk_on,
             self._due_bits, self._due_sum,
             self._pend, self._wd_list, self._wd_flag,
         )
         self._k = k_end
+        self._stats = None
         return int(n_arr)
+
+    # ------------------------------------------------------------ statistics
+    @property
+    def enter_s(self):
+        """Time each trip entered its current link, seconds (``nan`` before it entered one)."""
+        out = np.full(self.n_trips, np.nan)
+        on = self.status >= STATUS_ON_LINK
+        idx = np.flatnonzero(on)
+        out[idx] = self.route_enter_s[self.route_indptr[idx] + self.pos[idx]]
+        return out
+
+    def _link_stats(self):
+        if self._stats is None:
+            vol = np.zeros((self.n_links, self.n_hours), np.int64)
+            tt = np.zeros((self.n_links, self.n_hours), np.float64)
+            self._stats_kernel(self.route_indptr, self.route_links, self.route_enter_s, self.pos, self.status,
+                               self.arrive_s, self.bin_s, self.n_links, self.n_hours, vol, tt)
+            vol.flags.writeable = False
+            tt.flags.writeable = False
+            self._stats = (vol, tt)
+        return self._stats
+
+    @property
+    def link_volume(self):
+        """Exits per link and time bin so far, shape ``(L, n_hours)`` (read-only; see :func:`link_stats`)."""
+        return self._link_stats()[0]
+
+    @property
+    def link_tt_sum_s(self):
+        """Sum of the link travel times of those exits, seconds, shape ``(L, n_hours)`` (read-only)."""
+        return self._link_stats()[1]
