@@ -83,7 +83,11 @@ def main() -> None:
 
         r._kernel = timed
         for k0, n, dep in calls:
-            r.depart_s[:] = dep
+            if hasattr(r, "_dep_head"):  # departures are filed when scheduled: schedule the new ones
+                new = np.flatnonzero((dep != r.depart_s) & (r.status == 0))
+                r.schedule(new, dep[new])
+            else:  # older kernels read depart_s at every call
+                r.depart_s[:] = dep
             r.advance(r.t_start_s + (k0 + n) * r.dt_s)
         return r, spent[0]
 

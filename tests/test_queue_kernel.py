@@ -429,6 +429,52 @@ def test_matches_literal_reference(seed, stuck_time_s, short_frac):
         assert sim.n_arrived == len(routes)
 
 
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_departure_calendar_crowded_steps_and_reschedules(backend):
+    # departures are filed in a calendar when scheduled (file_departures); crowded steps (more
+    # than 32 departures: the sorted path), ties on depart_s (broken by trip id) and trips
+    # rescheduled before and during the run must depart exactly as the literal reference says
+    fftt, cap, storage, routes, depart = _grid_case(3)
+    n = len(routes)
+    rng = np.random.default_rng(4)
+    depart = depart.copy()
+    crowd = rng.random(n) < 0.6
+    depart[crowd] = rng.choice([0.0, 12.5, 12.7, 250.0], crowd.sum())
+    assert np.bincount(np.ceil(depart[crowd]).astype(int)).max() > 32
+    late = depart + rng.uniform(1.0, 500.0, n)
+    sim = _sim(fftt, cap, storage, routes, stuck_time_s=25.0, backend=backend)
+    sim.schedule(np.arange(n), late)  # wrong times first, then rescheduled in two batches
+    order = rng.permutation(n)
+    sim.schedule(order[: n // 2], depart[order[: n // 2]])
+    sim.schedule(order[n // 2:], depart[order[n // 2:]])
+    sim.advance(100.0)
+    # trips still to leave: move some away and back, reschedule others to the same time
+    todo = np.flatnonzero(depart >= 100.0)
+    assert todo.size > 10 and np.all(sim.status[todo] == 0)
+    sim.schedule(todo[::2], late[todo[::2]])
+    sim.schedule(todo, depart[todo])
+    sim.advance(1500.0)
+    arrive, vol, tt, forced = _reference(fftt, sim.cap_veh_per_step, storage, routes, depart, n_steps=1500,
+                                         stuck_time_s=25.0)
+    assert np.array_equal(sim.arrive_s, arrive, equal_nan=True)
+    assert np.array_equal(sim.link_volume, vol) and np.array_equal(sim.link_tt_sum_s, tt)
+    assert sim.n_arrived == n
+
+
+def test_departure_beyond_the_calendar_ring():
+    # a departure more steps ahead than the calendar ring is filed again when its bucket comes round
+    from twin.kernels.queue import DEPARTURE_CALENDAR_STEPS as W
+    sim = _sim([5.0], [1.0], [10.0], [[0], [0], [0]], dt_s=1.0)
+    dep = np.array([2.5 * W + 0.25, 1.0 * W - 1.0, 3.0])
+    sim.schedule([0, 1, 2], dep)
+    sim.advance(2.5 * W + 2.0)
+    assert sim.status[0] == 2 and sim.status[1] == 3 and sim.status[2] == 3
+    # the trip enters its link at its departure time (the first step at or after it)
+    assert sim.enter_s[0] == dep[0]
+    sim.advance(2.5 * W + 10.0)
+    assert sim.arrive_s.tolist() == [dep[0] + 5.0, dep[1] + 5.0, dep[2] + 5.0]
+
+
 def test_numba_equals_python_twin():
     fftt, cap, storage, routes, depart = _grid_case(11, short_frac=0.2)
     sims = {}

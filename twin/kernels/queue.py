@@ -29,9 +29,9 @@ Each step at time ``t``:
 
 1. *Refill* every link's flow accumulator:
    ``acc[l] = min(acc[l] + cap[l], cap[l])``; initially ``acc[l] = cap[l]``.
-2. *Departures*: trips of the departure list (sorted by ``(depart_s, trip id)``)
-   with ``depart_s <= t`` are appended to the waiting list of their first link
-   (status 1).
+2. *Departures*: the scheduled trips with ``depart_s <= t`` that have not departed
+   are appended, in ``(depart_s, trip id)`` order, to the waiting list of their first
+   link (status 1).
 3. *Link exits*: for ``l = 0 .. L-1`` in index order, look repeatedly at the head
    vehicle ``v`` of ``l``'s queue; stop if there is none, if ``ready_s[v] > t`` or if
    ``v`` already moved in this step.  If ``acc[l] <= ACC_EPS_VEH`` (``1e-9``, i.e.
@@ -117,7 +117,10 @@ stays blocked until then); links are independent in step 4, so their order does
 not matter.  The links with a non-empty queue / waiting list are also kept in the
 bitsets ``q_bits`` / ``w_bits``.  A step with nothing due costs ``O(1)``; a
 call costs ``O(L / 64 + W + steps + links looked at + moves)``.  The kernel
-allocates nothing.  Memory: a trip's state and route are touched once per move, by
+allocates nothing (except to sort a step's departures when there are more than 32).
+Departures are filed by :func:`file_departures` when they are scheduled, in a second
+timing wheel (``dep_*``, one bucket per step, a day and more around), so that neither a
+call nor a step looks at the trips that do not depart in it.  Memory: a trip's state and route are touched once per move, by
 then long out of cache; when the links due at a step are taken from the calendar,
 the state and next route entries of their heads are prefetched (``llvm.prefetch``,
 a hint without effect on results; nothing in the Python twin), so that these
@@ -145,7 +148,7 @@ from numba.extending import overload
 from twin.kernels._intrinsics import ctz as _ctz
 from twin.kernels._intrinsics import prefetch as _prefetch
 
-__all__ = ["advance_queue", "link_stats", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
+__all__ = ["advance_queue", "file_departures", "link_stats", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
 
 STATUS_NOT_DEPARTED = 0
@@ -161,6 +164,10 @@ ACC_EPS_VEH = 1e-9
 #: Ring size (steps) of the calendar of links due at a step; a link due later is
 #: kept in the last bucket and filed again when that bucket is popped.
 CALENDAR_STEPS = 1024
+
+#: Ring size (steps) of the departure calendar: a day at dt = 1 s and more, so that a trip is
+#: filed once (a departure further ahead is filed again when its bucket comes round).
+DEPARTURE_CALENDAR_STEPS = 1 << 17
 
 
 _M64 = (1 << 64) - 1
@@ -273,8 +280,12 @@ def advance_queue(
     route_indptr,
     route_links,
     depart_s,
-    dep_ids,
-    dep_ptr,
+    dep_head,
+    dep_next,
+    dep_prev,
+    dep_bkt,
+    dep_step,
+    dep_buf,
     acc_veh,
     acc_step,
     occ_veh,
@@ -341,10 +352,16 @@ def advance_queue(
         Link indices of all routes, concatenated.
     depart_s : float64[N]
         Departure time of each trip, in seconds.
-    dep_ids : int64[D]
-        Trips to depart, sorted by ``(depart_s, trip id)``.
-    dep_ptr : int64[1]
-        Index of the next unconsumed entry of ``dep_ids``; updated.
+    dep_head : int64[W2]
+        Departure calendar: bucket ``k % W2`` lists the trips due to depart at step ``k``
+        (and, for trips more than ``W2 - 1`` steps ahead when filed, those to file again
+        when the bucket is popped); filled by :func:`file_departures`; updated.
+    dep_next, dep_prev, dep_bkt, dep_step : int64[N]
+        Successor and predecessor of each trip in its bucket, the bucket and the step at
+        which it departs (the first step with ``depart_s <= t``; ``-1`` when not filed);
+        updated.
+    dep_buf : int64[N]
+        Scratch: the trips departing at a step, sorted by ``(depart_s, trip id)``.
     acc_veh : float64[L]
         Flow accumulator of each link, valid as of step ``acc_step``; updated.
     acc_step : int64[L]
@@ -412,7 +429,7 @@ def advance_queue(
     n_words = q_bits.shape[0]
     n_sum = due_sum.shape[0]
     n_cal = cal_head.shape[0]
-    n_dep = dep_ids.shape[0]
+    n_dcal = dep_head.shape[0]
     one = np.uint64(1)
     zero = np.uint64(0)
     n_arrived = 0
@@ -527,18 +544,76 @@ def advance_queue(
 
         # 1. refill: applied lazily (see module docstring).
 
-        # 2. departures -> waiting lists
-        p = dep_ptr[0]
-        while p < n_dep:
-            i = dep_ids[p]
-            if depart_s[i] > t:
-                break
+        # 2. departures -> waiting lists: the trips filed for step k, in (depart_s, id) order.
+        # A trip's calendar entry and route were last touched when it was scheduled: fetch
+        # them for the first trips of the next two steps' buckets (loads that then overlap
+        # with this step's work instead of stalling the next ones).
+        i = dep_head[(k + 2) % n_dcal]
+        if i != -1:
+            _prefetch(dep_next, i)
+            _prefetch(dep_step, i)
+            _prefetch(route_indptr, i)
+            _prefetch(depart_s, i)
+        i = dep_head[(k + 1) % n_dcal]
+        if i != -1:
+            _prefetch(route_links, route_indptr[i])
+            _prefetch(nxt, i)
+            _prefetch(pos, i)
+            _prefetch(status, i)
+            i = dep_next[i]
+            if i != -1:
+                _prefetch(dep_next, i)
+                _prefetch(dep_step, i)
+                _prefetch(route_indptr, i)
+                _prefetch(depart_s, i)
+        db = k % n_dcal
+        i = dep_head[db]
+        dep_head[db] = -1
+        nd = 0
+        while i != -1:
+            ni = dep_next[i]
+            if dep_step[i] > k:
+                # filed more than n_dcal - 1 steps ahead: file again, as far as the ring reaches
+                fb = dep_step[i]
+                if fb > k + n_dcal - 1:
+                    fb = k + n_dcal - 1
+                fb = fb % n_dcal
+                dep_bkt[i] = fb
+                dep_prev[i] = -1
+                nb = dep_head[fb]
+                dep_next[i] = nb
+                if nb != -1:
+                    dep_prev[nb] = i
+                dep_head[fb] = i
+            else:
+                dep_buf[nd] = i
+                nd += 1
+                dep_step[i] = -1
+            i = ni
+        if nd > 1:
+            if nd <= 32:
+                # insertion sort by (depart_s, id): a step has few departures
+                for a in range(1, nd):
+                    i = dep_buf[a]
+                    di = depart_s[i]
+                    c = a - 1
+                    while c >= 0 and (depart_s[dep_buf[c]] > di or (depart_s[dep_buf[c]] == di and dep_buf[c] > i)):
+                        dep_buf[c + 1] = dep_buf[c]
+                        c -= 1
+                    dep_buf[c + 1] = i
+            else:
+                ids = np.sort(dep_buf[:nd])
+                order = np.argsort(depart_s[ids], kind="mergesort")
+                for a in range(nd):
+                    dep_buf[a] = ids[order[a]]
+        for p in range(nd):
+            i = dep_buf[p]
             # the trips departing next read their routes for the first time today: prefetch
             # them a few departures ahead (route_indptr first, then the first link)
-            if p + 16 < n_dep:
-                _prefetch(route_indptr, dep_ids[p + 16])
-            if p + 8 < n_dep:
-                _prefetch(route_links, route_indptr[dep_ids[p + 8]])
+            if p + 16 < nd:
+                _prefetch(route_indptr, dep_buf[p + 16])
+            if p + 8 < nd:
+                _prefetch(route_links, route_indptr[dep_buf[p + 8]])
             l = route_links[route_indptr[i]]
             nxt[i] = -1
             if w_tail[l] == -1:
@@ -553,8 +628,6 @@ def advance_queue(
                 wd_flag[l] = 1
                 wd_list[n_wd] = l
                 n_wd += 1
-            p += 1
-        dep_ptr[0] = p
 
         # 3. link exits, links with a possibly eligible head in index order
         if n_due > 0:
@@ -831,6 +904,58 @@ def advance_queue(
 
 
 @numba.njit(cache=True)
+def file_departures(ids, dep_s, k_now, t_start_s, dt_s, depart_s, dep_head, dep_next, dep_prev, dep_bkt, dep_step):
+    """Set departure times and file the trips in the departure calendar of :func:`advance_queue`.
+
+    Trip ``ids[j]`` gets ``depart_s = dep_s[j]`` and is filed for the first step
+    ``e >= k_now`` whose time ``t_start_s + e * dt_s`` (the kernel's floating-point
+    expression) is ``>= dep_s[j]``; a trip already filed is first taken out of its bucket
+    (rescheduled).  ``O(len(ids))``: no pass over all trips.  The arrays are those of
+    :func:`advance_queue`; ``k_now`` is the next step to run.
+    """
+    n_dcal = dep_head.shape[0]
+    inv_dt = 1.0 / dt_s
+    never = 1 << 62
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        r = dep_s[j]
+        depart_s[i] = r
+        if dep_step[i] != -1:
+            # rescheduled: take it out of its bucket
+            pc = dep_prev[i]
+            nc = dep_next[i]
+            if pc == -1:
+                dep_head[dep_bkt[i]] = nc
+            else:
+                dep_next[pc] = nc
+            if nc != -1:
+                dep_prev[nc] = pc
+        z = (r - t_start_s) * inv_dt
+        if z >= never:
+            e = never
+        else:
+            e = int(math.ceil(z))
+            if e < k_now:
+                e = k_now
+            while e > k_now and t_start_s + (e - 1) * dt_s >= r:
+                e -= 1
+            while t_start_s + e * dt_s < r:
+                e += 1
+        dep_step[i] = e
+        fb = e
+        if fb > k_now + n_dcal - 1:
+            fb = k_now + n_dcal - 1
+        fb = fb % n_dcal
+        dep_bkt[i] = fb
+        dep_prev[i] = -1
+        nb = dep_head[fb]
+        dep_next[i] = nb
+        if nb != -1:
+            dep_prev[nb] = i
+        dep_head[fb] = i
+
+
+@numba.njit(cache=True)
 def link_stats(route_indptr, route_links, route_enter_s, pos, status, arrive_s, bin_s, n_links, n_hours,
                link_volume, link_tt_sum_s):
     """Link statistics of the exits so far, from the recorded entry and arrival times.
@@ -1016,6 +1141,7 @@ class QueueSim:
         self.backend = backend
         self._kernel = advance_queue if backend == "numba" else advance_queue.py_func
         self._stats_kernel = link_stats if backend == "numba" else link_stats.py_func
+        self._file_kernel = file_departures if backend == "numba" else file_departures.py_func
 
         n_trips = indptr.shape[0] - 1
         self.n_links = n_links
@@ -1048,8 +1174,13 @@ class QueueSim:
         self._stats = None
         self._n_forced = np.zeros(1, np.int64)
         self._n_removed = np.zeros(1, np.int64)
-        self._dep_ids = np.zeros(0, np.int64)
-        self._dep_ptr = np.zeros(1, np.int64)
+        # departure calendar (file_departures / advance_queue)
+        self._dep_head = np.full(DEPARTURE_CALENDAR_STEPS, -1, np.int64)
+        self._dep_next = np.full(n_trips, -1, np.int64)
+        self._dep_prev = np.full(n_trips, -1, np.int64)
+        self._dep_bkt = np.zeros(n_trips, np.int64)
+        self._dep_step = np.full(n_trips, -1, np.int64)
+        self._dep_buf = np.zeros(max(n_trips, 1), np.int64)
         # kernel scratch: calendar of the links due at a step, due sets, pending filings
         self._cal_head = np.full(CALENDAR_STEPS, -1, np.int64)
         self._cal_next = np.full(n_links, -1, np.int64)
@@ -1141,7 +1272,9 @@ class QueueSim:
         if np.any(self.status[ids] != STATUS_NOT_DEPARTED):
             bad = ids[self.status[ids] != STATUS_NOT_DEPARTED]
             raise ValueError(f"trips already departed cannot be scheduled: {bad[:10].tolist()}")
-        self.depart_s[ids] = dep
+        self._file_kernel(ids, np.ascontiguousarray(dep), np.int64(self._k), self.t_start_s, self.dt_s,
+                          self.depart_s, self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt,
+                          self._dep_step)
 
     def advance(self, t_end_s):
         """Run every step with time ``< t_end_s``.
@@ -1162,17 +1295,12 @@ class QueueSim:
         n_steps = k_end - self._k
         if n_steps <= 0:
             return 0
-        # departure list: every scheduled, not yet departed trip leaving before t_end_s
-        cand = np.flatnonzero((self.status == STATUS_NOT_DEPARTED) & (self.depart_s < t_end_s))
-        order = np.lexsort((cand, self.depart_s[cand]))
-        self._dep_ids = np.ascontiguousarray(cand[order], dtype=np.int64)
-        self._dep_ptr[0] = 0
         n_arr = self._kernel(
             np.int64(self._k), np.int64(n_steps), self.t_start_s, self.dt_s, self.stuck_time_s,
             self.stuck_action == "remove", np.uint64(self.merge_seed),
             self.fftt_s, self.cap_veh_per_step, self.storage_veh,
             self.route_indptr, self.route_links, self.depart_s,
-            self._dep_ids, self._dep_ptr,
+            self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt, self._dep_step, self._dep_buf,
             self.acc_veh, self.acc_step, self.occ, self.last_exit_s,
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
             self.nxt, self.pos, self.ready_s, self.held, self.held_since_s,
