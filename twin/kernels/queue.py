@@ -451,19 +451,19 @@ def advance_queue(
     n_wd = 0
     for wi in range(n_words):
         word = q_bits[wi]
-        if word != zero:
-            for b in range(64):
-                if (word >> np.uint64(b)) & one != zero:
-                    pend[n_pend] = wi * 64 + b
-                    n_pend += 1
+        while word != zero:
+            b = _ctz(word)
+            word &= word - one
+            pend[n_pend] = wi * 64 + b
+            n_pend += 1
         word = w_bits[wi]
-        if word != zero:
-            for b in range(64):
-                if (word >> np.uint64(b)) & one != zero:
-                    l = wi * 64 + b
-                    wd_flag[l] = 1
-                    wd_list[n_wd] = l
-                    n_wd += 1
+        while word != zero:
+            b = _ctz(word)
+            word &= word - one
+            l = wi * 64 + b
+            wd_flag[l] = 1
+            wd_list[n_wd] = l
+            n_wd += 1
 
     for k in range(k0, k_end):
         t = t_start_s + k * dt_s
@@ -548,13 +548,16 @@ def advance_queue(
         # A trip's calendar entry and route were last touched when it was scheduled: fetch
         # them for the first trips of the next two steps' buckets (loads that then overlap
         # with this step's work instead of stalling the next ones).
-        i = dep_head[(k + 2) % n_dcal]
+        db = k % n_dcal
+        db1 = db + 1 if db + 1 < n_dcal else 0
+        db2 = db1 + 1 if db1 + 1 < n_dcal else 0
+        i = dep_head[db2]
         if i != -1:
             _prefetch(dep_next, i)
             _prefetch(dep_step, i)
             _prefetch(route_indptr, i)
             _prefetch(depart_s, i)
-        i = dep_head[(k + 1) % n_dcal]
+        i = dep_head[db1]
         if i != -1:
             _prefetch(route_links, route_indptr[i])
             _prefetch(nxt, i)
@@ -566,7 +569,6 @@ def advance_queue(
                 _prefetch(dep_step, i)
                 _prefetch(route_indptr, i)
                 _prefetch(depart_s, i)
-        db = k % n_dcal
         i = dep_head[db]
         dep_head[db] = -1
         nd = 0
