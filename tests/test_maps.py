@@ -195,3 +195,49 @@ def test_place_name_offline(monkeypatch):
     monkeypatch.setenv("TWIN_OFFLINE", "1")
     with pytest.raises(OfflineError, match="offline"):
         load_raw("place:Tsukuba, Ibaraki, Japan", "drive")
+
+
+def test_tag_lists_of_merged_ways_get_a_fixed_order():
+    # osmnx builds these lists from sets: their order follows the process's string hashing
+    import networkx as nx
+
+    from twin.network.clean import canonical_tag_lists
+
+    G = nx.MultiDiGraph()
+    G.add_edge(1, 2, highway=["primary", "residential"], osmid=[30, 7, 12], maxspeed=["50", "30"])
+    G.add_edge(2, 1, highway=["residential", "primary"], osmid=[12, 30, 7], maxspeed=["30", "50"])
+    G.add_edge(2, 3, highway=["tertiary", "primary_link", "motorway"], osmid=5)
+    canonical_tag_lists(G)
+    a, b = G.edges[1, 2, 0], G.edges[2, 1, 0]
+    assert a["highway"] == b["highway"] == ["residential", "primary"]  # lowest capacity/lane first
+    assert a["osmid"] == b["osmid"] == [7, 12, 30]
+    assert a["maxspeed"] == b["maxspeed"] == ["30", "50"]
+    assert G.edges[2, 3, 0]["highway"] == ["tertiary", "primary_link", "motorway"]  # 1000, 1500, 2000 veh/h/lane
+    assert G.edges[2, 3, 0]["osmid"] == 5
+
+
+def test_network_is_the_same_in_every_process(shared):
+    # a map whose merged ways mix road classes: the class (first highway value), speeds and
+    # capacities used to depend on PYTHONHASHSEED
+    import os
+    import subprocess
+    import sys
+
+    src = shared / "maps/japan/tsukuba_aist.osm"
+    code = (
+        "import hashlib, sys, numpy as np\n"
+        "from twin.network import RoadNetwork\n"
+        "from twin.network.road_network import _ARRAYS\n"
+        f"net = RoadNetwork.load({str(src)!r}, 'drive', use_cache=False)\n"
+        "h = hashlib.sha256()\n"
+        "for a in _ARRAYS:\n"
+        "    x = getattr(net, a)\n"
+        "    h.update(a.encode()); h.update(b'' if x is None else np.ascontiguousarray(x).tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    out = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out.add(r.stdout.strip().splitlines()[-1])
+    assert len(out) == 1

@@ -2,6 +2,11 @@
 
 Steps (each documented in ``docs/concepts.md``):
 
+0. put the tag lists of merged ways in a fixed order (osmnx's simplification builds them from
+   sets, whose order changes from one Python process to the next with string hashing): the
+   ``highway`` values by class, the lowest flow capacity per lane first (the bottleneck, as for
+   ``lanes``), then by name; every other list sorted by value.  The first ``highway`` value is
+   the edge's class and ``osmid`` the smallest way id, so the network is the same in every process;
 1. drop self-loops; keep the largest strongly connected component for ``drive`` (every node can
    reach every other, so any OD pair has a route), the largest weakly connected one otherwise;
 2. lengths: links shorter than ``min_length_m`` (osmnx simplification leaves stubs of a few
@@ -85,6 +90,33 @@ def _lanes_total(value: Any) -> float | None:
     return min(nums) if nums else None
 
 
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order before anything else, then by text."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def canonical_tag_lists(G: nx.MultiDiGraph) -> None:
+    """Sort, in place, the tag lists that osmnx's simplification leaves on merged edges.
+
+    osmnx builds them from sets, so their order follows Python's string hashing, which changes
+    from process to process (``PYTHONHASHSEED``); whatever reads "the first value" (osmnx's speed
+    imputation and :func:`highway_class` read the first ``highway``) or averages in list order
+    would differ between runs.  ``highway`` lists are ordered by class, lowest flow capacity per
+    lane first (the bottleneck, as the lane count is), then by name; other lists by value.
+    """
+    for _, _, d in G.edges(data=True):
+        for key, value in d.items():
+            if not isinstance(value, list):
+                continue
+            if key == "highway":
+                d[key] = sorted(value, key=lambda h: (
+                    CAPACITY_VPH_PER_LANE.get(highway_class(h), OTHER_CAPACITY_VPH_PER_LANE), str(h)))
+            else:
+                d[key] = sorted(value, key=_sort_key)
+
+
 def _is_oneway(d: dict[str, Any]) -> bool:
     ow = d.get("oneway", False)
     if isinstance(ow, list):
@@ -107,6 +139,7 @@ def clean_graph(
     import osmnx as ox
 
     H = G.copy()
+    canonical_tag_lists(H)
     H.remove_edges_from(list(nx.selfloop_edges(H, keys=True)))
     if H.number_of_edges() == 0:
         raise NoDrivableRoadError(f"map {label}: no {network_type} road left after cleaning")

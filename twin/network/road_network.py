@@ -25,7 +25,7 @@ from twin.network.clean import HIGHWAY_CLASSES, clean_graph
 
 __all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: tag lists of merged ways in a fixed order (clean.canonical_tag_lists)
 
 _ARRAYS = (
     "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
