@@ -461,6 +461,15 @@ def test_departure_calendar_crowded_steps_and_reschedules(backend):
     assert sim.n_arrived == n
 
 
+def test_depart_s_is_set_through_schedule_only():
+    # a departure time written into the array would never reach the departure calendar
+    sim = _sim([5.0], [1.0], [10.0], [[0]])
+    with pytest.raises(ValueError):
+        sim.depart_s[0] = 1.0
+    sim.schedule([0], [1.0])
+    assert sim.depart_s[0] == 1.0
+
+
 def test_departure_beyond_the_calendar_ring():
     # a departure more steps ahead than the calendar ring is filed again when its bucket comes round
     from twin.kernels.queue import DEPARTURE_CALENDAR_STEPS as W

@@ -1081,8 +1081,10 @@ class QueueSim:
     Notes
     -----
     Trips are not departed until :meth:`schedule` gives them a departure time;
-    ``depart_s`` is ``inf`` for unscheduled trips.  ``t_s`` is the time of the next
-    step to run.
+    ``depart_s`` is ``inf`` for unscheduled trips (read-only: :meth:`schedule` files the
+    trip in the departure calendar, see :func:`file_departures`).  ``t_s`` is the time of
+    the next step to run.  ``link_volume`` / ``link_tt_sum_s`` are derived from the
+    recorded times when read (:func:`link_stats`), ``enter_s`` from ``route_enter_s``.
     """
 
     def __init__(self, *, fftt_s, cap_veh_per_s, storage_veh, route_indptr, route_links,
@@ -1173,7 +1175,7 @@ class QueueSim:
         self.q_bits = np.zeros(n_words, np.uint64)
         self.w_bits = np.zeros(n_words, np.uint64)
         # trip state
-        self.depart_s = np.full(n_trips, np.inf)
+        self._depart_s = np.full(n_trips, np.inf)
         self.nxt = np.full(n_trips, -1, np.int64)
         self.pos = np.zeros(n_trips, np.int64)
         self.ready_s = np.full(n_trips, np.nan)
@@ -1286,7 +1288,7 @@ class QueueSim:
             bad = ids[self.status[ids] != STATUS_NOT_DEPARTED]
             raise ValueError(f"trips already departed cannot be scheduled: {bad[:10].tolist()}")
         self._file_kernel(ids, np.ascontiguousarray(dep), np.int64(self._k), self.t_start_s, self.dt_s,
-                          self.depart_s, self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt,
+                          self._depart_s, self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt,
                           self._dep_step)
 
     def advance(self, t_end_s):
@@ -1312,7 +1314,7 @@ class QueueSim:
             np.int64(self._k), np.int64(n_steps), self.t_start_s, self.dt_s, self.stuck_time_s,
             self.stuck_action == "remove", np.uint64(self.merge_seed),
             self.fftt_s, self.cap_veh_per_step, self.storage_veh,
-            self.route_indptr, self.route_links, self.depart_s,
+            self.route_indptr, self.route_links, self._depart_s,
             self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt, self._dep_step, self._dep_buf,
             self.acc_veh, self.acc_step, self.occ, self.last_exit_s,
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
@@ -1329,6 +1331,14 @@ class QueueSim:
         return int(n_arr)
 
     # ------------------------------------------------------------ statistics
+    @property
+    def depart_s(self):
+        """Departure time of each trip, seconds (``inf`` until scheduled); read-only: set it with
+        :meth:`schedule`, which also files the trip in the departure calendar."""
+        v = self._depart_s.view()
+        v.flags.writeable = False
+        return v
+
     @property
     def enter_s(self):
         """Time each trip entered its current link, seconds (``nan`` before it entered one)."""
