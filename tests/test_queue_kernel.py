@@ -425,6 +425,11 @@ def test_matches_literal_reference(seed, stuck_time_s, short_frac):
     assert np.array_equal(sim.link_tt_sum_s, tt)
     assert sim.n_forced_moves == forced
     assert sim.n_arrived > len(routes) // 2
+    # the finish log lists every arrived trip once
+    fin = sim.finished()
+    assert fin.size == sim.n_finished == np.count_nonzero(sim.status >= 3)
+    assert np.array_equal(np.sort(fin), np.flatnonzero(sim.status >= 3))
+    assert np.array_equal(sim.finished(5), fin[5:])
     if math.isfinite(stuck_time_s):
         assert sim.n_arrived == len(routes)
 
@@ -459,6 +464,28 @@ def test_departure_calendar_crowded_steps_and_reschedules(backend):
     assert np.array_equal(sim.arrive_s, arrive, equal_nan=True)
     assert np.array_equal(sim.link_volume, vol) and np.array_equal(sim.link_tt_sum_s, tt)
     assert sim.n_arrived == n
+
+
+@pytest.mark.parametrize("ids, dep, match", [
+    ([1, 3], [5.0, 20.0], r"in \[0, 3\)"),
+    ([-1], [5.0], r"in \[0, 3\)"),
+    ([1, 1], [5.0, 6.0], "distinct"),
+    ([1, 2], [5.0, np.inf], "finite"),
+    ([1, 2], [np.nan, 5.0], "finite"),
+    ([2, 1], [5.0, 1.0], "past"),
+    ([1, 0], [20.0, 30.0], "departed"),
+])
+def test_schedule_rejects_bad_calls_and_files_nothing(ids, dep, match):
+    sim = _sim([5.0], [1.0], [10.0], [[0], [0], [0]])
+    sim.schedule([0], [0.0])
+    sim.advance(3.0)  # trip 0 departed; t_s = 3
+    with pytest.raises(ValueError, match=match):
+        sim.schedule(ids, dep)
+    # nothing of the rejected call was filed, and the scratch marks were cleared: a valid call works
+    assert np.isinf(sim.depart_s[1:]).all()
+    sim.schedule([1, 2], [4.0, 4.0])
+    sim.advance(20.0)
+    assert sim.status.tolist() == [3, 3, 3]
 
 
 def test_depart_s_is_set_through_schedule_only():

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import mesa
+import numba
 from mesa.agent import AgentSet
 import numpy as np
 
@@ -79,6 +80,43 @@ def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups:
         router.set_weight(weights[int(g)])
         cost[idx] = router.costs(origins[idx], dests[idx])
     return cost
+
+
+@numba.njit(cache=True)
+def _split_arrived(pending, arrive_s, t_s):
+    """``pending`` split into the trips with ``arrive_s <= t_s`` and the others (order kept)."""
+    n = pending.shape[0]
+    due = np.empty(n, np.int64)
+    rest = np.empty(n, np.int64)
+    a = 0
+    b = 0
+    for j in range(n):
+        i = pending[j]
+        if arrive_s[i] <= t_s:
+            due[a] = i
+            a += 1
+        else:
+            rest[b] = i
+            b += 1
+    return due[:a], rest[:b]
+
+
+@numba.njit(cache=True)
+def _trip_counts(state, depart_s, t_s):
+    """(departed, under way, done) at ``t_s``: started trips whose departure time has passed,
+    those of them still under way (state 1), and the trips done (state 2)."""
+    departed = 0
+    under = 0
+    done = 0
+    for i in range(state.shape[0]):
+        s = state[i]
+        if s == 2:
+            done += 1
+        if s > 0 and depart_s[i] < t_s:
+            departed += 1
+            if s == 1:
+                under += 1
+    return departed, under, done
 
 
 class CityModel(mesa.Model):
@@ -394,17 +432,25 @@ class CityModel(mesa.Model):
         # 0 planned, 1 scheduled or under way (departed once depart_s has passed), 2 done, 3 aborted
         self.trip_state = np.zeros(t.n, dtype=np.int8)
         self._succ_started = np.zeros(t.n, dtype=bool)  # the trip after this one has started
+        # bookkeeping by events, not by passes over all trips at every step: the kernel's finish
+        # log (read up to _fin_seen), the started non-car trips not yet done, the trips done since
+        # the last demand phase, and the number of trips under way (state 1)
+        self._fin_seen = 0
+        self._tele_pending = np.zeros(0, np.int64)
+        self._newly_done: list[np.ndarray] = []
+        self._n_under = 0
+        self._counts = None
         first = t.person_ptr[:-1][np.diff(t.person_ptr) > 0]
         dep = np.maximum(t.first_depart_s[first], cfg.start_s)
         self._begin_trips(first, dep)
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "t_s": lambda m: m.sim.t_s,
-                "departed": lambda m: int(np.count_nonzero((m.trip_state > 0) & (m.trip_depart_s < m.sim.t_s))),
+                "departed": lambda m: m._trip_counts()[0],
                 "car_waiting": lambda m: m.sim.n_waiting,
                 "car_on_links": lambda m: m.sim.n_on_links,
-                "en_route": lambda m: int(np.count_nonzero((m.trip_state == 1) & (m.trip_depart_s < m.sim.t_s))),
-                "arrived": lambda m: int(np.count_nonzero(m.trip_state == 2)),
+                "en_route": lambda m: m._trip_counts()[1],
+                "arrived": lambda m: m._trip_counts()[2],
             }
         )
         self.datacollector.collect(self)
@@ -417,10 +463,14 @@ class CityModel(mesa.Model):
         cfg = self.scenario.modes
         self.trip_depart_s[idx] = depart_s
         self.trip_state[idx] = 1
+        self._n_under += idx.size
+        self._counts = None
         mode = self.trip_mode[idx]
         car = mode == CAR
         if car.any():
             self.sim.schedule(self.car_index[idx[car]], depart_s[car])
+        if not car.all():
+            self._tele_pending = np.concatenate([self._tele_pending, idx[~car]])
         for m, dist, speed in ((WALK, self.trip_walk_m, cfg.walk_speed_mps), (BIKE, self.trip_bike_m, cfg.bike_speed_mps)):
             sel = mode == m
             if sel.any():
@@ -435,19 +485,20 @@ class CityModel(mesa.Model):
         """Start the next trip of every resident whose current activity ends."""
         t_now = self.sim.t_s
         t = self.trips
-        # car arrivals/removals from the kernel
-        if self.car_trips.size:
-            st = self.sim.status[: self.car_trips.size]
-            under = self.trip_state[self.car_trips] == 1
-            arr = under & (st == STATUS_ARRIVED)
-            rem = under & (st == STATUS_REMOVED)
-            self.trip_arrive_s[self.car_trips[arr]] = self.sim.arrive_s[: self.car_trips.size][arr]
-            self.trip_state[self.car_trips[arr]] = 2
-            self.trip_state[self.car_trips[rem]] = 3
-        teleported = (self.trip_state == 1) & (self.trip_mode != CAR) & (self.trip_arrive_s <= t_now)
-        self.trip_state[teleported] = 2
-        # successors of trips done since the last step
-        done = np.flatnonzero((self.trip_state == 2) & ~self._succ_started)
+        self._collect_car_finishes()
+        # trips of the other modes whose (known or reported) arrival has passed
+        if self._tele_pending.size:
+            done_other, self._tele_pending = _split_arrived(self._tele_pending, self.trip_arrive_s, t_now)
+            if done_other.size:
+                self.trip_state[done_other] = 2
+                self._n_under -= done_other.size
+                self._newly_done.append(done_other)
+                self._counts = None
+        # successors of trips done since the last step (in trip order)
+        if not self._newly_done:
+            return
+        done = np.sort(np.concatenate(self._newly_done))
+        self._newly_done = []
         self._succ_started[done] = True
         has_next = done + 1 < t.person_ptr[t.person[done] + 1]
         prev = done[has_next]
@@ -505,7 +556,7 @@ class CityModel(mesa.Model):
         with self._phase("energy"):
             pass  # the energy domain plugs in here
         with self._phase("record"):
-            self._sync_car_states()
+            self._collect_car_finishes()
             self.datacollector.collect(self)
         if self._day_done():
             self.day_running = False
@@ -522,21 +573,35 @@ class CityModel(mesa.Model):
             else:
                 self.running = False
 
-    def _sync_car_states(self) -> None:
-        if self.car_trips.size:
-            st = self.sim.status[: self.car_trips.size]
-            under = self.trip_state[self.car_trips] == 1
-            arr = under & (st == STATUS_ARRIVED)
-            self.trip_arrive_s[self.car_trips[arr]] = self.sim.arrive_s[: self.car_trips.size][arr]
-            self.trip_state[self.car_trips[arr]] = 2
-            self.trip_state[self.car_trips[under & (st == STATUS_REMOVED)]] = 3
+    def _collect_car_finishes(self) -> None:
+        """Car trips the kernel finished since the last call (its finish log): arrived → done,
+        removed when stuck → aborted."""
+        fin = self.sim.finished(self._fin_seen)
+        if fin.size == 0 or self.car_trips.size == 0:
+            return
+        self._fin_seen += fin.size
+        trips = self.car_trips[fin]
+        arrived = self.sim.status[fin] == STATUS_ARRIVED
+        done = trips[arrived]
+        self.trip_arrive_s[done] = self.sim.arrive_s[fin[arrived]]
+        self.trip_state[done] = 2
+        self.trip_state[trips[~arrived]] = 3
+        self._n_under -= trips.size
+        self._newly_done.append(done)
+        self._counts = None
+
+    def _trip_counts(self) -> tuple[int, int, int]:
+        """Trips departed, under way and done at the current time (one pass, cached per step)."""
+        key = (self.sim.t_s, self.iteration)
+        if self._counts is None or self._counts[0] != key:
+            self._counts = (key, _trip_counts(self.trip_state, self.trip_depart_s, self.sim.t_s))
+        return self._counts[1]
 
     def _day_done(self) -> bool:
         if self.sim.t_s >= self.scenario.simulation.end_s:
             return True
         # every trip done or aborted, or no further trip can start (a chain ended by an aborted trip)
-        active = (self.trip_state == 1) | ((self.trip_state == 2) & ~self._succ_started)
-        return not active.any()
+        return self._n_under == 0 and not self._newly_done
 
     @property
     def done(self) -> bool:

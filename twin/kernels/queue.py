@@ -347,6 +347,8 @@ def advance_queue(
     route_enter_s,
     n_forced,
     n_removed,
+    fin_log,
+    fin_n,
     cal_head,
     cal_next,
     cal_prev,
@@ -439,6 +441,11 @@ def advance_queue(
         Count of forced (stuck) moves; incremented.
     n_removed : int64[1]
         Count of stuck vehicles removed (``stuck_remove``); incremented.
+    fin_log : int64[N]
+        The trips that arrived or were removed, in the order they did (each once);
+        ``fin_log[:fin_n[0]]`` is filled, appended to.
+    fin_n : int64[1]
+        Number of entries of ``fin_log``; updated.
     cal_head : int64[W]
         Bucket heads of the calendar of links due at a step (any ``W >= 1``);
         scratch, rebuilt by every call.
@@ -743,6 +750,8 @@ def advance_queue(
                                             held[v] = 0
                                             held_since_s[v] = np.nan
                                             n_removed[0] += 1
+                                            fin_log[fin_n[0]] = v
+                                            fin_n[0] += 1
                                             continue
                                         n_forced[0] += 1
                                     else:
@@ -767,6 +776,8 @@ def advance_queue(
                                 held[v] = 0
                                 held_since_s[v] = np.nan
                                 n_arrived += 1
+                                fin_log[fin_n[0]] = v
+                                fin_n[0] += 1
                             else:
                                 tl = q_tail[m]
                                 if tl == -1:
@@ -935,6 +946,40 @@ def advance_queue(
                 moved_step[w] = k
         n_wd = 0
     return n_arrived
+
+
+@numba.njit(cache=True)
+def _schedule_problem(ids, dep_s, n_trips, t_now, status, mark):
+    """First problem of a :meth:`QueueSim.schedule` call, as ``(code, j)`` (``code`` 0: none; 1 a
+    trip id out of range, 2 repeated, 3 a departure time not finite, 4 in the past, 5 a trip that
+    departed already; ``j`` the offending position).  One pass; ``mark`` (uint8[N], all 0) is
+    scratch and left all 0."""
+    code = 0
+    at = -1
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        if i < 0 or i >= n_trips:
+            code, at = 1, j
+            break
+        if mark[i] != 0:
+            code, at = 2, j
+            break
+        mark[i] = 1
+        d = dep_s[j]
+        if not math.isfinite(d):
+            code, at = 3, j
+            break
+        if d < t_now:
+            code, at = 4, j
+            break
+        if status[i] != 0:
+            code, at = 5, j
+            break
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        if 0 <= i < n_trips:
+            mark[i] = 0
+    return code, at
 
 
 @numba.njit(cache=True)
@@ -1189,6 +1234,8 @@ class QueueSim:
         self._stats = None
         self._n_forced = np.zeros(1, np.int64)
         self._n_removed = np.zeros(1, np.int64)
+        self._fin_log = np.zeros(max(n_trips, 1), np.int64)
+        self._fin_n = np.zeros(1, np.int64)
         # departure calendar (file_departures / advance_queue)
         self._dep_head = np.full(DEPARTURE_CALENDAR_STEPS, -1, np.int64)
         self._dep_next = np.full(n_trips, -1, np.int64)
@@ -1196,6 +1243,7 @@ class QueueSim:
         self._dep_bkt = np.zeros(n_trips, np.int64)
         self._dep_step = np.full(n_trips, -1, np.int64)
         self._dep_buf = np.zeros(max(n_trips, 1), np.int64)
+        self._mark = np.zeros(max(n_trips, 1), np.uint8)  # scratch of schedule()
         # kernel scratch: calendar of the links due at a step, due sets, pending filings
         self._cal_head = np.full(CALENDAR_STEPS, -1, np.int64)
         self._cal_next = np.full(n_links, -1, np.int64)
@@ -1270,24 +1318,28 @@ class QueueSim:
             raise ValueError("trip_ids must be a scalar or 1-D")
         if ids.size and ids.dtype.kind not in "iu":
             raise ValueError(f"trip_ids must be integers, got dtype {ids.dtype}")
-        ids = ids.astype(np.int64)
-        dep = np.broadcast_to(np.asarray(depart_s, dtype=np.float64), ids.shape)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        dep = np.asarray(depart_s, dtype=np.float64)
+        dep = np.ascontiguousarray(dep if dep.shape == ids.shape else np.broadcast_to(dep, ids.shape))
         if ids.size == 0:
             return
-        if ids.min() < 0 or ids.max() >= self.n_trips:
-            raise ValueError(f"trip_ids must be in [0, {self.n_trips})")
-        if np.unique(ids).size != ids.size:
-            raise ValueError("trip_ids must be distinct")
-        if not np.all(np.isfinite(dep)):
-            raise ValueError("depart_s must be finite")
+        # validated in one compiled pass (this runs at every model step: numpy's per-call costs
+        # of unique/isfinite/... added up to ~0.1 ms a call)
         t_now = self.t_s
-        if np.any(dep < t_now):
+        code, j = _schedule_problem(ids, dep, self.n_trips, t_now, self.status, self._mark)
+        if code == 1:
+            raise ValueError(f"trip_ids must be in [0, {self.n_trips})")
+        if code == 2:
+            raise ValueError("trip_ids must be distinct")
+        if code == 3:
+            raise ValueError("depart_s must be finite")
+        if code == 4:
             raise ValueError(
                 f"cannot schedule a departure in the past: min depart_s {dep.min()} < t_s {t_now}")
-        if np.any(self.status[ids] != STATUS_NOT_DEPARTED):
+        if code == 5:
             bad = ids[self.status[ids] != STATUS_NOT_DEPARTED]
             raise ValueError(f"trips already departed cannot be scheduled: {bad[:10].tolist()}")
-        self._file_kernel(ids, np.ascontiguousarray(dep), np.int64(self._k), self.t_start_s, self.dt_s,
+        self._file_kernel(ids, dep, np.int64(self._k), self.t_start_s, self.dt_s,
                           self._depart_s, self._dep_head, self._dep_next, self._dep_prev, self._dep_bkt,
                           self._dep_step)
 
@@ -1320,7 +1372,7 @@ class QueueSim:
             self.q_head, self.q_tail, self.w_head, self.w_tail, self.q_bits, self.w_bits,
             self.nxt, self.pos, self.ready_s, self.held, self.held_since_s,
             self.moved_step, self.status, self.arrive_s, self.route_enter_s,
-            self._n_forced, self._n_removed,
+            self._n_forced, self._n_removed, self._fin_log, self._fin_n,
             self._cal_head, self._cal_next, self._cal_prev, self._cal_bkt, self._cal_due,
             self._blk_head, self._blk_next, self._blk_prev, self._blk_on,
             self._due_bits, self._due_sum,
@@ -1329,6 +1381,17 @@ class QueueSim:
         self._k = k_end
         self._stats = None
         return int(n_arr)
+
+    def finished(self, start=0):
+        """The trips that arrived or were removed (status 3 or 4), in the order they did, from the
+        ``start``-th one on: a caller keeps ``start`` to see each trip once, without a pass over
+        all trips."""
+        return self._fin_log[start:self._fin_n[0]]
+
+    @property
+    def n_finished(self):
+        """Number of trips that arrived or were removed so far."""
+        return int(self._fin_n[0])
 
     # ------------------------------------------------------------ statistics
     @property
