@@ -39,7 +39,7 @@ from twin.demand import ACTIVITIES, LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
 from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
-from twin.kernels.queue import STATUS_ARRIVED, STATUS_REMOVED, QueueSim
+from twin.kernels.queue import STATUS_ARRIVED, QueueSim
 from twin.network.road_network import RoadNetwork
 from twin.network.routing import Router
 from twin.population import synthesize_population

@@ -1328,11 +1328,11 @@ class QueueSim:
         t_now = self.t_s
         code, j = _schedule_problem(ids, dep, self.n_trips, t_now, self.status, self._mark)
         if code == 1:
-            raise ValueError(f"trip_ids must be in [0, {self.n_trips})")
+            raise ValueError(f"trip_ids must be in [0, {self.n_trips}), got {ids[j]}")
         if code == 2:
-            raise ValueError("trip_ids must be distinct")
+            raise ValueError(f"trip_ids must be distinct: trip {ids[j]} is given twice")
         if code == 3:
-            raise ValueError("depart_s must be finite")
+            raise ValueError(f"depart_s must be finite: trip {ids[j]} has {dep[j]}")
         if code == 4:
             raise ValueError(
                 f"cannot schedule a departure in the past: min depart_s {dep.min()} < t_s {t_now}")
