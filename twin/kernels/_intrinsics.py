@@ -6,13 +6,14 @@ kernels (``kernel.py_func``) call the Python definitions, so both give the same 
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic, overload
 
-__all__ = ["ctz", "prefetch"]
+__all__ = ["ctz", "prefetch", "uidx"]
 
 
 def ctz(word):
@@ -25,6 +26,22 @@ def ctz(word):
 def _ctz_numba(word):
     # compiled: one count-trailing-zeros instruction (LLVM cttz)
     return lambda word: trailing_zeros(word)
+
+
+def uidx(i):
+    """``i``, an array index known to be ``>= 0`` (Python: ``i`` itself).
+
+    Compiled, the same bits as ``uint64``: Numba then leaves out the handling of negative indices
+    (a sign test and an add) that it emits for every access with a signed index.  An index that
+    is negative by mistake is not wrapped around but reads outside the array, so only indices
+    that the code has just checked or built are passed through it.
+    """
+    return i
+
+
+@overload(uidx, inline="always")
+def _uidx_numba(i):
+    return lambda i: np.uint64(i)
 
 
 def prefetch(arr, i):

@@ -124,7 +124,11 @@ call nor a step looks at the trips that do not depart in it.  Memory: a trip's s
 then long out of cache; when the links due at a step are taken from the calendar,
 the state and next route entries of their heads are prefetched (``llvm.prefetch``,
 a hint without effect on results; nothing in the Python twin), so that these
-loads overlap.  The link statistics are not updated in the loop (each exit would
+loads overlap.  Array indices are passed through ``_u`` (:func:`twin.kernels._intrinsics.uidx`):
+compiled, an index typed ``uint64``, for which Numba leaves out its handling of negative indices
+(a sign test and an add at every access, about 15% of the loop's time); every index used is a
+valid one (the code tests ``!= -1`` before it indexes), and in the Python twin ``_u`` is the
+identity.  The link statistics are not updated in the loop (each exit would
 touch two more counters): :func:`link_stats` derives them from ``route_enter_s`` and
 ``arrive_s`` in one sequential pass when they are read.
 
@@ -147,6 +151,7 @@ from numba.extending import overload, register_jitable
 
 from twin.kernels._intrinsics import ctz as _ctz
 from twin.kernels._intrinsics import prefetch as _prefetch
+from twin.kernels._intrinsics import uidx as _u
 
 __all__ = ["advance_queue", "file_departures", "link_stats", "QueueSim", "merge_key", "ACC_EPS_VEH", "STATUS_NOT_DEPARTED", "STATUS_WAITING",
            "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
@@ -489,27 +494,27 @@ def advance_queue(
     # and due sets; every link with a non-empty queue is filed in the first loop
     # iteration, every link with a non-empty waiting list is due for step 4.
     for b in range(min(n_cal, n_steps)):
-        cal_head[b] = -1
+        cal_head[_u(b)] = -1
     for wi in range(n_sum):
-        due_sum[wi] = zero
+        due_sum[_u(wi)] = zero
     for wi in range(n_words):
-        due_bits[wi] = zero
+        due_bits[_u(wi)] = zero
     n_pend = 0
     n_wd = 0
     for wi in range(n_words):
-        word = q_bits[wi]
+        word = q_bits[_u(wi)]
         while word != zero:
             b = _ctz(word)
             word &= word - one
-            pend[n_pend] = wi * 64 + b
+            pend[_u(n_pend)] = wi * 64 + b
             n_pend += 1
-        word = w_bits[wi]
+        word = w_bits[_u(wi)]
         while word != zero:
             b = _ctz(word)
             word &= word - one
             l = wi * 64 + b
-            wd_flag[l] = 1
-            wd_list[n_wd] = l
+            wd_flag[_u(l)] = 1
+            wd_list[_u(n_wd)] = l
             n_wd += 1
 
     for k in range(k0, k_end):
@@ -518,12 +523,12 @@ def advance_queue(
         # file the links whose head changed (or became eligible to be looked at) in
         # the previous step, for the first step >= k at which the head is eligible
         for pi in range(n_pend):
-            l = pend[pi]
-            v = q_head[l]
+            l = pend[_u(pi)]
+            v = q_head[_u(l)]
             j = k
-            if moved_step[v] >= j:
-                j = moved_step[v] + 1
-            r = ready_s[v]
+            if moved_step[_u(v)] >= j:
+                j = moved_step[_u(v)] + 1
+            r = ready_s[_u(v)]
             e = j
             if r > t_start_s + j * dt_s:
                 if r > t_last:
@@ -535,35 +540,35 @@ def advance_queue(
                 if fe > k + n_cal - 1:
                     fe = k + n_cal - 1
                 b = (fe - k0) % n_cal
-                cal_due[l] = e
-                cal_bkt[l] = b
-                cal_prev[l] = -1
-                nl = cal_head[b]
-                cal_next[l] = nl
+                cal_due[_u(l)] = e
+                cal_bkt[_u(l)] = b
+                cal_prev[_u(l)] = -1
+                nl = cal_head[_u(b)]
+                cal_next[_u(l)] = nl
                 if nl != -1:
-                    cal_prev[nl] = l
-                cal_head[b] = l
+                    cal_prev[_u(nl)] = l
+                cal_head[_u(b)] = l
         n_pend = 0
 
         # pop the links due at step k into the due set (re-file those due later)
         b = (k - k0) % n_cal
-        l = cal_head[b]
-        cal_head[b] = -1
+        l = cal_head[_u(b)]
+        cal_head[_u(b)] = -1
         n_due = 0
         while l != -1:
-            nl = cal_next[l]
-            if cal_due[l] > k:
-                fe = cal_due[l]
+            nl = cal_next[_u(l)]
+            if cal_due[_u(l)] > k:
+                fe = cal_due[_u(l)]
                 if fe > k + n_cal - 1:
                     fe = k + n_cal - 1
                 bb = (fe - k0) % n_cal
-                cal_bkt[l] = bb
-                cal_prev[l] = -1
-                nb = cal_head[bb]
-                cal_next[l] = nb
+                cal_bkt[_u(l)] = bb
+                cal_prev[_u(l)] = -1
+                nb = cal_head[_u(bb)]
+                cal_next[_u(l)] = nb
                 if nb != -1:
-                    cal_prev[nb] = l
-                cal_head[bb] = l
+                    cal_prev[_u(nb)] = l
+                cal_head[_u(bb)] = l
             else:
                 due_bits[l >> 6] |= one << np.uint64(l & 63)
                 due_sum[l >> 12] |= one << np.uint64((l >> 6) & 63)
@@ -572,8 +577,8 @@ def advance_queue(
                 # touched at its previous move, long out of cache by now: fetch them while
                 # the other due links are filed (the loads then overlap instead of waiting
                 # one after the other in the looks)
-                v = q_head[l]
-                rp = route_indptr[v] + pos[v]
+                v = q_head[_u(l)]
+                rp = route_indptr[_u(v)] + pos[_u(v)]
                 _prefetch(route_links, rp + 1)
                 _prefetch(route_enter_s, rp + 1)
                 _prefetch(ready_s, v)
@@ -590,165 +595,166 @@ def advance_queue(
         db = k % n_dcal
         db1 = db + 1 if db + 1 < n_dcal else 0
         db2 = db1 + 1 if db1 + 1 < n_dcal else 0
-        i = dep_head[db2]
+        i = dep_head[_u(db2)]
         if i != -1:
             _prefetch(dep_next, i)
             _prefetch(dep_step, i)
             _prefetch(route_indptr, i)
             _prefetch(depart_s, i)
-        i = dep_head[db1]
+        i = dep_head[_u(db1)]
         if i != -1:
-            _prefetch(route_links, route_indptr[i])
+            _prefetch(route_links, route_indptr[_u(i)])
             _prefetch(nxt, i)
             _prefetch(pos, i)
             _prefetch(status, i)
-            i = dep_next[i]
+            i = dep_next[_u(i)]
             if i != -1:
                 _prefetch(dep_next, i)
                 _prefetch(dep_step, i)
                 _prefetch(route_indptr, i)
                 _prefetch(depart_s, i)
-        i = dep_head[db]
-        dep_head[db] = -1
+        i = dep_head[_u(db)]
+        dep_head[_u(db)] = -1
         nd = 0
         while i != -1:
-            ni = dep_next[i]
-            if dep_step[i] > k:
+            ni = dep_next[_u(i)]
+            if dep_step[_u(i)] > k:
                 # filed more than n_dcal - 1 steps ahead: file again, as far as the ring reaches
-                fb = dep_step[i]
+                fb = dep_step[_u(i)]
                 if fb > k + n_dcal - 1:
                     fb = k + n_dcal - 1
                 fb = fb % n_dcal
-                dep_bkt[i] = fb
-                dep_prev[i] = -1
-                nb = dep_head[fb]
-                dep_next[i] = nb
+                dep_bkt[_u(i)] = fb
+                dep_prev[_u(i)] = -1
+                nb = dep_head[_u(fb)]
+                dep_next[_u(i)] = nb
                 if nb != -1:
-                    dep_prev[nb] = i
-                dep_head[fb] = i
+                    dep_prev[_u(nb)] = i
+                dep_head[_u(fb)] = i
             else:
-                dep_buf[nd] = i
+                dep_buf[_u(nd)] = i
                 nd += 1
-                dep_step[i] = -1
+                dep_step[_u(i)] = -1
             i = ni
         if nd > 1:
             if nd <= 32:
                 # insertion sort by (depart_s, id): a step has few departures
                 for a in range(1, nd):
-                    i = dep_buf[a]
-                    di = depart_s[i]
+                    i = dep_buf[_u(a)]
+                    di = depart_s[_u(i)]
                     c = a - 1
-                    while c >= 0 and (depart_s[dep_buf[c]] > di or (depart_s[dep_buf[c]] == di and dep_buf[c] > i)):
-                        dep_buf[c + 1] = dep_buf[c]
+                    while c >= 0 and (depart_s[dep_buf[_u(c)]] > di or (depart_s[dep_buf[_u(c)]] == di and dep_buf[_u(c)] > i)):
+                        dep_buf[c + 1] = dep_buf[_u(c)]
                         c -= 1
                     dep_buf[c + 1] = i
             else:
                 ids = np.sort(dep_buf[:nd])
                 order = np.argsort(depart_s[ids], kind="mergesort")
                 for a in range(nd):
-                    dep_buf[a] = ids[order[a]]
+                    dep_buf[_u(a)] = ids[order[a]]
         for p in range(nd):
-            i = dep_buf[p]
+            i = dep_buf[_u(p)]
             # the trips departing next read their routes for the first time today: prefetch
             # them a few departures ahead (route_indptr first, then the first link)
             if p + 16 < nd:
                 _prefetch(route_indptr, dep_buf[p + 16])
             if p + 8 < nd:
                 _prefetch(route_links, route_indptr[dep_buf[p + 8]])
-            l = route_links[route_indptr[i]]
-            nxt[i] = -1
-            if w_tail[l] == -1:
-                w_head[l] = i
+            l = route_links[route_indptr[_u(i)]]
+            nxt[_u(i)] = -1
+            if w_tail[_u(l)] == -1:
+                w_head[_u(l)] = i
                 w_bits[l >> 6] |= one << np.uint64(l & 63)
             else:
-                nxt[w_tail[l]] = i
-            w_tail[l] = i
-            pos[i] = 0
-            status[i] = 1
-            if wd_flag[l] == 0:
-                wd_flag[l] = 1
-                wd_list[n_wd] = l
+                nxt[w_tail[_u(l)]] = i
+            w_tail[_u(l)] = i
+            pos[_u(i)] = 0
+            status[_u(i)] = 1
+            if wd_flag[_u(l)] == 0:
+                wd_flag[_u(l)] = 1
+                wd_list[_u(n_wd)] = l
                 n_wd += 1
 
         # 3. link exits, links with a possibly eligible head in index order
         if n_due > 0:
             for si in range(n_sum):
-                sword = due_sum[si]
+                sword = due_sum[_u(si)]
                 if sword == zero:
                     continue
-                due_sum[si] = zero
+                due_sum[_u(si)] = zero
                 while sword != zero:
                     b = _ctz(sword)
                     sword &= sword - one
                     wi = si * 64 + b
-                    word = due_bits[wi]
-                    due_bits[wi] = zero
+                    word = due_bits[_u(wi)]
+                    due_bits[_u(wi)] = zero
                     while word != zero:
                         b = _ctz(word)
                         word &= word - one
                         l = wi * 64 + b
                         # mb != -1: l is asleep, its head waits for a slot on mb
                         # (merge rule: only a wake-up or the stuck time lets it on)
-                        mb = blk_on[l]
+                        mb = blk_on[_u(l)]
                         refilled = False
                         exited = False
                         n_left = 0
                         blocked = 0
                         mblk = -1
                         while True:
-                            v = q_head[l]
+                            v = q_head[_u(l)]
                             if v == -1:
                                 break
-                            if ready_s[v] > t or moved_step[v] == k:
+                            if ready_s[_u(v)] > t or moved_step[_u(v)] == k:
                                 break
                             if not refilled:
                                 # lazy replay of the pending per-step refills of link l
-                                pending = k - acc_step[l]
+                                pending = k - acc_step[_u(l)]
                                 if pending > 0:
-                                    a = acc_veh[l]
-                                    c = cap_veh_per_step[l]
+                                    a = acc_veh[_u(l)]
+                                    c = cap_veh_per_step[_u(l)]
                                     for _ in range(pending):
                                         if a >= c:
                                             break
                                         a = min(a + c, c)
-                                    acc_veh[l] = a
-                                    acc_step[l] = k
+                                    acc_veh[_u(l)] = a
+                                    acc_step[_u(l)] = k
                                 refilled = True
-                            if acc_veh[l] <= ACC_EPS_VEH:
-                                held[v] = 1
+                            if acc_veh[_u(l)] <= ACC_EPS_VEH:
+                                held[_u(v)] = 1
                                 blocked = 1
                                 break
-                            if held[v] != 0:
+                            if held[_u(v)] != 0:
                                 x = t
                             else:
-                                x = max(ready_s[v], last_exit_s[l])
-                            r0 = route_indptr[v]
-                            is_last = r0 + pos[v] + 1 >= route_indptr[v + 1]
+                                x = max(ready_s[_u(v)], last_exit_s[_u(l)])
+                            r0 = route_indptr[_u(v)]
+                            rp = r0 + pos[_u(v)]
+                            is_last = rp + 1 >= route_indptr[_u(v + 1)]
                             m = -1
                             if not is_last:
-                                m = route_links[r0 + pos[v] + 1]
-                                if mb != -1 or occ_veh[m] >= storage_veh[m]:
-                                    held[v] = 1
-                                    if np.isnan(held_since_s[v]):
-                                        held_since_s[v] = t
-                                    if t - held_since_s[v] >= stuck_time_s:
+                                m = route_links[_u(rp + 1)]
+                                if mb != -1 or occ_veh[_u(m)] >= storage_veh[_u(m)]:
+                                    held[_u(v)] = 1
+                                    if np.isnan(held_since_s[_u(v)]):
+                                        held_since_s[_u(v)] = t
+                                    if t - held_since_s[_u(v)] >= stuck_time_s:
                                         if mb != -1:
                                             # stuck: no longer waiting for a slot on mb
                                             _blk_unlink(blk_head, blk_next, blk_prev, blk_on, mb, l)
                                             mb = -1
                                         if stuck_remove:
-                                            nh = nxt[v]
-                                            q_head[l] = nh
+                                            nh = nxt[_u(v)]
+                                            q_head[_u(l)] = nh
                                             if nh == -1:
-                                                q_tail[l] = -1
+                                                q_tail[_u(l)] = -1
                                                 q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                                            occ_veh[l] -= 1
+                                            occ_veh[_u(l)] -= 1
                                             exited = True
                                             n_left += 1
-                                            nxt[v] = -1
-                                            status[v] = 4
-                                            held[v] = 0
-                                            held_since_s[v] = np.nan
+                                            nxt[_u(v)] = -1
+                                            status[_u(v)] = 4
+                                            held[_u(v)] = 0
+                                            held_since_s[_u(v)] = np.nan
                                             n_removed[0] += 1
                                             fin_log[fin_n[0]] = v
                                             fin_n[0] += 1
@@ -759,45 +765,45 @@ def advance_queue(
                                         mblk = m
                                         break
                             # pop v from l
-                            nh = nxt[v]
-                            q_head[l] = nh
+                            nh = nxt[_u(v)]
+                            q_head[_u(l)] = nh
                             if nh == -1:
-                                q_tail[l] = -1
+                                q_tail[_u(l)] = -1
                                 q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                            occ_veh[l] -= 1
+                            occ_veh[_u(l)] -= 1
                             exited = True
                             n_left += 1
-                            acc_veh[l] -= 1.0
-                            last_exit_s[l] = x
-                            nxt[v] = -1
+                            acc_veh[_u(l)] -= 1.0
+                            last_exit_s[_u(l)] = x
+                            nxt[_u(v)] = -1
                             if is_last:
-                                arrive_s[v] = x
-                                status[v] = 3
-                                held[v] = 0
-                                held_since_s[v] = np.nan
+                                arrive_s[_u(v)] = x
+                                status[_u(v)] = 3
+                                held[_u(v)] = 0
+                                held_since_s[_u(v)] = np.nan
                                 n_arrived += 1
                                 fin_log[fin_n[0]] = v
                                 fin_n[0] += 1
                             else:
-                                tl = q_tail[m]
+                                tl = q_tail[_u(m)]
                                 if tl == -1:
-                                    q_head[m] = v
+                                    q_head[_u(m)] = v
                                     q_bits[m >> 6] |= one << np.uint64(m & 63)
                                     if m != l:
                                         # m was empty: file it (next step) for its new head
-                                        pend[n_pend] = m
+                                        pend[_u(n_pend)] = m
                                         n_pend += 1
                                 else:
-                                    nxt[tl] = v
-                                q_tail[m] = v
-                                occ_veh[m] += 1
-                                pos[v] += 1
-                                route_enter_s[r0 + pos[v]] = x
-                                ready_s[v] = x + fftt_s[m]
-                                held[v] = 0
-                                held_since_s[v] = np.nan
-                                moved_step[v] = k
-                        if q_head[l] != -1:
+                                    nxt[_u(tl)] = v
+                                q_tail[_u(m)] = v
+                                occ_veh[_u(m)] += 1
+                                pos[_u(v)] += 1
+                                route_enter_s[_u(rp + 1)] = x
+                                ready_s[_u(v)] = x + fftt_s[_u(m)]
+                                held[_u(v)] = 0
+                                held_since_s[_u(v)] = np.nan
+                                moved_step[_u(v)] = k
+                        if q_head[_u(l)] != -1:
                             if blocked != 0:
                                 # An eligible head that was denied is looked at every step,
                                 # except that with the flow capacity used up nothing can
@@ -807,8 +813,8 @@ def advance_queue(
                                 # end each call as with a look at every step.
                                 fe = k + 1
                                 if blocked == 1:
-                                    a = acc_veh[l]
-                                    c = cap_veh_per_step[l]
+                                    a = acc_veh[_u(l)]
+                                    c = cap_veh_per_step[_u(l)]
                                     while fe < k_end - 1:
                                         if a < c:
                                             a = min(a + c, c)
@@ -823,7 +829,7 @@ def advance_queue(
                                     # step of the call.  l stays listed under mblk (asleep)
                                     # across calls.
                                     if fe < k_end:
-                                        hs = held_since_s[q_head[l]]
+                                        hs = held_since_s[q_head[_u(l)]]
                                         fe = k_end - 1
                                         if t_last - hs >= stuck_time_s:
                                             e = int(math.ceil((hs + stuck_time_s - t_start_s) * inv_dt))
@@ -837,30 +843,30 @@ def advance_queue(
                                                 e += 1
                                             fe = e
                                     if mb == -1:
-                                        nb = blk_head[mblk]
-                                        blk_next[l] = nb
-                                        blk_prev[l] = -1
+                                        nb = blk_head[_u(mblk)]
+                                        blk_next[_u(l)] = nb
+                                        blk_prev[_u(l)] = -1
                                         if nb != -1:
-                                            blk_prev[nb] = l
-                                        blk_head[mblk] = l
-                                        blk_on[l] = mblk
+                                            blk_prev[_u(nb)] = l
+                                        blk_head[_u(mblk)] = l
+                                        blk_on[_u(l)] = mblk
                                 if fe < k_end:
                                     bb = fe
                                     if bb > k + n_cal - 1:
                                         bb = k + n_cal - 1
                                     bb = (bb - k0) % n_cal
-                                    cal_due[l] = fe
-                                    cal_bkt[l] = bb
-                                    cal_prev[l] = -1
-                                    nb = cal_head[bb]
-                                    cal_next[l] = nb
+                                    cal_due[_u(l)] = fe
+                                    cal_bkt[_u(l)] = bb
+                                    cal_prev[_u(l)] = -1
+                                    nb = cal_head[_u(bb)]
+                                    cal_next[_u(l)] = nb
                                     if nb != -1:
-                                        cal_prev[nb] = l
-                                    cal_head[bb] = l
+                                        cal_prev[_u(nb)] = l
+                                    cal_head[_u(bb)] = l
                             else:
-                                pend[n_pend] = l
+                                pend[_u(n_pend)] = l
                                 n_pend += 1
-                        while n_left > 0 and blk_head[l] != -1:
+                        while n_left > 0 and blk_head[_u(l)] != -1:
                             # n_left slots freed on l: each goes to one of the links asleep on
                             # l, drawn with probability proportional to its flow capacity
                             # (smallest merge_key); the winner is looked at in this step if
@@ -868,82 +874,82 @@ def advance_queue(
                             n_left -= 1
                             u = _merge_winner(blk_head, blk_next, cap_veh_per_step, merge_seed, k, l)
                             _blk_unlink(blk_head, blk_next, blk_prev, blk_on, l, u)
-                            if cal_due[u] > k:
+                            if cal_due[_u(u)] > k:
                                 # take u out of its calendar bucket
-                                pc = cal_prev[u]
-                                nc = cal_next[u]
+                                pc = cal_prev[_u(u)]
+                                nc = cal_next[_u(u)]
                                 if pc == -1:
-                                    cal_head[cal_bkt[u]] = nc
+                                    cal_head[cal_bkt[_u(u)]] = nc
                                 else:
-                                    cal_next[pc] = nc
+                                    cal_next[_u(pc)] = nc
                                 if nc != -1:
-                                    cal_prev[nc] = pc
+                                    cal_prev[_u(nc)] = pc
                                 if u > l:
                                     uw = u >> 6
                                     ubit = one << np.uint64(u & 63)
                                     if uw == wi:
                                         word |= ubit
                                     else:
-                                        due_bits[uw] |= ubit
+                                        due_bits[_u(uw)] |= ubit
                                         if (uw >> 6) == si:
                                             sword |= one << np.uint64(uw & 63)
                                         else:
                                             due_sum[uw >> 6] |= one << np.uint64(uw & 63)
-                                    cal_due[u] = k
+                                    cal_due[_u(u)] = k
                                 elif k + 1 < k_end:
                                     bb = (k + 1 - k0) % n_cal
-                                    cal_due[u] = k + 1
-                                    cal_bkt[u] = bb
-                                    cal_prev[u] = -1
-                                    nb = cal_head[bb]
-                                    cal_next[u] = nb
+                                    cal_due[_u(u)] = k + 1
+                                    cal_bkt[_u(u)] = bb
+                                    cal_prev[_u(u)] = -1
+                                    nb = cal_head[_u(bb)]
+                                    cal_next[_u(u)] = nb
                                     if nb != -1:
-                                        cal_prev[nb] = u
-                                    cal_head[bb] = u
+                                        cal_prev[_u(nb)] = u
+                                    cal_head[_u(bb)] = u
                             # else: u is due in this step and not looked at yet (u > l), or
                             # this is the last step (the next call files every queue)
-                        if exited and w_head[l] != -1 and wd_flag[l] == 0:
+                        if exited and w_head[_u(l)] != -1 and wd_flag[_u(l)] == 0:
                             # a slot may have freed up for the waiting list of l
-                            wd_flag[l] = 1
-                            wd_list[n_wd] = l
+                            wd_flag[_u(l)] = 1
+                            wd_list[_u(n_wd)] = l
                             n_wd += 1
 
         # 4. waiting lists -> first link (links are independent here: any order)
         for wj in range(n_wd):
-            l = wd_list[wj]
-            wd_flag[l] = 0
-            if q_head[l] == -1 and w_head[l] != -1 and occ_veh[l] < storage_veh[l]:
+            l = wd_list[_u(wj)]
+            wd_flag[_u(l)] = 0
+            if q_head[_u(l)] == -1 and w_head[_u(l)] != -1 and occ_veh[_u(l)] < storage_veh[_u(l)]:
                 # the queue of l becomes non-empty: file it (next step) for its head
-                pend[n_pend] = l
+                pend[_u(n_pend)] = l
                 n_pend += 1
             while True:
-                w = w_head[l]
+                w = w_head[_u(l)]
                 if w == -1:
                     break
-                if occ_veh[l] >= storage_veh[l]:
-                    held[w] = 1
+                if occ_veh[_u(l)] >= storage_veh[_u(l)]:
+                    held[_u(w)] = 1
                     break
-                nw = nxt[w]
-                w_head[l] = nw
+                nw = nxt[_u(w)]
+                w_head[_u(l)] = nw
                 if nw == -1:
-                    w_tail[l] = -1
+                    w_tail[_u(l)] = -1
                     w_bits[l >> 6] &= ~(one << np.uint64(l & 63))
-                nxt[w] = -1
-                tl = q_tail[l]
+                nxt[_u(w)] = -1
+                tl = q_tail[_u(l)]
                 if tl == -1:
-                    q_head[l] = w
+                    q_head[_u(l)] = w
                     q_bits[l >> 6] |= one << np.uint64(l & 63)
                 else:
-                    nxt[tl] = w
-                q_tail[l] = w
-                occ_veh[l] += 1
-                status[w] = 2
-                xw = t if held[w] != 0 else depart_s[w]
-                route_enter_s[route_indptr[w]] = xw
-                ready_s[w] = xw + fftt_s[l]
-                held[w] = 0
-                held_since_s[w] = np.nan
-                moved_step[w] = k
+                    nxt[_u(tl)] = w
+                q_tail[_u(l)] = w
+                occ_veh[_u(l)] += 1
+                status[_u(w)] = 2
+                xw = t if held[_u(w)] != 0 else depart_s[_u(w)]
+                route_enter_s[route_indptr[_u(w)]] = xw
+                ready_s[_u(w)] = xw + fftt_s[_u(l)]
+                held[_u(w)] = 0
+                held_since_s[_u(w)] = np.nan
+                moved_step[_u(w)] = k
         n_wd = 0
     return n_arrived
 
