@@ -570,8 +570,8 @@ def advance_queue(
                     cal_prev[_u(nb)] = l
                 cal_head[_u(bb)] = l
             else:
-                due_bits[l >> 6] |= one << np.uint64(l & 63)
-                due_sum[l >> 12] |= one << np.uint64((l >> 6) & 63)
+                due_bits[_u(l >> 6)] |= one << np.uint64(l & 63)
+                due_sum[_u(l >> 12)] |= one << np.uint64((l >> 6) & 63)
                 n_due += 1
                 # the head of l is looked at soon; its trip's state and route were last
                 # touched at its previous move, long out of cache by now: fetch them while
@@ -660,13 +660,13 @@ def advance_queue(
                 _prefetch(route_indptr, dep_buf[p + 16])
             if p + 8 < nd:
                 _prefetch(route_links, route_indptr[dep_buf[p + 8]])
-            l = route_links[route_indptr[_u(i)]]
+            l = route_links[_u(route_indptr[_u(i)])]
             nxt[_u(i)] = -1
             if w_tail[_u(l)] == -1:
                 w_head[_u(l)] = i
-                w_bits[l >> 6] |= one << np.uint64(l & 63)
+                w_bits[_u(l >> 6)] |= one << np.uint64(l & 63)
             else:
-                nxt[w_tail[_u(l)]] = i
+                nxt[_u(w_tail[_u(l)])] = i
             w_tail[_u(l)] = i
             pos[_u(i)] = 0
             status[_u(i)] = 1
@@ -747,7 +747,7 @@ def advance_queue(
                                             q_head[_u(l)] = nh
                                             if nh == -1:
                                                 q_tail[_u(l)] = -1
-                                                q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                                                q_bits[_u(l >> 6)] &= ~(one << np.uint64(l & 63))
                                             occ_veh[_u(l)] -= 1
                                             exited = True
                                             n_left += 1
@@ -769,7 +769,7 @@ def advance_queue(
                             q_head[_u(l)] = nh
                             if nh == -1:
                                 q_tail[_u(l)] = -1
-                                q_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                                q_bits[_u(l >> 6)] &= ~(one << np.uint64(l & 63))
                             occ_veh[_u(l)] -= 1
                             exited = True
                             n_left += 1
@@ -788,7 +788,7 @@ def advance_queue(
                                 tl = q_tail[_u(m)]
                                 if tl == -1:
                                     q_head[_u(m)] = v
-                                    q_bits[m >> 6] |= one << np.uint64(m & 63)
+                                    q_bits[_u(m >> 6)] |= one << np.uint64(m & 63)
                                     if m != l:
                                         # m was empty: file it (next step) for its new head
                                         pend[_u(n_pend)] = m
@@ -879,7 +879,7 @@ def advance_queue(
                                 pc = cal_prev[_u(u)]
                                 nc = cal_next[_u(u)]
                                 if pc == -1:
-                                    cal_head[cal_bkt[_u(u)]] = nc
+                                    cal_head[_u(cal_bkt[_u(u)])] = nc
                                 else:
                                     cal_next[_u(pc)] = nc
                                 if nc != -1:
@@ -894,7 +894,7 @@ def advance_queue(
                                         if (uw >> 6) == si:
                                             sword |= one << np.uint64(uw & 63)
                                         else:
-                                            due_sum[uw >> 6] |= one << np.uint64(uw & 63)
+                                            due_sum[_u(uw >> 6)] |= one << np.uint64(uw & 63)
                                     cal_due[_u(u)] = k
                                 elif k + 1 < k_end:
                                     bb = (k + 1 - k0) % n_cal
@@ -933,19 +933,19 @@ def advance_queue(
                 w_head[_u(l)] = nw
                 if nw == -1:
                     w_tail[_u(l)] = -1
-                    w_bits[l >> 6] &= ~(one << np.uint64(l & 63))
+                    w_bits[_u(l >> 6)] &= ~(one << np.uint64(l & 63))
                 nxt[_u(w)] = -1
                 tl = q_tail[_u(l)]
                 if tl == -1:
                     q_head[_u(l)] = w
-                    q_bits[l >> 6] |= one << np.uint64(l & 63)
+                    q_bits[_u(l >> 6)] |= one << np.uint64(l & 63)
                 else:
                     nxt[_u(tl)] = w
                 q_tail[_u(l)] = w
                 occ_veh[_u(l)] += 1
                 status[_u(w)] = 2
                 xw = t if held[_u(w)] != 0 else depart_s[_u(w)]
-                route_enter_s[route_indptr[_u(w)]] = xw
+                route_enter_s[_u(route_indptr[_u(w)])] = xw
                 ready_s[_u(w)] = xw + fftt_s[_u(l)]
                 held[_u(w)] = 0
                 held_since_s[_u(w)] = np.nan
