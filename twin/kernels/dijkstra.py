@@ -34,6 +34,8 @@ orders entries by ``(cost, node)``.
 import numba
 import numpy as np
 
+from twin.kernels._intrinsics import uidx as _u
+
 __all__ = [
     "sssp_tree",
     "sssp_trees",
@@ -74,14 +76,14 @@ def sssp_tree(indptr, link_head, weight, source, dist_out, pred_link_out):
     if source < 0 or source >= n_nodes:
         raise ValueError("source out of range")
     for i in range(n_nodes):
-        dist_out[i] = np.inf
-        pred_link_out[i] = -1
+        dist_out[_u(i)] = np.inf
+        pred_link_out[_u(i)] = -1
     settled = np.zeros(n_nodes, dtype=np.bool_)
     # at most one push per link (strict improvement) plus the source
     cap = link_head.shape[0] + 1
     heap_cost = np.empty(cap, dtype=np.float64)
     heap_node = np.empty(cap, dtype=np.int64)
-    dist_out[source] = 0.0
+    dist_out[_u(source)] = 0.0
     heap_cost[0] = 0.0
     heap_node[0] = source
     size = 1
@@ -92,8 +94,8 @@ def sssp_tree(indptr, link_head, weight, source, dist_out, pred_link_out):
         # pop: move the last entry to the root and sift it down
         size -= 1
         if size > 0:
-            key = heap_cost[size]
-            node = heap_node[size]
+            key = heap_cost[_u(size)]
+            node = heap_node[_u(size)]
             i = 0
             while True:
                 c = 2 * i + 1
@@ -101,43 +103,43 @@ def sssp_tree(indptr, link_head, weight, source, dist_out, pred_link_out):
                     break
                 r = c + 1
                 if r < size and (
-                    heap_cost[r] < heap_cost[c]
-                    or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])
+                    heap_cost[_u(r)] < heap_cost[_u(c)]
+                    or (heap_cost[_u(r)] == heap_cost[_u(c)] and heap_node[_u(r)] < heap_node[_u(c)])
                 ):
                     c = r
-                if heap_cost[c] < key or (heap_cost[c] == key and heap_node[c] < node):
-                    heap_cost[i] = heap_cost[c]
-                    heap_node[i] = heap_node[c]
+                if heap_cost[_u(c)] < key or (heap_cost[_u(c)] == key and heap_node[_u(c)] < node):
+                    heap_cost[_u(i)] = heap_cost[_u(c)]
+                    heap_node[_u(i)] = heap_node[_u(c)]
                     i = c
                 else:
                     break
-            heap_cost[i] = key
-            heap_node[i] = node
-        if settled[u]:
+            heap_cost[_u(i)] = key
+            heap_node[_u(i)] = node
+        if settled[_u(u)]:
             continue  # stale entry (lazy deletion)
-        settled[u] = True
+        settled[_u(u)] = True
         n_settled += 1
-        for e in range(indptr[u], indptr[u + 1]):
-            v = link_head[e]
-            if settled[v]:
+        for e in range(indptr[_u(u)], indptr[_u(u + 1)]):
+            v = link_head[_u(e)]
+            if settled[_u(v)]:
                 continue
-            nd = d_u + weight[e]  # path order, as networkx
-            if nd < dist_out[v]:
-                dist_out[v] = nd
-                pred_link_out[v] = e
+            nd = d_u + weight[_u(e)]  # path order, as networkx
+            if nd < dist_out[_u(v)]:
+                dist_out[_u(v)] = nd
+                pred_link_out[_u(v)] = e
                 # push (nd, v) and sift up
                 i = size
                 size += 1
                 while i > 0:
                     p = (i - 1) >> 1
-                    if nd < heap_cost[p] or (nd == heap_cost[p] and v < heap_node[p]):
-                        heap_cost[i] = heap_cost[p]
-                        heap_node[i] = heap_node[p]
+                    if nd < heap_cost[_u(p)] or (nd == heap_cost[_u(p)] and v < heap_node[_u(p)]):
+                        heap_cost[_u(i)] = heap_cost[_u(p)]
+                        heap_node[_u(i)] = heap_node[_u(p)]
                         i = p
                     else:
                         break
-                heap_cost[i] = nd
-                heap_node[i] = v
+                heap_cost[_u(i)] = nd
+                heap_node[_u(i)] = v
     return n_settled
 
 
@@ -173,17 +175,17 @@ def sssp_tree_targets(indptr, link_head, weight, source, targets, dist_out, pred
     if source < 0 or source >= n_nodes:
         raise ValueError("source out of range")
     for i in range(n_nodes):
-        dist_out[i] = np.inf
-        pred_link_out[i] = -1
-    dist_out[source] = 0.0
+        dist_out[_u(i)] = np.inf
+        pred_link_out[_u(i)] = -1
+    dist_out[_u(source)] = 0.0
     is_target = np.zeros(n_nodes, dtype=np.bool_)
     remaining = 0
     for j in range(targets.shape[0]):
         t = targets[j]
         if t < 0 or t >= n_nodes:
             raise ValueError("target out of range")
-        if not is_target[t]:
-            is_target[t] = True
+        if not is_target[_u(t)]:
+            is_target[_u(t)] = True
             remaining += 1
     if remaining == 0:
         return 0
@@ -200,8 +202,8 @@ def sssp_tree_targets(indptr, link_head, weight, source, targets, dist_out, pred
         u = heap_node[0]
         size -= 1
         if size > 0:
-            key = heap_cost[size]
-            node = heap_node[size]
+            key = heap_cost[_u(size)]
+            node = heap_node[_u(size)]
             i = 0
             while True:
                 c = 2 * i + 1
@@ -209,46 +211,46 @@ def sssp_tree_targets(indptr, link_head, weight, source, targets, dist_out, pred
                     break
                 r = c + 1
                 if r < size and (
-                    heap_cost[r] < heap_cost[c]
-                    or (heap_cost[r] == heap_cost[c] and heap_node[r] < heap_node[c])
+                    heap_cost[_u(r)] < heap_cost[_u(c)]
+                    or (heap_cost[_u(r)] == heap_cost[_u(c)] and heap_node[_u(r)] < heap_node[_u(c)])
                 ):
                     c = r
-                if heap_cost[c] < key or (heap_cost[c] == key and heap_node[c] < node):
-                    heap_cost[i] = heap_cost[c]
-                    heap_node[i] = heap_node[c]
+                if heap_cost[_u(c)] < key or (heap_cost[_u(c)] == key and heap_node[_u(c)] < node):
+                    heap_cost[_u(i)] = heap_cost[_u(c)]
+                    heap_node[_u(i)] = heap_node[_u(c)]
                     i = c
                 else:
                     break
-            heap_cost[i] = key
-            heap_node[i] = node
-        if settled[u]:
+            heap_cost[_u(i)] = key
+            heap_node[_u(i)] = node
+        if settled[_u(u)]:
             continue
-        settled[u] = True
+        settled[_u(u)] = True
         n_settled += 1
-        if is_target[u]:
+        if is_target[_u(u)]:
             remaining -= 1
             if remaining == 0:
                 break
-        for e in range(indptr[u], indptr[u + 1]):
-            v = link_head[e]
-            if settled[v]:
+        for e in range(indptr[_u(u)], indptr[_u(u + 1)]):
+            v = link_head[_u(e)]
+            if settled[_u(v)]:
                 continue
-            nd = d_u + weight[e]
-            if nd < dist_out[v]:
-                dist_out[v] = nd
-                pred_link_out[v] = e
+            nd = d_u + weight[_u(e)]
+            if nd < dist_out[_u(v)]:
+                dist_out[_u(v)] = nd
+                pred_link_out[_u(v)] = e
                 i = size
                 size += 1
                 while i > 0:
                     p = (i - 1) >> 1
-                    if nd < heap_cost[p] or (nd == heap_cost[p] and v < heap_node[p]):
-                        heap_cost[i] = heap_cost[p]
-                        heap_node[i] = heap_node[p]
+                    if nd < heap_cost[_u(p)] or (nd == heap_cost[_u(p)] and v < heap_node[_u(p)]):
+                        heap_cost[_u(i)] = heap_cost[_u(p)]
+                        heap_node[_u(i)] = heap_node[_u(p)]
                         i = p
                     else:
                         break
-                heap_cost[i] = nd
-                heap_node[i] = v
+                heap_cost[_u(i)] = nd
+                heap_node[_u(i)] = v
     return n_settled
 
 
