@@ -19,6 +19,8 @@ __all__ = [
     "NoDrivableRoadError",
     "OfflineError",
     "OutputExistsError",
+    "OutputError",
+    "InputError",
 ]
 
 
@@ -69,3 +71,13 @@ class OfflineError(MapError):
 
 class OutputExistsError(TwinError):
     """The output folder exists and ``overwrite`` was not given."""
+
+
+class OutputError(TwinError):
+    """An output cannot be written: the target is a file, a special file, read-only, full, or not a
+    folder citytwin wrote itself (``--overwrite`` replaces only run folders with a manifest)."""
+
+
+class InputError(TwinError):
+    """An input file or folder cannot be read: missing, a directory, a FIFO or device, unreadable,
+    too long a name, too large, not UTF-8, or a damaged run folder."""
