@@ -160,7 +160,7 @@ def test_same_seed_byte_identical_outputs(tmp_path, net):
     r3 = run_scenario(small(seed=12), tmp_path / "c", network=net)
     assert _digest(r1.out_dir / "trips.parquet") != _digest(r3.out_dir / "trips.parquet")
     t = pq.read_table(r1.out_dir / "trips.parquet")
-    assert {"agent_id", "mode", "purpose", "depart_s", "arrive_s", "route_length_m", "travel_time_s",
+    assert {"resident_id", "mode", "purpose", "depart_s", "arrive_s", "route_length_m", "travel_time_s",
             "freeflow_time_s"} <= set(t.column_names)
 
 

@@ -47,11 +47,11 @@ def test_taxi_trips_take_wait_plus_freeflow_route_time(nets):
     np.testing.assert_allclose(taxi["delay_s"], 0.0, atol=1e-6)
     assert (taxi["route_length_m"] > 0).all()
     # the Mesa agent of a taxi rider shows the taxi in its plan
-    rider = m.resident(int(taxi["person"].iloc[0]))
+    rider = m.resident(int(taxi["resident_id"].iloc[0]))
     assert ("taxi" in {mode for _, mode in rider.plan})
     # the resident's next trip starts after the taxi arrived (activity chains go on)
     nxt = tr.loc[taxi.index + 1]
-    same_person = nxt["person"].to_numpy() == taxi["person"].to_numpy()
+    same_person = nxt["resident_id"].to_numpy() == taxi["resident_id"].to_numpy()
     assert same_person.any()
     assert (nxt["depart_s"].to_numpy()[same_person] >= taxi["arrive_s"].to_numpy()[same_person]).all()
 

@@ -139,9 +139,12 @@ class CityModel(mesa.Model):
     Attributes
     ----------
     network : RoadNetwork
-    pop : twin.population.Population, residents as columns
+    pop : twin.population.Population, residents as columns; a resident's row is its
+        ``resident_id`` in every output table (and ``Resident.resident_id``)
     trips : twin.demand.Trips, every resident's trips (columns)
     trip_mode : int8 (m,), index into mode_names (MODES, then the plug-in modes)
+    trip_same_node : bool (m,), origin == destination (same drive node): such a trip arrives at
+        its departure time, with no length, on any mode, and never enters the network
     sim : QueueSim, the traffic state of the current day (car trips only)
     datacollector : mesa.DataCollector, model-level time series of the current day
     iteration_records : list of dict, KPIs per simulated day
@@ -180,6 +183,8 @@ class CityModel(mesa.Model):
             self.pop = synthesize_population(net, scenario.population, np.random.default_rng(ss_pop),
                                              base_dir=Path(base_dir) if base_dir else None)
             self.trips = build_trips(net, self.pop, scenario.demand, np.random.default_rng(ss_dem))
+            self.trip_same_node = self.trips.origin == self.trips.dest
+            self._any_same_node = bool(self.trip_same_node.any())
             mode_agents = scenario.population.mesa_agents
             self.lazy_agents = mode_agents == "lazy" or (mode_agents == "auto" and self.pop.n > LAZY_AGENTS_ABOVE)
             self._agent_of_row: dict[int, Resident] = {}
@@ -238,7 +243,9 @@ class CityModel(mesa.Model):
             self.phase_time_s[name] = self.phase_time_s.get(name, 0.0) + time.perf_counter() - t0
 
     def resident(self, row: int) -> Resident:
-        """The Mesa agent of resident ``row`` (created on first access when agents are lazy)."""
+        """The Mesa agent of resident ``row``: the ``resident_id`` of the output tables (created on
+        first access when agents are lazy). Its ``resident_id`` is ``row``; Mesa's ``unique_id`` is
+        internal (it is not the id of any table)."""
         a = self._agent_of_row.get(int(row))
         if a is None:
             if not 0 <= row < self.pop.n:
@@ -370,6 +377,10 @@ class CityModel(mesa.Model):
                 extra_h[:, j] = np.asarray(ts, dtype=np.float64) / 3600.0
                 money[:, 3 + j] = cost
                 avail[:, 3 + j] = True
+            if self._any_same_node:  # a trip to the same node takes no time and costs nothing
+                z = self.trip_same_node[:, None] & np.isfinite(extra_h)
+                extra_h[z] = 0.0
+                money[:, 3:][z] = 0.0
             time_h = np.column_stack([time_h, extra_h])
         v = tour_utilities(t.n_tours, t.tour, time_h, money, asc=asc, beta_time_per_h=cfg.beta_time_per_h,
                            beta_cost_per_money=cfg.beta_cost_per_money, available=avail, tour_fixed_money=fixed)
@@ -396,15 +407,17 @@ class CityModel(mesa.Model):
             p.start_day(self)
         net = self.network
         t = self.trips
-        # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks
-        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.diff(self.route_indptr) == 0))
+        # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks.
+        # A trip to its own origin node has no route either, but needs none (it takes no time).
+        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.diff(self.route_indptr) == 0) & ~self.trip_same_node)
         if no_route.size:
             self.tour_mode[np.unique(t.tour[no_route])] = WALK
             self.trip_mode = self.tour_mode[t.tour].astype(np.int8)
-        self.car_trips = np.flatnonzero(self.trip_mode == CAR)
+        # the car trips that drive on the network (the kernel's trips): every one has at least one
+        # link; car trips whose origin is their destination arrive at once and never enter the kernel
+        self.car_trips = np.flatnonzero((self.trip_mode == CAR) & ~self.trip_same_node)
         self.car_index = np.full(t.n, -1, dtype=np.int64)
         self.car_index[self.car_trips] = np.arange(self.car_trips.size)
-        # a car trip has at least one link: origin == destination never happens (work != home, ...)
         indptr, links = take(self.route_indptr, self.route_links, self.car_trips)
         self.car_route_indptr, self.car_route_links = indptr, links
         if self.car_trips.size == 0:  # keep the kernel's invariants with one dummy trip that never departs
@@ -457,7 +470,8 @@ class CityModel(mesa.Model):
         self.day_running = True
 
     def _begin_trips(self, idx: np.ndarray, depart_s: np.ndarray) -> None:
-        """Start trips ``idx`` at ``depart_s``: cars go to the kernel, others take their free time."""
+        """Start trips ``idx`` at ``depart_s``: cars go to the kernel, others take their free time;
+        trips whose origin is their destination arrive at their departure time, on any mode."""
         if idx.size == 0:
             return
         cfg = self.scenario.modes
@@ -466,7 +480,7 @@ class CityModel(mesa.Model):
         self._n_under += idx.size
         self._counts = None
         mode = self.trip_mode[idx]
-        car = mode == CAR
+        car = self.car_index[idx] >= 0  # car trips on the network (not those to their own origin)
         if car.any():
             self.sim.schedule(self.car_index[idx[car]], depart_s[car])
         if not car.all():
@@ -475,8 +489,17 @@ class CityModel(mesa.Model):
             sel = mode == m
             if sel.any():
                 self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
+        same = None
+        if self._any_same_node:
+            same = self.trip_same_node[idx]
+            if same.any():
+                self.trip_arrive_s[idx[same]] = depart_s[same]
+            else:
+                same = None
         for j, p in enumerate(self.mode_providers):
             sel = mode == 3 + j
+            if same is not None:
+                sel &= ~same  # providers never see trips to the same node
             if sel.any():
                 self.trip_arrive_s[idx[sel]] = np.nan  # set when the provider reports the arrival
                 p.begin(self, idx[sel], depart_s[sel])
@@ -688,8 +711,7 @@ class CityModel(mesa.Model):
         tt = (self.trip_arrive_s - self.trip_depart_s)[done]
         car_done = done & (self.trip_mode == CAR)
         free = self._freeflow_times()
-        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips: nan/inf, filtered below
-            delay = (self.trip_arrive_s - self.trip_depart_s - free)[car_done]
+        delay = self._delay_s(self.trip_arrive_s - self.trip_depart_s, free)[car_done]
         dist = self._trip_distance_m()
         vkt = float(dist[car_done].sum()) / 1000.0
         vht = float((self.trip_arrive_s - self.trip_depart_s)[car_done].sum()) / 3600.0
@@ -746,7 +768,18 @@ class CityModel(mesa.Model):
         for j, p in enumerate(self.mode_providers):
             idx = np.flatnonzero(self.trip_mode == 3 + j)
             free[idx] = p.freeflow_time_s(self, idx)
+        if self.mode_providers and self._any_same_node:
+            free[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
         return free
+
+    @staticmethod
+    def _delay_s(travel_time_s: np.ndarray, freeflow_s: np.ndarray) -> np.ndarray:
+        """Travel time − free-flow time; a negative difference within round-off (1e-6 of the free-flow
+        time, at least 1 µs) is 0, so uncongested trips have no negative delay. NaN when not arrived."""
+        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips give nan
+            delay = travel_time_s - freeflow_s
+            tol = 1e-6 * np.maximum(np.abs(freeflow_s), 1.0)
+            return np.where((delay <= 0.0) & (delay > -tol), 0.0, delay)
 
     def _trip_distance_m(self) -> np.ndarray:
         d = np.select([self.trip_mode == CAR, self.trip_mode == WALK, self.trip_mode == BIKE],
@@ -754,27 +787,44 @@ class CityModel(mesa.Model):
         for j, p in enumerate(self.mode_providers):
             idx = np.flatnonzero(self.trip_mode == 3 + j)
             d[idx] = p.distance_m(self, idx)
+        if self.mode_providers and self._any_same_node:
+            d[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
         return d
 
-    def agent_ids(self) -> np.ndarray:
-        """Mesa unique_id per resident row (row + 1 for lazily created agents: Mesa numbers from 1)."""
-        if self.lazy_agents:
-            return np.arange(1, self.pop.n + 1, dtype=np.int64)
-        return np.fromiter((self._agent_of_row[r].unique_id for r in range(self.pop.n)), dtype=np.int64, count=self.pop.n)
-
     def trips_columns(self) -> dict[str, np.ndarray]:
-        """Per-trip results of the last day as columns (see docs/concepts.md)."""
+        """Per-trip results of the last day as columns (``trips.parquet``; see docs/concepts.md).
+
+        * ``trip_id``: dense trip index 0..m-1 (the ``trip_id`` of ``events.parquet``);
+        * ``resident_id``: the resident's row 0..n-1, the id of a resident in every table
+          (``events.parquet``, ``model.resident(resident_id)``, ``Resident.resident_id``);
+        * ``seq``: position in the resident's day; ``purpose``: activity at the destination;
+          ``mode``; ``origin_osmid``, ``destination_osmid``: OSM ids of the drive-network nodes;
+        * ``depart_s``, ``arrive_s``: seconds after midnight (NaN: not departed / not arrived by
+          ``end_s``); ``completed``;
+        * ``route_length_m``: car: the routed drive-network path; walk, bike: the shortest path on
+          the walk / bike network (straight line when both ends snap to one node); plug-in modes:
+          the provider's ``distance_m``;
+        * ``route_links``: number of drive-network links of the car route, i.e. of the trip's
+          ``enter_link`` events when it completes; 0 for walk, bike and plug-in modes (they are
+          not simulated link by link: walk and bike are routed on their own networks for the length
+          only) and for trips whose origin is their destination;
+        * ``travel_time_s`` = ``arrive_s`` − ``depart_s``; ``freeflow_time_s``: car: the route's
+          free-flow time, walk/bike: length / speed, plug-ins: the provider's; ``delay_s`` =
+          travel − free-flow time, never negative by round-off (0 within 1e-6 of the free-flow
+          time); ``toll``: road charges of car trips.
+
+        A trip whose origin is its destination (the same drive node) departs and arrives at the
+        same time with zero length, travel time, free-flow time, delay and links, on any mode.
+        """
         net = self.network
         t = self.trips
         free = self._freeflow_times()
         tt = self.trip_arrive_s - self.trip_depart_s
-        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips give nan
-            delay = tt - free
+        delay = self._delay_s(tt, free)
         n_links = np.where(self.trip_mode == CAR, np.diff(self.route_indptr), 0).astype(np.int32)
         return {
             "trip_id": np.arange(t.n, dtype=np.int64),
-            "agent_id": self.agent_ids()[t.person],
-            "person": t.person,
+            "resident_id": t.person.astype(np.int64),
             "seq": t.seq,
             "purpose": Categorical(t.purpose, ACTIVITIES),
             "mode": Categorical(self.trip_mode, self.mode_names),
@@ -838,9 +888,12 @@ class CityModel(mesa.Model):
 
     def events_columns(self) -> dict[str, np.ndarray]:
         """Events of the last day: depart, enter_link, leave_link, arrive, aborted, and mode_change (at
-        the departure of a trip whose tour changed mode in the last replanning), sorted by time."""
+        the departure of a trip whose tour changed mode in the last replanning), sorted by time.
+        ``resident_id`` is the resident's row (as in ``trips.parquet``); ``link_id`` is -1 for the
+        events that are not on a link. Only car trips on the network have link events: walk, bike,
+        plug-in modes and trips whose origin is their destination have depart and arrive only."""
         t = self.trips
-        agent = self.agent_ids()[t.person]
+        resident = t.person.astype(np.int64)
         parts = []
         started = np.flatnonzero((self.trip_state > 0) & (self.trip_depart_s < self.sim.t_s))
         parts.append((self.trip_depart_s[started], np.full(started.size, 0), started, np.full(started.size, -1)))
@@ -883,7 +936,7 @@ class CityModel(mesa.Model):
             "t_s": ts[order],
             "type": Categorical(typ[order], names),
             "trip_id": trip_o,
-            "agent_id": agent[trip_o],
+            "resident_id": resident[trip_o],
             "mode": Categorical(self.trip_mode[trip_o], self.mode_names),
             "link_id": link[order],
         }

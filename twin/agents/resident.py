@@ -4,6 +4,10 @@ Bulk dynamics (moving cars, scheduling trips) run on the columns; a Resident is 
 notebooks and per-agent decisions see one person. Nothing per-resident is stored on the agent but
 its row, so two models in one process (pytest, Ray workers) never share state. Large populations
 create these handles lazily (``CityModel.resident(row)``).
+
+A resident's id is its row, ``Resident.resident_id`` (0..n-1): the ``resident_id`` column of
+``trips.parquet`` and ``events.parquet``. Mesa's ``unique_id`` is Mesa's own bookkeeping (it numbers
+all agents of a model from 1, in creation order) and names a resident in no output.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Resident(mesa.Agent):
     model
         The :class:`~twin.model.CityModel` that owns the columns.
     row
-        Index of this resident in the model's population columns.
+        Index of this resident in the model's population columns: its :attr:`resident_id`.
     """
 
     model: CityModel
@@ -39,6 +43,11 @@ class Resident(mesa.Agent):
         self.row = int(row)
 
     # ------------------------------------------------------------ attributes
+    @property
+    def resident_id(self) -> int:
+        """The resident's id in every output table (``resident_id``): its row, 0..n-1."""
+        return self.row
+
     @property
     def home_node(self) -> int:
         """Network node index of the home."""
@@ -112,4 +121,4 @@ class Resident(mesa.Agent):
         return "at_" + ACTIVITIES[int(m.trips.purpose[done[-1]])]
 
     def __repr__(self) -> str:
-        return f"Resident(id={self.unique_id}, row={self.row}, state={self.state})"
+        return f"Resident(resident_id={self.row}, state={self.state})"

@@ -11,7 +11,7 @@ registry ordered by ``order``; domains add theirs without touching this module::
         t = ctx.table("evacuation.parquet")
         if t is None:
             return None
-        return f"<p>{len(t['agent_id']):,} evacuees</p>"
+        return f"<p>{len(t['resident_id']):,} evacuees</p>"
 
 ``ctx`` (:class:`ReportContext`) reads the run folder lazily and caches what it read, so sections
 share one read of each table, and nothing is read that no section needs.
@@ -339,8 +339,8 @@ class ReportContext:
         t = pf.read(columns=cols)
         out: dict[str, np.ndarray] = {}
         for c in t.column_names:
-            col = t.column(c).combine_chunks() if t.num_rows else t.column(c)
-            if t.num_rows and pa.types.is_dictionary(col.type):
+            col = t.column(c).combine_chunks()  # also for no rows (a run without car trips: links.parquet)
+            if pa.types.is_dictionary(col.type):
                 dic = np.asarray(col.dictionary.to_pylist(), dtype=object)
                 idx = _arrow_to_numpy(col.indices)
                 out[c] = dic[idx] if dic.size else np.zeros(len(idx), object)
@@ -486,6 +486,8 @@ def _arrow_to_numpy(col) -> np.ndarray:
     if col.null_count == 0 and (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_float16(t):
         kind = "f" if pa.types.is_floating(t) else ("i" if pa.types.is_signed_integer(t) else "u")
         dt = np.dtype(f"<{kind}{t.bit_width // 8}")
+        if len(col) == 0:
+            return np.zeros(0, dt)
         return np.frombuffer(col.buffers()[1], dtype=dt, count=len(col), offset=col.offset * dt.itemsize)
     return np.asarray(col.to_numpy(zero_copy_only=False))
 

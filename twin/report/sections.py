@@ -24,6 +24,35 @@ def _clock(s: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
 
 
+# optional outputs of a run folder: file -> (scenario switch under ``output``, what it holds)
+_OPTIONAL_OUTPUTS = {
+    "links.parquet": ("links", "hourly link volumes and speeds"),
+    "links.gpkg": ("geopackage", "link geometry and daily link results"),
+    "events.parquet": ("events", "the event stream"),
+    "timeseries.parquet": ("timeseries", "trips en route over the day"),
+}
+
+
+def _absent(ctx: ReportContext, name: str) -> str:
+    """``"links.parquet is not in the run folder (output.links: false)"``: why a file is missing."""
+    switch = _OPTIONAL_OUTPUTS.get(name, ("", ""))[0]
+    out = ctx.scenario.get("output") if isinstance(ctx.scenario.get("output"), dict) else {}
+    why = f" (output.{switch}: false)" if switch and out.get(switch) is False else ""
+    return f"{name} is not in the run folder{why}"
+
+
+def _no_cars(ctx: ReportContext) -> bool:
+    """The run has no car trips (kpis.json says so): nothing drove on the road network."""
+    n = ctx.kpis.get("car_trips")
+    return isinstance(n, int) and not isinstance(n, bool) and n == 0
+
+
+def _no_cars_note(ctx: ReportContext) -> str:
+    avail = (ctx.scenario.get("modes") or {}).get("available") if isinstance(ctx.scenario.get("modes"), dict) else None
+    modes = f" (modes: {', '.join(map(str, avail))})" if isinstance(avail, list) and avail else ""
+    return f"no car trips in this run{modes}: no traffic on the road network"
+
+
 @register_section("header", order=0)
 def header(ctx: ReportContext) -> str:
     sc, man, k, net = ctx.scenario, ctx.manifest, ctx.kpis, ctx.network_summary
@@ -187,8 +216,10 @@ def link_table_json(ctx: ReportContext, element_id: str, *, extra: list[tuple[st
 @register_section("maps", order=20, title="Network")
 def network_maps(ctx: ReportContext) -> str | None:
     g = ctx.geometry
+    no_cars = _no_cars(ctx)
     if g is None:
-        return '<p class="empty">no link geometry (links.gpkg) in the run folder</p>'
+        extra = f"; {_no_cars_note(ctx)}" if no_cars else ""
+        return f'<p class="empty">no network maps: no link geometry, {escape(_absent(ctx, "links.gpkg"))}{escape(extra)}</p>'
     if g.n == 0:
         return '<p class="empty">the network has no links</p>'
     lm = ctx.link_metrics
@@ -237,13 +268,22 @@ def network_maps(ctx: ReportContext) -> str | None:
         figs.append(("Daily delay", svg_d,
                      S.legend_html(pal_d, ["none", *S.range_labels(db)], title="veh·h/day"),
                      "Vehicle hours lost on each link against free-flow travel: volume × (mean − free-flow time)."))
+    elif no_cars:
+        figs.append(("Daily delay", f'<p class="note">{escape(_no_cars_note(ctx))}, so no delay on any link</p>', "", ""))
+    elif lm.get("hourly") is None:
+        figs.append(("Daily delay", '<p class="note">no link delays: they need the hourly link results '
+                                    '(links.parquet)</p>', "", ""))
     else:
         figs.append(("Daily delay", '<p class="note">no delay on any link: traffic flows freely all day</p>', "", ""))
     body = "".join(f"<figure><h3>{escape(t)}</h3>{s}{lg}<figcaption>{escape(c)}</figcaption></figure>"
                    for t, s, lg, c in figs)
     capped = ""
-    if lm.get("hourly") is None:
-        capped += '<p class="note">no hourly link results (links.parquet): volumes, speeds and delays unavailable</p>'
+    if no_cars:
+        capped += f'<p class="note">{escape(_no_cars_note(ctx))}, so no link has a volume, speed ratio or delay.</p>'
+    elif lm.get("hourly") is None:
+        why = _absent(ctx, "links.parquet") if not ctx.has("links.parquet") else "links.parquet has no rows"
+        capped += (f'<p class="note">no hourly link results ({escape(why)}): peak-hour speeds and delays '
+                   "unavailable" + (", daily volumes from links.gpkg" if ctx.has("links.gpkg") else "") + "</p>")
     if g.n > max_links:
         capped += (f'<p class="note">{g.n:,} links: the {max_links:,} most relevant of each map are drawn on their own, '
                   "the rest as a thin grey background.</p>")
@@ -258,7 +298,10 @@ def _hour_labels(hours) -> list[str]:
 @register_section("day", order=30, title="Over the day")
 def day_charts(ctx: ReportContext) -> str | None:
     charts = []
+    notes = []
     ts = ctx.table("timeseries.parquet")
+    if ts is None:
+        notes.append(f"no chart of trips en route: {_absent(ctx, 'timeseries.parquet')}")
     if ts is not None and "t_s" in ts and ts["t_s"].size:
         x = ts["t_s"] / 3600.0
         series = [(lab, x, ts[c]) for lab, c in (("en route", "en_route"), ("on links", "car_on_links"),
@@ -273,6 +316,10 @@ def day_charts(ctx: ReportContext) -> str | None:
         x = hr["hour"] + 0.5
         charts.append(S.line_chart([("mean speed", x, sp), ("free-flow speed", x, spf)], x_hours=True, markers=True,
                                    ylabel="km/h", title="Mean link speed by hour (weighted by volume)"))
+    elif _no_cars(ctx):
+        notes.append(f"no link speeds by hour: {_no_cars_note(ctx)}")
+    elif not ctx.has("links.parquet"):
+        notes.append(f"no link speeds by hour: {_absent(ctx, 'links.parquet')}")
     tr = ctx.table("trips.parquet", ["mode", "depart_s"])
     if tr is not None:  # trips that never departed (day ended early, gridlock) have no departure time
         ok = np.isfinite(tr["depart_s"])
@@ -289,9 +336,14 @@ def day_charts(ctx: ReportContext) -> str | None:
     elif (hr := lm.get("hourly")) is not None:
         charts.append(S.bar_chart(_hour_labels(hr["hour"]), [("link exits", hr["volume"], S.SERIES[0])],
                                   ylabel="veh", title="Link exits per hour"))
-    if not charts:
+    if not charts and not notes:
         return None
-    return '<div class="grid">' + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>"
+    return ("".join(f'<p class="note">{escape(n)}</p>' for n in notes)
+            + ('<div class="grid">' + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>" if charts else ""))
+
+
+def _finite(a) -> bool:
+    return bool(np.isfinite(np.asarray(a, float)).any())
 
 
 @register_section("iterations", order=40, title="Equilibrium iterations")
@@ -301,10 +353,20 @@ def iteration_charts(ctx: ReportContext) -> str | None:
         return None
     x = it["iteration"].astype(float)
     charts = []
-    if "relative_gap" in it:
+    notes = []
+    no_cars = _no_cars(ctx)
+    if "relative_gap" in it and not _finite(it["relative_gap"]):
+        why = (_no_cars_note(ctx) if no_cars else
+               "one simulated day (the gap of car routes is computed when days are iterated, "
+               "replanning.iterations > 1)" if x.size == 1 else "no car trip completed")
+        notes.append(f"no relative gap: {why}")
+    elif "relative_gap" in it:
         charts.append(S.line_chart([("relative gap", x, it["relative_gap"])], logy=True, markers=True, integer_x=True,
                                    xlabel="iteration", ylabel="relative gap", title="Relative gap per iteration"))
-    if "delay_mean_s" in it:
+    if "delay_mean_s" in it and not _finite(it["delay_mean_s"]):
+        notes.append("no car delay or car travel time per iteration: "
+                     + (_no_cars_note(ctx) if no_cars else "no car trip completed"))
+    elif "delay_mean_s" in it:
         series = [("mean car delay", x, it["delay_mean_s"] / 60.0)]
         if "car_travel_time_mean_s" in it:
             series.append(("mean car travel time", x, it["car_travel_time_mean_s"] / 60.0))
@@ -316,7 +378,8 @@ def iteration_charts(ctx: ReportContext) -> str | None:
                                      S.MODE_COLORS.get(c[len("mode_share_"):], S.SERIES[i % len(S.SERIES)]))
                                     for i, c in enumerate(shares)], markers=True,
                                    integer_x=True, xlabel="iteration", ylabel="%", title="Mode shares per iteration"))
-    return '<div class="grid">' + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>"
+    return ("".join(f'<p class="note">{escape(n)}</p>' for n in notes)
+            + ('<div class="grid">' + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>" if charts else ""))
 
 
 @register_section("run", order=90, title="Run details")
@@ -332,5 +395,9 @@ def run_details(ctx: ReportContext) -> str | None:
     facts = [(k, man[k]) for k in ("scenario", "seed", "citytwin_version", "git_commit", "python", "host", "wall_s")
              if k in man]
     files = man.get("files") or []
+    missing = [f"{name} ({what})" + (" — output." + sw + ": false"
+                                     if (ctx.scenario.get("output") or {}).get(sw) is False else "")
+               for name, (sw, what) in _OPTIONAL_OUTPUTS.items() if not ctx.has(name)]
     return (_facts([(k, "-" if v is None else v) for k, v in facts]) + bar
-            + (f'<p class="note">files: {escape(", ".join(files))}</p>' if files else ""))
+            + (f'<p class="note">files: {escape(", ".join(files))}</p>' if files else "")
+            + (f'<p class="note">not written in this run: {escape("; ".join(missing))}</p>' if missing else ""))
