@@ -205,3 +205,23 @@ def test_report_of_a_run_without_cars(optional, nets, tmp_path, caplog):
             for f in ("events.parquet", "links.parquet", "links.gpkg", "timeseries.parquet"):
                 assert f"{f} (" in page, f
             assert "output.links: false" in page and "output.events: false" in page
+
+
+def test_report_reads_the_resolved_scenario_with_the_strict_reader(nets, tmp_path, caplog):
+    """scenario.resolved.yaml goes through twin._yaml (safe, strict): Python tags are not run,
+    duplicate keys are refused; the report is written all the same."""
+    from twin.report import write_report
+
+    sc = _scenario(name="yamlrun", population={"residents": 50}, output={"report": False, "geopackage": False})
+    r = run_scenario(sc, tmp_path / "run", network=nets[0], walk_network=nets[1], bike_network=nets[2])
+    p = r.out_dir / "scenario.resolved.yaml"
+    text = p.read_text(encoding="utf-8")
+    p.write_text(text.rstrip("\n") + "\nname: other\n", encoding="utf-8")  # a duplicate key (PyYAML: last wins)
+    with caplog.at_level(logging.WARNING, logger="twin"):
+        page = write_report(r.out_dir).read_text(encoding="utf-8")
+    assert "<title>yamlrun · citytwin report" in page  # from manifest.json, not the duplicate key
+    assert any("duplicate" in rec.getMessage() for rec in caplog.records), caplog.text
+    marker = tmp_path / "ran"
+    p.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n", encoding="utf-8")
+    page = write_report(r.out_dir).read_text(encoding="utf-8")
+    assert not marker.exists() and 'data-section="header"' in page

@@ -307,16 +307,19 @@ class ReportContext:
 
     @cached_property
     def scenario(self) -> dict:
+        """The resolved scenario as a dict, read with citytwin's safe YAML reader (``{}`` when the file
+        is missing, unreadable or not a mapping: a report never fails on it)."""
         p = self.run_dir / "scenario.resolved.yaml"
         if not p.is_file():
             return {}
-        import yaml
+        from twin._yaml import load_yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
-            return yaml.load(p.read_text(encoding="utf-8"), Loader=loader) or {}
-        except yaml.YAMLError:
+            doc = load_yaml(p, what="resolved scenario")
+        except TwinError as exc:
+            log.warning("report: %s", exc)
             return {}
+        return doc if isinstance(doc, dict) else {}
 
     def table(self, name: str, columns: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
         """A Parquet table of the run folder as numpy columns (strings as object arrays); ``None``

@@ -69,7 +69,8 @@ def header(ctx: ReportContext) -> str:
         ("seed", sc.get("seed", man.get("seed", "-"))),
         ("residents", f"{k.get('residents', pop.get('residents', 0)):,}"),
         ("simulated", f"{_clock(sim['start_s'])}–{_clock(sim['end_s'])}, {k.get('iterations', '-')} day(s)"
-         if "start_s" in sim and "end_s" in sim else "-"),
+         if all(isinstance(sim.get(k), int | float) and not isinstance(sim.get(k), bool) for k in ("start_s", "end_s"))
+         else "-"),
         ("citytwin", man.get("citytwin_version", __version__) + (f" ({commit[:10]})" if commit else "")),
         ("wall time", f"{wall:,.2f} s" if isinstance(wall, int | float) else "-"),
         ("python", man.get("python", "-")),
@@ -395,8 +396,8 @@ def run_details(ctx: ReportContext) -> str | None:
     facts = [(k, man[k]) for k in ("scenario", "seed", "citytwin_version", "git_commit", "python", "host", "wall_s")
              if k in man]
     files = man.get("files") or []
-    missing = [f"{name} ({what})" + (" — output." + sw + ": false"
-                                     if (ctx.scenario.get("output") or {}).get(sw) is False else "")
+    out = ctx.scenario.get("output") if isinstance(ctx.scenario.get("output"), dict) else {}
+    missing = [f"{name} ({what})" + (f" — output.{sw}: false" if out.get(sw) is False else "")
                for name, (sw, what) in _OPTIONAL_OUTPUTS.items() if not ctx.has(name)]
     return (_facts([(k, "-" if v is None else v) for k, v in facts]) + bar
             + (f'<p class="note">files: {escape(", ".join(files))}</p>' if files else "")
