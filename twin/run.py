@@ -1,8 +1,4 @@
-"""Run a scenario and write its run folder atomically.
-
-Everything is written into a hidden temporary folder beside the target (``.NAME.partial-XXXX``)
-and renamed to the target only when the run has succeeded, so a failed or interrupted run never
-leaves a folder that looks complete. An existing target is kept unless ``overwrite=True``.
+"""Run a scenario and write its run folder atomically, without ever losing the user's data.
 
 Run folder contents:
 
@@ -16,35 +12,101 @@ Run folder contents:
 ``timeseries.parquet``      Mesa DataCollector model variables per model step (last day)
 ``report.html``             a self-contained report: KPIs, maps, charts (see :mod:`twin.report`)
 ``network.json``            summary of the road network used
-``manifest.json``           versions, seed, wall times per phase, files (not deterministic)
+``manifest.json``           versions, seed, wall times per phase, files (not deterministic); written last
 ``run.log``                 the log of the run
+
+Every file except ``manifest.json``, ``run.log`` and ``report.html`` (which shows the wall time) is
+byte-identical for the same scenario and seed; ``links.gpkg`` too (its GeoPackage timestamps are
+fixed to :data:`GPKG_DATE`).
+
+Safety rules
+------------
+
+*Atomic.* Everything is written into a hidden temporary folder beside the target
+(``.NAME.partial-XXXX``) and renamed to the target only when the run has succeeded, so a failed or
+interrupted run never leaves a folder that looks complete. ``manifest.json`` is written last, after
+``report.html``, and lists only the files that exist: a folder with a manifest is a complete run.
+
+*Nothing of the user's is replaced.* Without ``overwrite`` an existing target (even an empty folder
+or a dangling link) is :class:`~twin._errors.OutputExistsError`, checked before any work. With
+``overwrite=True`` only a citytwin run folder is replaced: a directory (not a link) holding a
+``manifest.json`` that parses as JSON and has ``citytwin_version``. Refused with
+:class:`~twin._errors.OutputError`, before any work and with nothing deleted: a regular file, FIFO,
+device, socket or link; a folder without a citytwin manifest; the current working folder or any
+parent of it; the home folder or any parent of it; ``/``. The new run is renamed in only after
+the old run folder, checked again to be the same folder (device and inode) with its manifest, has
+been moved aside into ``.NAME.old-XXXX``; the old one is deleted after the new one is in place.
+
+*The check and the rename agree.* The final rename uses ``renameat2(RENAME_NOREPLACE)`` (Linux,
+through ctypes; see :func:`twin._fs.rename_noreplace`), which never replaces anything, not even an
+empty folder. A target that did not exist when the run started but exists at its end (someone
+created it) makes the run fail with :class:`~twin._errors.OutputExistsError`: that folder and its
+contents are left untouched and the temporary folder is removed. The same holds when an old run
+folder being replaced was swapped for something else meanwhile. Only where ``renameat2`` is missing
+(non-Linux, old libc, filesystems without ``RENAME_NOREPLACE``) is the final step a check followed
+by a rename, racy in the short window between them.
+
+*Write errors are one line.* An :class:`OSError` while creating the parent or the temporary folder
+or writing any output (no space, read-only filesystem, permission, too long a name, a parent that
+is a file, ...) is an :class:`~twin._errors.OutputError` naming the path, the file and the reason,
+e.g. ``runs/x: cannot write trips.parquet: No space left on device (the run was not saved)``; no
+folder presented as complete is left. The parent and the temporary folder are created before any
+simulation work, so a read-only filesystem or a special one (``/proc``, ``/sys``, ``/dev``) fails
+at once. An :class:`OSError` while writing the report fails the run; any other exception from the
+report (a bug in rendering) is a warning in ``run.log`` and the run is saved without
+``report.html``.
+
+*Stale folders are recognised.* Each temporary folder holds ``.owner.json`` (citytwin version, pid,
+host, start time) from right after its creation until just before the final rename (it is never
+in the run folder nor in the manifest). At the start of each run, every ``.*.partial-*`` and
+``.*.old-*`` folder in the target's parent whose owner file names this host and a process that is
+no longer running is removed (``removed stale partial folder ...`` in ``run.log``); a stale
+``.NAME.old-*`` folder whose ``NAME`` is missing (its run was killed between moving the old run
+aside and renaming the new one in) is first renamed back to ``NAME``. A folder without an owner
+file, or of a process still alive or on another host, is never removed; it is only reported in
+the log.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import platform
+import re
 import shutil
+import stat
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from twin import __version__
-from twin._errors import OutputExistsError
+from twin._errors import OutputError, OutputExistsError
+from twin._fs import os_reason, rename_noreplace, special_filesystem
 from twin._tables import write_table
 from twin.scenario import Scenario, dump_scenario
 
-__all__ = ["RunResult", "run_scenario", "default_out_dir", "write_table"]
+__all__ = ["RunResult", "run_scenario", "default_out_dir", "write_table", "write_links_gpkg", "GPKG_DATE"]
 
 log = logging.getLogger("twin")
+
+#: The timestamp written into ``links.gpkg`` (``gpkg_contents.last_change``) so that identical
+#: runs give identical bytes.
+GPKG_DATE = "2000-01-01T00:00:00.000Z"
+
+OWNER_FILE = ".owner.json"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[A-Za-z0-9_]+$")
+_NOT_SAVED = "(the run was not saved)"
 
 
 @dataclass
@@ -63,8 +125,52 @@ def default_out_dir(scenario: Scenario) -> Path:
     return Path("runs") / scenario.name
 
 
+# --------------------------------------------------------------------------- links.gpkg
+
+_gdal_lock = threading.Lock()
+
+
+@contextmanager
+def _fixed_gpkg_date(engine: str) -> Iterator[None]:
+    """GDAL's ``OGR_CURRENT_DATE`` set to :data:`GPKG_DATE` while writing (restored after)."""
+    with _gdal_lock:
+        if engine == "pyogrio":
+            import pyogrio
+
+            old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_DATE})
+            try:
+                yield
+            finally:
+                pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
+        else:
+            import fiona
+
+            with fiona.Env(OGR_CURRENT_DATE=GPKG_DATE):
+                yield
+
+
+def _pin_gpkg_dates(path: Path) -> None:
+    """Set the GeoPackage timestamps to :data:`GPKG_DATE` if the writer did not (old GDAL)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        n = con.execute("SELECT count(*) FROM gpkg_contents WHERE last_change != ?", (GPKG_DATE,)).fetchone()[0]
+        if n:
+            con.execute("UPDATE gpkg_contents SET last_change = ?", (GPKG_DATE,))
+            con.commit()
+            con.execute("VACUUM")
+    finally:
+        con.close()
+
+
 def write_links_gpkg(model: Any, path: Path) -> None:
-    """Daily link results (volume, peak hour, speeds, volume/capacity) as a GeoPackage layer."""
+    """Daily link results (volume, peak hour, speeds, volume/capacity) as a GeoPackage layer.
+
+    Deterministic (identical input gives identical bytes: the GeoPackage timestamps are
+    :data:`GPKG_DATE`) and atomic (written to a hidden temporary name beside ``path``, then renamed).
+    """
     import geopandas as gpd
     from shapely import linestrings
 
@@ -90,22 +196,345 @@ def write_links_gpkg(model: Any, path: Path) -> None:
         "volume_day_veh": vol.astype(np.int64), "peak_hour": peak_hour, "peak_volume_veh": peak_vol.astype(np.int64),
         "peak_vc_ratio": peak_vol / net.link_capacity_vph, "mean_speed_mps": mean_speed,
     }, geometry=linestrings(coords), crs="EPSG:4326")
-    gdf.to_file(path, layer="links", driver="GPKG")
+    try:
+        import pyogrio  # noqa: F401
+
+        engine = "pyogrio"
+    except ImportError:  # pragma: no cover - geopandas < 1 with fiona only
+        engine = "fiona"
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
+    try:
+        with _fixed_gpkg_date(engine):
+            gdf.to_file(tmp, layer="links", driver="GPKG", engine=engine)
+        _pin_gpkg_dates(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        for p in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        raise
+
+
+# --------------------------------------------------------------------------- run log
+
+class _RunLogHandler(logging.FileHandler):
+    """A file handler that records its write errors instead of printing a traceback to stderr."""
+
+    failed: BaseException | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if self.failed is None:
+            self.failed = sys.exc_info()[1]
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            if self.failed is None:
+                self.failed = exc
 
 
 @contextmanager
-def _run_log(path: Path):
-    handler = logging.FileHandler(path, encoding="utf-8")
+def _run_log(path: Path, out: Path) -> Iterator[_RunLogHandler]:
+    with _writing(out, "run.log", path.parent):
+        handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     old = log.level
     log.setLevel(logging.INFO)
     try:
-        yield
+        yield handler
     finally:
         log.removeHandler(handler)
         handler.close()
         log.setLevel(old)
+
+
+# --------------------------------------------------------------------------- errors
+
+def _disk_reason(folder: Path, exc: BaseException) -> str:
+    """Why a GDAL write failed: its messages rarely say ("no such table"), the filesystem does."""
+    try:
+        st = os.statvfs(folder)
+        if st.f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+        if st.f_bavail * st.f_frsize < 256 * 1024:
+            return os.strerror(errno.ENOSPC)
+    except (OSError, AttributeError):
+        pass
+    return os_reason(exc)
+
+
+@contextmanager
+def _writing(out: Path, name: str, folder: Path | None = None) -> Iterator[None]:
+    """Turn an OSError (and a GDAL writer error) while writing ``name`` into one-line OutputError."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write {name}: {os_reason(exc)} {_NOT_SAVED}") from exc
+    except RuntimeError as exc:
+        if not type(exc).__module__.startswith(("pyogrio", "fiona")):
+            raise
+        reason = _disk_reason(folder, exc) if folder is not None else os_reason(exc)
+        raise OutputError(f"{out}: cannot write {name}: {reason} {_NOT_SAVED}") from exc
+
+
+# --------------------------------------------------------------------------- target checks
+
+def _is_run_folder(path: Path) -> bool:
+    """A folder holding a ``manifest.json`` written by citytwin (a JSON object with its version)."""
+    mf = path / "manifest.json"
+    try:
+        st = os.lstat(mf)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 10_000_000:
+            return False
+        data = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "citytwin_version" in data
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _check_target(out: Path, work: Path, overwrite: bool) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the run folder at ``work`` (``out`` made absolute) that ``overwrite``
+    will replace, ``None`` if the target does not exist; refuses everything else (module docs)."""
+    try:
+        st = os.lstat(work)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot use it as the output folder: {os_reason(exc)}") from exc
+    if not overwrite:
+        raise OutputExistsError(f"output folder {out} exists; pass --overwrite to replace it or --out to choose another")
+    refuse = "--overwrite replaces only a run folder written by citytwin; nothing was deleted"
+    res = Path(os.path.realpath(work))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    home = Path(os.path.realpath(os.path.expanduser("~")))
+    if res == Path(res.anchor):
+        raise OutputError(f"{out}: is the root folder /; {refuse}")
+    if res == cwd:
+        raise OutputError(f"{out}: is the current working folder; {refuse}")
+    if res in cwd.parents:
+        raise OutputError(f"{out}: is a parent of the current working folder; {refuse}")
+    if res == home:
+        raise OutputError(f"{out}: is the home folder; {refuse}")
+    if res in home.parents:
+        raise OutputError(f"{out}: is a parent of the home folder; {refuse}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{out}: is {_kind_of(st.st_mode)}, not a run folder; {refuse}")
+    if not _is_run_folder(work):
+        raise OutputError(f"{out}: is not a citytwin run folder (no manifest.json written by citytwin); {refuse}; "
+                          "remove it yourself or choose another --out")
+    return (st.st_dev, st.st_ino)
+
+
+def _check_filesystem(out: Path) -> None:
+    fs = special_filesystem(out)
+    if fs is not None:
+        raise OutputError(f"{out}: cannot write a run folder on the special filesystem {fs}; choose another --out")
+
+
+def _make_parents(out: Path, work: Path) -> list[Path]:
+    """Create the target's parent folders; the ones created (deepest first), for removal on failure."""
+    parent = work.parent
+    missing: list[Path] = []
+    p = parent
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    if not missing and not parent.is_dir():
+        raise OutputError(f"{out}: cannot create the run folder: {parent} is not a folder "
+                          f"({os.strerror(errno.ENOTDIR)})")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = os.strerror(errno.ENOTDIR) if isinstance(exc, FileExistsError) else os_reason(exc)
+        _remove_created(missing)
+        raise OutputError(f"{out}: cannot create the folder {parent}: {reason}") from exc
+    return missing
+
+
+def _remove_created(created: list[Path]) -> None:
+    for p in created:
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- owner files, stale folders
+
+def _owner(kind: str, target: str) -> dict[str, Any]:
+    return {"citytwin_version": __version__, "kind": kind, "target": target, "pid": os.getpid(),
+            "host": platform.node(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_owner(folder: Path, kind: str, target: str) -> None:
+    (folder / OWNER_FILE).write_text(json.dumps(_owner(kind, target)) + "\n", encoding="utf-8")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a pid we can check: assume alive, keep the folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, owned by someone else
+        return True
+    return True
+
+
+def _clean_stale(parent: Path) -> list[tuple[int, str]]:
+    """Remove the temporary folders of dead citytwin runs in ``parent``; ``(level, message)`` notes."""
+    notes: list[tuple[int, str]] = []
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except OSError:
+        return notes
+    host = platform.node()
+    for e in entries:
+        m = _TEMP_RE.match(e.name)
+        if m is None:
+            continue
+        try:
+            if not e.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        folder = Path(e.path)
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            notes.append((logging.WARNING, f"kept partial folder {folder}: it has no {OWNER_FILE} (not citytwin's, "
+                                           "or a run still starting); remove it yourself if nothing uses it"))
+            continue
+        except (OSError, ValueError) as exc:
+            notes.append((logging.WARNING, f"kept partial folder {folder}: unreadable {OWNER_FILE} ({os_reason(exc)})"))
+            continue
+        if not isinstance(owner, dict) or "citytwin_version" not in owner or not isinstance(owner.get("pid"), int):
+            notes.append((logging.WARNING, f"kept partial folder {folder}: {OWNER_FILE} is not citytwin's"))
+            continue
+        if owner.get("host") != host:
+            notes.append((logging.INFO, f"kept partial folder {folder}: owned by host {owner.get('host')!r}"))
+            continue
+        if _pid_alive(owner["pid"]):
+            continue  # a run in progress (or a reused pid): never touched
+        who = f"pid {owner['pid']} on {host}, started {owner.get('started', '?')}, is not running"
+        inner = folder / "run"
+        if m["kind"] == "old" and inner.is_dir() and not inner.is_symlink() and not os.path.lexists(parent / m["name"]):
+            try:  # killed between moving the old run aside and renaming the new one in: put it back
+                rename_noreplace(inner, parent / m["name"])
+                notes.append((logging.WARNING, f"restored run folder {parent / m['name']} from stale folder {folder} "
+                                               f"({who})"))
+            except OSError as exc:
+                notes.append((logging.WARNING, f"kept stale folder {folder}: cannot restore {parent / m['name']} "
+                                               f"({os_reason(exc)})"))
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.path.lexists(folder):
+            notes.append((logging.WARNING, f"could not remove stale partial folder {folder} ({who})"))
+        else:
+            notes.append((logging.INFO, f"removed stale partial folder {folder} ({who})"))
+    return notes
+
+
+# --------------------------------------------------------------------------- the final rename
+
+def _appeared(out: Path) -> OutputExistsError:
+    return OutputExistsError(f"{out}: appeared during the run (created by someone else); it was left untouched "
+                             f"{_NOT_SAVED}")
+
+
+def _install(tmp: Path, out: Path, work: Path, old_id: tuple[int, int] | None) -> None:
+    """Rename the finished temporary folder to the target, never replacing what is not ours."""
+    (tmp / OWNER_FILE).unlink(missing_ok=True)
+    if old_id is not None:
+        try:
+            st = os.lstat(work)
+        except FileNotFoundError:  # the old run folder was removed meanwhile: nothing to replace
+            st = None
+        except OSError as exc:
+            raise OutputError(f"{out}: {os_reason(exc)} {_NOT_SAVED}") from exc
+        if st is not None:
+            _replace_run_folder(tmp, out, work, old_id, st)
+            return
+    try:
+        rename_noreplace(tmp, work)
+    except FileExistsError:
+        raise _appeared(out) from None
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot move the run folder into place: {os_reason(exc)} {_NOT_SAVED}") from exc
+
+
+def _replace_run_folder(tmp: Path, out: Path, work: Path, old_id: tuple[int, int], st: os.stat_result) -> None:
+    swapped = OutputError(f"{out}: was replaced by something else during the run; it was left untouched {_NOT_SAVED}")
+    if (st.st_dev, st.st_ino) != old_id or not stat.S_ISDIR(st.st_mode) or not _is_run_folder(work):
+        raise swapped
+    try:
+        holder = Path(tempfile.mkdtemp(prefix=f".{work.name}.old-", dir=work.parent))
+        _write_owner(holder, "old", work.name)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot move the old run folder aside: {os_reason(exc)} {_NOT_SAVED}") from exc
+    aside = holder / "run"
+    try:
+        rename_noreplace(work, aside)
+    except FileNotFoundError:  # removed in the meantime: install as new
+        shutil.rmtree(holder, ignore_errors=True)
+        try:
+            rename_noreplace(tmp, work)
+        except FileExistsError:
+            raise _appeared(out) from None
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot move the run folder into place: {os_reason(exc)} {_NOT_SAVED}") from exc
+        return
+    except OSError as exc:
+        shutil.rmtree(holder, ignore_errors=True)
+        raise OutputError(f"{out}: cannot move the old run folder aside: {os_reason(exc)} {_NOT_SAVED}") from exc
+    moved = os.lstat(aside)
+    if (moved.st_dev, moved.st_ino) != old_id:  # swapped between the check and the move: put it back
+        try:
+            rename_noreplace(aside, work)
+            shutil.rmtree(holder, ignore_errors=True)
+        except OSError:
+            (holder / OWNER_FILE).unlink(missing_ok=True)  # never removed as stale: the user's data
+            raise OutputError(f"{out}: was replaced by something else during the run; it is kept in {aside} "
+                              f"{_NOT_SAVED}") from None
+        raise swapped
+    try:
+        rename_noreplace(tmp, work)
+    except OSError as exc:
+        try:  # put the old run folder back
+            rename_noreplace(aside, work)
+            shutil.rmtree(holder, ignore_errors=True)
+            kept = "the previous run folder is back in place"
+        except OSError:
+            (holder / OWNER_FILE).unlink(missing_ok=True)  # never removed as stale
+            kept = f"the previous run folder is kept in {aside}"
+        if isinstance(exc, FileExistsError):
+            raise OutputExistsError(f"{out}: appeared during the run (created by someone else); it was left "
+                                    f"untouched; {kept} {_NOT_SAVED}") from None
+        raise OutputError(f"{out}: cannot move the run folder into place: {os_reason(exc)}; {kept} "
+                          f"{_NOT_SAVED}") from exc
+    shutil.rmtree(holder, ignore_errors=True)
 
 
 def _git_commit() -> str | None:
@@ -123,6 +552,11 @@ def _git_commit() -> str | None:
         return None
 
 
+def _write_text(out: Path, path: Path, text: str) -> None:
+    with _writing(out, path.name):
+        path.write_text(text, encoding="utf-8")
+
+
 def run_scenario(
     scenario: Scenario,
     out_dir: str | Path | None = None,
@@ -136,7 +570,7 @@ def run_scenario(
     sim_progress: Callable[[float, float], None] | None = None,
     base_dir: str | Path | None = None,
 ) -> RunResult:
-    """Simulate a scenario and write its run folder (see module docs).
+    """Simulate a scenario and write its run folder (see the module docs for the safety rules).
 
     Parameters
     ----------
@@ -145,7 +579,8 @@ def run_scenario(
     out_dir
         Target folder (default ``runs/NAME``).
     overwrite
-        Replace an existing target folder (only after the new run succeeded).
+        Replace an existing citytwin run folder (one with its ``manifest.json``), only after the
+        new run succeeded. Anything else at ``out_dir`` is refused.
     network, walk_network, bike_network
         Preloaded :class:`~twin.network.RoadNetwork` objects (else loaded from ``scenario.map``;
         sweeps load them once and share them).
@@ -155,25 +590,40 @@ def run_scenario(
     Raises
     ------
     OutputExistsError
-        ``out_dir`` exists and ``overwrite`` is False (checked before any work).
+        ``out_dir`` exists and ``overwrite`` is False (checked before any work), or it was
+        created by someone else during the run (it is left untouched).
+    OutputError
+        ``out_dir`` cannot be replaced (a file, a link, not a run folder, the working, home or
+        root folder), lies on a read-only or special filesystem, or an output cannot be written
+        (no space left, ...). One line; nothing of the user's is deleted and no complete-looking
+        folder is left.
     TwinError
         Bad map, etc.; no output folder is left behind.
     """
     from twin.model import CityModel, load_network
 
     out = Path(out_dir) if out_dir is not None else default_out_dir(scenario)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"output folder {out} exists; pass --overwrite to replace it or --out to choose another")
+    work = Path(os.path.abspath(out))  # "." and ".." resolved lexically, for the renames
+    _check_filesystem(work)
+    stale = _clean_stale(work.parent) if work.parent.is_dir() else []
+    old_id = _check_target(out, work, overwrite)
     t0 = time.perf_counter()
-    created_parent = not out.parent.exists()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    created = _make_parents(out, work)
+    tmp: Path | None = None
     try:
-        with _run_log(tmp / "run.log"):
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{work.name}.partial-", dir=work.parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            _write_owner(tmp, "partial", work.name)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create the run folder in {work.parent}: {os_reason(exc)} "
+                              "(nothing was run)") from exc
+        with _run_log(tmp / "run.log", out) as run_log:
             log.info("citytwin %s: scenario %s, seed %d", __version__, scenario.name, scenario.seed)
+            for level, note in stale:
+                log.log(level, note)
             t_net = time.perf_counter()
             net = network if network is not None else load_network(scenario)
             net_load_s = time.perf_counter() - t_net
@@ -193,22 +643,28 @@ def run_scenario(
             kpis = model.kpis()
             log.info("simulation done at t=%.0f s: %d of %d trips completed", model.sim.t_s,
                      kpis["trips_completed"], kpis["trips_total"])
-            (tmp / "scenario.resolved.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
-            (tmp / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
-            write_table(model.trips_columns(), tmp / "trips.parquet")
+            _write_text(out, tmp / "scenario.resolved.yaml", dump_scenario(scenario))
+            _write_text(out, tmp / "kpis.json", json.dumps(kpis, indent=2) + "\n")
+            with _writing(out, "trips.parquet"):
+                write_table(model.trips_columns(), tmp / "trips.parquet")
             if scenario.output.links:
-                write_table(model.links_columns(), tmp / "links.parquet")
+                with _writing(out, "links.parquet"):
+                    write_table(model.links_columns(), tmp / "links.parquet")
             if scenario.output.events:
-                write_table(model.events_columns(), tmp / "events.parquet")
+                with _writing(out, "events.parquet"):
+                    write_table(model.events_columns(), tmp / "events.parquet")
             if scenario.output.geopackage:
-                write_links_gpkg(model, tmp / "links.gpkg")
-            write_table(model.iterations_columns(), tmp / "iterations.parquet")
+                with _writing(out, "links.gpkg", tmp):
+                    write_links_gpkg(model, tmp / "links.gpkg")
+            with _writing(out, "iterations.parquet"):
+                write_table(model.iterations_columns(), tmp / "iterations.parquet")
             if scenario.output.timeseries:
                 df = model.datacollector.get_model_vars_dataframe()
-                write_table({c: df[c].to_numpy() for c in df.columns}, tmp / "timeseries.parquet")
+                with _writing(out, "timeseries.parquet"):
+                    write_table({c: df[c].to_numpy() for c in df.columns}, tmp / "timeseries.parquet")
             summary = net.summary()
             summary["policies"] = model.policies.summary()
-            (tmp / "network.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            _write_text(out, tmp / "network.json", json.dumps(summary, indent=2) + "\n")
             model.phase_time_s["output"] = time.perf_counter() - t_out
             wall = time.perf_counter() - t0
             manifest = {
@@ -220,31 +676,36 @@ def run_scenario(
                 "host": platform.node(),
                 "wall_s": round(wall, 3),
                 "phase_time_s": {k: round(v, 4) for k, v in model.phase_time_s.items()},
-                "files": sorted([p.name for p in tmp.iterdir()] + ["manifest.json"]
-                                + (["report.html"] if scenario.output.report else [])),
+                "files": sorted({p.name for p in tmp.iterdir() if not p.name.startswith(".")}
+                                | {"manifest.json", "run.log"} | ({"report.html"} if scenario.output.report else set())),
             }
             log.info("wall %.2f s; phases %s", wall, manifest["phase_time_s"])
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if scenario.output.report:
-            try:
-                from twin.report import write_report
+            if scenario.output.report:
+                # the report shows the manifest: a draft first (the folder is still hidden), the final one last
+                _write_text(out, tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+                try:
+                    from twin.report import write_report
 
-                write_report(tmp, network=net)
-            except Exception as exc:  # a report problem never fails the run
-                log.warning("report.html not written: %s", exc)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "run")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+                    write_report(tmp, network=net)
+                except OSError as exc:  # no space, read-only, ...: the run fails
+                    raise OutputError(f"{out}: cannot write report.html: {os_reason(exc)} {_NOT_SAVED}") from exc
+                except Exception as exc:  # a bug in rendering: the run is saved without the report
+                    log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+                    (tmp / "report.html").unlink(missing_ok=True)
+        if run_log.failed is not None:
+            raise OutputError(f"{out}: cannot write run.log: {os_reason(run_log.failed)} {_NOT_SAVED}")
+        for p in tmp.iterdir():  # leftovers of writers (e.g. a report's temporary file), never listed
+            if p.name.startswith(".") and p.name != OWNER_FILE:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+        manifest["files"] = sorted({p.name for p in tmp.iterdir() if not p.name.startswith(".")} | {"manifest.json"})
+        _write_text(out, tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        _install(tmp, out, work, old_id)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if created_parent:
-            try:
-                out.parent.rmdir()
-            except OSError:
-                pass
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_created(created)
         raise
     return RunResult(out, kpis, wall, dict(model.phase_time_s), summary)

@@ -222,8 +222,26 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
             G = ox.graph_from_bbox(tuple(q), network_type=nt, simplify=True, retain_all=False)
     except Exception as exc:  # osmnx raises many types (geocoder, HTTP, empty response)
         raise MapError(f"map {src.label!r}: download failed: {str(exc).splitlines()[0][:200]}") from exc
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    ox.save_graphml(G, cached)
+    import logging
+    import os
+
+    tmp = None
+    try:  # atomic: a temporary file beside it, then rename; a full cache disk costs the cache, not the run
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cached.stem}.", suffix=".graphml.tmp", dir=cached.parent)
+        os.close(fd)
+        ox.save_graphml(G, tmp)
+        os.replace(tmp, cached)
+        tmp = None
+    except Exception as exc:
+        logging.getLogger("twin").warning("map cache %s not written: %s", cached, str(exc).splitlines()[0][:200]
+                                          if str(exc) else type(exc).__name__)
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return G
 
 

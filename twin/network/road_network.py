@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,14 @@ from twin import settings
 from twin.network.clean import HIGHWAY_CLASSES, clean_graph
 
 __all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
+
+
+def _reason(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
 
 FORMAT_VERSION = 4  # 4: tag lists of merged ways in a fixed order (clean.canonical_tag_lists)
 
@@ -206,7 +215,11 @@ class RoadNetwork:
             sort_keys=True, default=str,
         )
         key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
-        path = settings.cache_dir() / "networks" / f"{key}.npz"
+        try:
+            path = settings.cache_dir() / "networks" / f"{key}.npz"
+        except OSError as exc:  # the cache folder cannot be created: no cache, the run goes on
+            logging.getLogger("twin").warning("network cache not used: %s", _reason(exc))
+            path, use_cache = Path(os.devnull), False
         label = str(src.label)
         if use_cache and path.exists():
             try:
@@ -215,7 +228,10 @@ class RoadNetwork:
                 net.meta["cache"] = "hit"
                 return net
             except Exception:  # a corrupt cache entry is rebuilt, never trusted
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # a read-only cache: rebuilt every time, the run goes on
+                    pass
         G, buildings, src = load_raw(src, network_type)
         G = clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
         net = cls.from_graph(
@@ -223,21 +239,36 @@ class RoadNetwork:
             buildings_lonlat=buildings.lonlat, buildings_kind=buildings.kind,
         )
         if use_cache:
-            net.write_npz(path)
+            try:  # a full or read-only cache disk costs the cache, never the run
+                net.write_npz(path)
+            except Exception as exc:
+                logging.getLogger("twin").warning("network cache %s not written: %s", path, _reason(exc))
         net.meta["cache"] = "miss"
         return net
 
     # ----------------------------------------------------------------- caching
     def write_npz(self, path: Path) -> None:
-        """Write the arrays atomically (temporary file, then rename)."""
+        """Write the arrays atomically: a hidden temporary file in the same folder, flushed, then
+        renamed over ``path``. On any failure (no space, read-only, ...) the temporary file is
+        removed and the exception re-raised: ``path`` is never left truncated."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"crs": self.crs, "network_type": self.network_type, "source": self.source,
                 "meta": self.meta, "format_version": FORMAT_VERSION}
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                     **{a: getattr(self, a) for a in _ARRAYS})
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                         **{a: getattr(self, a) for a in _ARRAYS})
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     @classmethod
     def read_npz(cls, path: Path) -> RoadNetwork:
