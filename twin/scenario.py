@@ -1,15 +1,30 @@
 """Scenario files: typed, validated, documented.
 
-A scenario is a YAML file validated by the pydantic models below (unknown keys are rejected,
-``extra="forbid"``; every field has a default documented in the schema, see ``twin schema``).
-Times accept seconds (``28800``) or clock strings (``"08:00"``, ``"07:30:15"``, ``"1:00:00"`` for
-durations). :func:`load_scenario` turns every problem into one :class:`~twin._errors.ScenarioError`
-line naming the file, the field and what is allowed.
+A scenario is a YAML file validated by the pydantic models below: one strict validator for
+scenarios and experiments (:mod:`twin.sweep` uses the same models and messages).
+
+* Unknown keys are rejected (``extra="forbid"``), with the allowed keys in the message.
+* Types are strict: a boolean is not a number, a string is not a number, a float is not an integer;
+  NaN and infinity are refused in every float field; shares lie in [0, 1]; integers fit their dtype.
+* Times (``*_s``) accept seconds (``28800``) or clock strings ``H:MM``, ``HH:MM``, ``HH:MM:SS`` (minutes
+  and seconds below 60; ``"1:00:00"`` for durations), quoted or not (:mod:`twin._yaml` keeps unquoted
+  ``7:00`` a clock time instead of YAML 1.1's base-60 integer 420). Every time is at most
+  :data:`MAX_TIME_S` (a simulation spans at most :data:`MAX_DAYS` days). Resolved scenarios write times
+  back as clock strings.
+* A partial nested section keeps the real defaults of the fields it does not set
+  (``demand: {shop: {duration: {std_s: 600}}}`` keeps the shop's opening hours and mean visit).
+* A scenario whose estimated memory exceeds this machine's is refused before anything is allocated
+  (:func:`estimate_memory_bytes`).
+
+:func:`load_scenario` turns every problem into one :class:`~twin._errors.ScenarioError` line naming
+the file, the field and what is allowed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,13 +34,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from twin._errors import MapError, ScenarioError
+from twin._errors import MapError, ScenarioError, TwinError
+from twin._yaml import load_yaml
 
 __all__ = [
     "Scenario",
@@ -37,28 +55,111 @@ __all__ = [
     "TimeDistribution",
     "load_scenario",
     "parse_time_s",
+    "format_clock",
     "scenario_schema",
     "dump_scenario",
+    "estimate_memory_bytes",
+    "validation_problems",
+    "MAX_DAYS",
+    "MAX_TIME_S",
 ]
 
+#: Longest simulated span, days: every time field is at most MAX_TIME_S.
+MAX_DAYS = 7
+MAX_TIME_S = MAX_DAYS * 24 * 3600.0
+#: Largest OSM id (they are stored as int64).
+INT64_MAX = 2**63 - 1
+
+CLOCK_PATTERN = r"^\s*\d{1,3}:[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?\s*$"
 _CLOCK = re.compile(r"^\s*(\d{1,3}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
 
 
 def parse_time_s(value: Any) -> Any:
-    """``"08:30"`` → 30600.0; numbers pass through; anything else is left for pydantic to reject."""
+    """``"08:30"`` → 30600.0 (also ``"7:00"``, ``"07:30:15"``, ``"1:00:00.5"``); numbers pass through.
+
+    Raises ``ValueError`` for a string that is not a clock time or has minutes or seconds of 60 or
+    more; anything else (booleans, lists) is left for pydantic to reject.
+    """
     if isinstance(value, str):
         m = _CLOCK.match(value)
-        if m:
-            h, mnt, sec = m.groups()
-            return int(h) * 3600.0 + int(mnt) * 60.0 + (float(sec) if sec else 0.0)
+        if not m:
+            raise ValueError(f"not a time: {_echo(value)} (allowed: seconds, or 'HH:MM' / 'HH:MM:SS')")
+        h, mnt, sec = m.groups()
+        if int(mnt) >= 60 or (sec is not None and Decimal(sec) >= 60):
+            raise ValueError(f"not a clock time: {_echo(value)} (minutes and seconds must be below 60)")
+        # exact decimal arithmetic: format_clock(x) parses back to exactly x
+        return float(Decimal(h) * 3600 + Decimal(mnt) * 60 + (Decimal(sec) if sec else 0))
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(parse_time_s)]
+def format_clock(value: float) -> str | float:
+    """30600.0 → ``"08:30"``, 30615.0 → ``"08:30:15"``, 0.5 → ``"00:00:00.5"`` (parses back exactly)."""
+    if not isinstance(value, float | int) or value != value or value in (float("inf"), float("-inf")) or value < 0:
+        return value
+    d = Decimal(repr(float(value)))
+    h, rest = divmod(d, 3600)
+    m, sec = divmod(rest, 60)
+    out = f"{int(h):02d}:{int(m):02d}"
+    if sec:
+        whole = int(sec)
+        frac = sec - whole
+        out += f":{whole:02d}" + (str(frac.normalize())[1:] if frac else "")
+    return out
+
+
+def _echo(value: Any, limit: int = 60) -> str:
+    """A user value for a message: repr, capped (alias bombs and long strings never flood the line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(parse_time_s, json_schema_input_type=float | Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)]),
+    PlainSerializer(format_clock, when_used="json"),
+    Field(le=MAX_TIME_S),
+]
+Share = Annotated[float, Field(ge=0, le=1)]
+OsmId = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+Bbox = Annotated[tuple[float, float, float, float], BeforeValidator(_as_tuple)]
+
+
+def _deep_merge(default: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    out = dict(default)
+    for k, v in given.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """Base of every scenario section: unknown keys rejected, strict types, finite floats, and a
+    partial nested section filled from the parent's real default (not the section class's own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True,
+                              allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = None
+        for name, f in cls.model_fields.items():
+            given = data.get(name)
+            if not isinstance(given, dict) or f.default_factory is None:
+                continue
+            default = f.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                out = dict(data) if out is None else out
+                out[name] = _deep_merge(default.model_dump(), given)
+        return data if out is None else out
 
 
 class TimeDistribution(_Strict):
@@ -117,12 +218,12 @@ class PopulationConfig(_Strict):
     )
     grid_population_column: str = Field("population", description="Column of `grid` holding people per cell.")
     household_size_mean: float = Field(2.1, ge=1, le=10, description="Mean household size (1 + Poisson).")
-    child_share: float = Field(0.15, ge=0, le=1, description="Share of residents under 18 (never the first of a household).")
-    senior_share: float = Field(0.2, ge=0, le=1, description="Share of residents 65 or older.")
-    employment_rate: float = Field(0.75, ge=0, le=1, description="Share of adults (18-64) with a job.")
-    senior_employment_rate: float = Field(0.1, ge=0, le=1, description="Share of seniors with a job.")
-    adult_student_rate: float = Field(0.08, ge=0, le=1, description="Share of adults without a job who study.")
-    car_ownership: float = Field(0.6, ge=0, le=1, description="Share of households owning a car (adults of those may drive).")
+    child_share: Share = Field(0.15, description="Share of residents under 18 (never the first of a household).")
+    senior_share: Share = Field(0.2, description="Share of residents 65 or older.")
+    employment_rate: Share = Field(0.75, description="Share of adults (18-64) with a job.")
+    senior_employment_rate: Share = Field(0.1, description="Share of seniors with a job.")
+    adult_student_rate: Share = Field(0.08, description="Share of adults without a job who study.")
+    car_ownership: Share = Field(0.6, description="Share of households owning a car (adults of those may drive).")
     mesa_agents: Literal["auto", "all", "lazy"] = Field(
         "auto", description="Create a Mesa agent per resident ('all'), on first access ('lazy'), "
         "or 'all' up to 200,000 residents ('auto')."
@@ -141,6 +242,13 @@ class ActivityConfig(_Strict):
     duration: TimeDistribution
     opens_s: Seconds = Field(0.0, ge=0, description="Opening time ('HH:MM'); arrivals before wait for it.")
     closes_s: Seconds = Field(48 * 3600.0, ge=0, description="Closing time; the activity ends at closing at the latest.")
+
+    @model_validator(mode="after")
+    def _hours(self) -> ActivityConfig:
+        if self.closes_s <= self.opens_s:
+            raise ValueError(f"closes_s ({format_clock(self.closes_s)}) must be after opens_s "
+                             f"({format_clock(self.opens_s)})")
+        return self
 
 
 def _dist(mean: float, std: float, lo: float, hi: float, kind: str = "normal") -> TimeDistribution:
@@ -173,9 +281,9 @@ class DemandConfig(_Strict):
         default_factory=lambda: _dist(5400, 1800, 1800, 4 * 3600),
         description="Time at home before an evening leisure tour.",
     )
-    shop_after_work: float = Field(0.25, ge=0, le=1, description="Probability that a worker shops on the way home.")
-    errand_share: float = Field(0.6, ge=0, le=1, description="Probability that a resident without work or school goes out (shop 60%, leisure 40%).")
-    evening_leisure: float = Field(0.2, ge=0, le=1, description="Probability of an evening leisure tour after returning home.")
+    shop_after_work: Share = Field(0.25, description="Probability that a worker shops on the way home.")
+    errand_share: Share = Field(0.6, description="Probability that a resident without work or school goes out (shop 60%, leisure 40%).")
+    evening_leisure: Share = Field(0.2, description="Probability of an evening leisure tour after returning home.")
 
 
 class ModeConfig(_Strict):
@@ -193,13 +301,13 @@ class ModeConfig(_Strict):
     )
     walk_speed_mps: float = Field(1.33, gt=0, le=3, description="Walking speed on the walk network.")
     bike_speed_mps: float = Field(4.2, gt=0, le=12, description="Cycling speed on the bike network.")
-    asc_car: float = Field(0.0, description="Alternative-specific constant of car.")
-    asc_walk: float = Field(0.0, description="Alternative-specific constant of walk.")
-    asc_bike: float = Field(-1.0, description="Alternative-specific constant of bike.")
+    asc_car: float = Field(0.0, ge=-50, le=50, description="Alternative-specific constant of car.")
+    asc_walk: float = Field(0.0, ge=-50, le=50, description="Alternative-specific constant of walk.")
+    asc_bike: float = Field(-1.0, ge=-50, le=50, description="Alternative-specific constant of bike.")
     beta_time_per_h: float = Field(-6.0, lt=0, description="Utility per hour of travel time.")
     beta_cost_per_money: float = Field(-0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
-    car_cost_per_km: float = Field(0.2, ge=0, description="Money cost of driving per km (fuel, wear).")
-    car_parking_cost: float = Field(0.0, ge=0, description="Money cost of parking per car tour.")
+    car_cost_per_km: float = Field(0.2, ge=0, le=1e6, description="Money cost of driving per km (fuel, wear).")
+    car_parking_cost: float = Field(0.0, ge=0, le=1e6, description="Money cost of parking per car tour.")
 
     @field_validator("available")
     @classmethod
@@ -228,9 +336,10 @@ class ModeConfig(_Strict):
             try:
                 options.model_validate(opts)
             except ValidationError as e:
-                err = e.errors()[0]
-                loc = ".".join(str(x) for x in err["loc"])
-                raise ValueError(f"{name}.{loc}: {err['msg']} (allowed keys: {', '.join(options.model_fields)})") from None
+                loc, msg = validation_problems(e, options)[0]
+                if msg.startswith("unknown key"):
+                    msg = f"unknown key; allowed keys: {', '.join(options.model_fields)}"
+                raise ValueError(f"{name}.{loc}: {msg}") from None
         return plugins
 
     @property
@@ -243,13 +352,13 @@ class ReplanningConfig(_Strict):
     """Iterations of simulate → score → replan towards a dynamic user equilibrium."""
 
     iterations: int = Field(1, ge=1, le=1000, description="Simulated days; 1 = no replanning (free-flow routes).")
-    route_share: float | Literal["msa"] = Field(
-        "msa", description="Share of car trips re-routed on the last day's travel times each iteration; "
+    route_share: Share | Literal["msa"] = Field(
+        "msa", description="Share (0 to 1) of car trips re-routed on the last day's travel times each iteration; "
         "'msa' = 1/(k+1) in iteration k (method of successive averages)."
     )
-    mode_share: float = Field(0.1, ge=0, le=1, description="Share of tours whose mode is re-chosen each iteration.")
+    mode_share: Share = Field(0.1, description="Share of tours whose mode is re-chosen each iteration.")
     cost_bin_s: float = Field(900.0, ge=60, le=4 * 3600, description="Time bins of experienced link travel times.")
-    gap_threshold: float = Field(0.0, ge=0, description="Stop early once the relative gap is below this (0: run all iterations).")
+    gap_threshold: float = Field(0.0, ge=0, le=1e6, description="Stop early once the relative gap is below this (0: run all iterations).")
 
 class LinkChangePolicy(_Strict):
     """Change links during a time window: close them, or scale capacity and speed (a bridge closed,
@@ -257,9 +366,10 @@ class LinkChangePolicy(_Strict):
 
     type: Literal["link_change"]
     name: str = Field("link_change", description="Label in reports.")
-    osm_way_ids: list[int] = Field(default_factory=list, description="Select the links of these OSM ways.")
-    links: list[tuple[int, int]] = Field(default_factory=list, description="Select links by [from, to] OSM node ids.")
-    bbox: tuple[float, float, float, float] | None = Field(None, description="Select links with both ends in [W, S, E, N].")
+    osm_way_ids: list[OsmId] = Field(default_factory=list, description="Select the links of these OSM ways.")
+    links: list[Annotated[tuple[OsmId, OsmId], BeforeValidator(_as_tuple)]] = Field(
+        default_factory=list, description="Select links by [from, to] OSM node ids.")
+    bbox: Bbox | None = Field(None, description="Select links with both ends in [W, S, E, N] (degrees).")
     from_s: Seconds = Field(0.0, ge=0, description="Start of the window ('HH:MM').")
     to_s: Seconds = Field(48 * 3600.0, ge=0, description="End of the window ('HH:MM').")
     closed: bool = Field(False, description="Closed links are avoided by routing and let (almost) nobody through.")
@@ -270,8 +380,9 @@ class LinkChangePolicy(_Strict):
     def _select(self) -> LinkChangePolicy:
         if not (self.osm_way_ids or self.links or self.bbox):
             raise ValueError("select links with osm_way_ids, links or bbox")
-        if self.to_s <= self.from_s:
-            raise ValueError("to_s must be > from_s")
+        _check_window(self)
+        if self.bbox is not None:
+            _check_bbox(self.bbox)
         return self
 
 
@@ -283,9 +394,9 @@ class RoadPricingPolicy(_Strict):
     type: Literal["road_pricing"]
     name: str = Field("road_pricing", description="Label in reports.")
     kind: Literal["cordon", "distance", "link"] = Field("cordon", description="How the charge is levied.")
-    bbox: tuple[float, float, float, float] | None = Field(None, description="The priced area [W, S, E, N] (cordon, distance).")
-    osm_way_ids: list[int] = Field(default_factory=list, description="Priced ways (kind link).")
-    price: float = Field(2.0, ge=0, description="Money per entry (cordon), per km (distance) or per passage (link).")
+    bbox: Bbox | None = Field(None, description="The priced area [W, S, E, N] in degrees (cordon, distance).")
+    osm_way_ids: list[OsmId] = Field(default_factory=list, description="Priced ways (kind link).")
+    price: float = Field(2.0, ge=0, le=1e6, description="Money per entry (cordon), per km (distance) or per passage (link).")
     from_s: Seconds = Field(7 * 3600.0, ge=0, description="Start of the charging window ('HH:MM').")
     to_s: Seconds = Field(19 * 3600.0, ge=0, description="End of the charging window ('HH:MM').")
 
@@ -295,9 +406,21 @@ class RoadPricingPolicy(_Strict):
             raise ValueError(f"kind {self.kind} needs a bbox [W, S, E, N]")
         if self.kind == "link" and not self.osm_way_ids:
             raise ValueError("kind link needs osm_way_ids")
-        if self.to_s <= self.from_s:
-            raise ValueError("to_s must be > from_s")
+        _check_window(self)
+        if self.bbox is not None:
+            _check_bbox(self.bbox)
         return self
+
+
+def _check_window(p: Any) -> None:
+    if p.to_s <= p.from_s:
+        raise ValueError(f"to_s ({format_clock(p.to_s)}) must be after from_s ({format_clock(p.from_s)})")
+
+
+def _check_bbox(bbox: tuple[float, float, float, float]) -> None:
+    w, so, e, n = bbox
+    if not (-180 <= w < e <= 180 and -90 <= so < n <= 90):
+        raise ValueError(f"bbox {list(bbox)}: need -180 <= west < east <= 180 and -90 <= south < north <= 90 (degrees)")
 
 
 Policy = Annotated[LinkChangePolicy | RoadPricingPolicy, Field(discriminator="type")]
@@ -308,9 +431,10 @@ class SimulationConfig(_Strict):
 
     start_s: Seconds = Field(0.0, ge=0, description="Simulation start (seconds after midnight or 'HH:MM').")
     end_s: Seconds = Field(30 * 3600.0, gt=0, description="Hard end; trips not arrived by then count as incomplete.")
-    dt_s: float = Field(1.0, gt=0, le=60, description="Time step of the queue kernel, seconds.")
+    dt_s: float = Field(1.0, ge=0.1, le=60, description="Time step of the queue kernel, seconds.")
     record_interval_s: float = Field(
-        300.0, gt=0, le=3600, description="Mesa model step: demand, move, record every this many seconds."
+        300.0, ge=1, le=3600, description="Mesa model step: demand, move, record every this many seconds "
+        "(at least dt_s)."
     )
     flow_capacity_factor: float = Field(
         1.0, gt=0, le=100, description="Scales link flow capacities (use the sample share for a sampled population)."
@@ -323,7 +447,7 @@ class SimulationConfig(_Strict):
         "removed from the network and its trip counted as incomplete ('remove')."
     )
     stuck_time_s: float = Field(
-        300.0, gt=0,
+        300.0, gt=0, le=MAX_TIME_S,
         description="A vehicle blocked this long by a full downstream link is moved on anyway (gridlock "
         "breaker, as MATSim's stuckTime); counted in the KPIs. Use a large value to disable.",
     )
@@ -332,7 +456,9 @@ class SimulationConfig(_Strict):
     @model_validator(mode="after")
     def _window(self) -> SimulationConfig:
         if self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s:g}) must be > start_s ({self.start_s:g})")
+            raise ValueError(f"end_s ({format_clock(self.end_s)}) must be after start_s ({format_clock(self.start_s)})")
+        if self.record_interval_s < self.dt_s:
+            raise ValueError(f"record_interval_s ({self.record_interval_s:g}) must be >= dt_s ({self.dt_s:g})")
         return self
 
 
@@ -352,7 +478,8 @@ class Scenario(_Strict):
     name: str = Field("scenario", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$",
                       description="Run name (letters, digits, '_', '-', '.'); the default output folder is runs/NAME.")
     description: str = Field("", description="Free text.")
-    seed: int = Field(42, ge=0, description="Root seed: same scenario + seed gives identical outputs.")
+    seed: int = Field(42, ge=0, le=2**128 - 1, description="Root seed (0 to 2^128-1): same scenario + seed gives "
+                      "identical outputs.")
     map: MapConfig = Field(default_factory=MapConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     demand: DemandConfig = Field(default_factory=DemandConfig)
@@ -378,51 +505,214 @@ class Scenario(_Strict):
 
 # ----------------------------------------------------------------------------- loading
 
+def _unwrap(ann: Any) -> list[Any]:
+    """The alternatives of an annotation (``X | None`` → [X], ``Annotated[X, ...]`` → [X])."""
+    import typing
+
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(ann)[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        out: list[Any] = []
+        for a in typing.get_args(ann):
+            out.extend(_unwrap(a))
+        return out
+    return [ann]
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model reached by following ``loc`` (field names, list indices, union tags,
+    dict keys) from ``model``; ``None`` where the path leaves the models."""
+    import typing
+
+    cur: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for c in cur:
+            if isinstance(c, type) and issubclass(c, BaseModel):
+                f = c.model_fields.get(str(part))
+                if f is not None:
+                    nxt.extend(_unwrap(f.annotation))
+                elif "type" in c.model_fields and part == _tag(c):
+                    nxt.append(c)  # a discriminated union's tag in the location
+                continue
+            origin = typing.get_origin(c)
+            args = typing.get_args(c)
+            if origin is list and isinstance(part, int):
+                nxt.extend(_unwrap(args[0]))
+            elif origin is dict and args:
+                nxt.extend(_unwrap(args[1]))
+        cur = [c for c in nxt if c is not type(None)]
+        # a discriminated union: the next part (the tag) picks the class
+        if not cur:
+            return None
+    models = [c for c in cur if isinstance(c, type) and issubclass(c, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+def _tag(cls: type[BaseModel]) -> Any:
+    import typing
+
+    args = typing.get_args(cls.model_fields["type"].annotation)
+    return args[0] if args else None
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
     """Field names of the model at ``loc`` (the parent of an unknown key)."""
-    cur: Any = model
-    for part in loc:
-        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
-            return None
-        f = cur.model_fields.get(part)
-        if f is None:
-            return None
-        cur = f.annotation
-    if isinstance(cur, type) and issubclass(cur, BaseModel):
-        return list(cur.model_fields)
-    return None
+    m = _model_at(model, loc)
+    return list(m.model_fields) if m is not None else None
+
+
+def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
+    """``(dotted field, message)`` for each error of ``exc``: unknown keys with the allowed keys,
+    the expected type with the (capped) value given, units and bounds as pydantic words them."""
+    out = []
+    union_alts: dict[str, list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not _is_union_member(p))
+        if len(loc) != len(err["loc"]):  # one alternative of a union field: merged below
+            key = ".".join(str(p) for p in loc)
+            if key in union_alts:
+                union_alts[key].append(err)
+                continue
+            union_alts[key] = [err]
+        # drop the discriminated union's tag from the shown location: policies.0.link_change.x -> policies.0.x
+        shown = [p for i, p in enumerate(loc)
+                 if not (i > 0 and isinstance(loc[i - 1], int) and isinstance(p, str)
+                         and p in ("link_change", "road_pricing"))]
+        field = ".".join(str(p) for p in shown)
+        typ = err["type"]
+        if typ == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            msg = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+        elif typ == "missing":
+            msg = "required"
+        elif typ == "union_tag_invalid":
+            ctx = err.get("ctx") or {}
+            msg = f"unknown type {_echo(ctx.get('tag'))}; allowed: {ctx.get('expected_tags', '')}"
+        elif typ == "union_tag_not_found":
+            msg = "needs a `type` (allowed: link_change, road_pricing)"
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if typ in ("finite_number",):
+                msg = "must be a finite number (NaN and infinity are not allowed)"
+            if typ.endswith("_type") or typ.endswith("_parsing") or typ in ("literal_error", "finite_number",
+                                                                             "int_from_float", "bool_type"):
+                msg += f" (got {_echo(err.get('input'))})"
+            if typ.startswith(("greater_than", "less_than")):
+                msg += f" (got {_echo(err.get('input'))})"
+            if typ in ("int_type", "float_type") and isinstance(err.get("input"), bool):
+                msg = f"must be a number, not a boolean (got {err['input']!r})"
+        out.append((field, msg))
+        if field in union_alts:
+            out[-1] = (field, msg, field)  # type: ignore[assignment]
+    # a union field: the first alternative's message, plus the literal values the others allow
+    result = []
+    for item in out:
+        if len(item) == 3:
+            f, m, key = item  # type: ignore[misc]
+            lits = [e for e in union_alts[key][1:] if e["type"] == "literal_error"]
+            if lits:
+                m += f", or one of {lits[0].get('ctx', {}).get('expected', '')}"
+            result.append((f, m))
+        else:
+            result.append(item)
+    return result
+
+
+def _is_union_member(part: Any) -> bool:
+    """pydantic's label of a union alternative in an error location (``constrained-float``,
+    ``literal['msa']``, ``float``), as opposed to a field name or list index."""
+    return isinstance(part, str) and ("[" in part or "-" in part or part in ("float", "int", "str", "bool", "none"))
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc)
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(Scenario, loc[:-1])
-            msg = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
-        elif err["type"] == "missing":
-            msg = "required"
-        else:
-            msg = err["msg"]
-            if err["type"].endswith("_type") or err["type"].endswith("_parsing"):
-                msg += f" (got {err.get('input')!r})"
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
-        out.append((field, msg))
-    return out
+    return validation_problems(exc, Scenario)
 
 
-def scenario_from_dict(data: Any, path: str | Path | None = None) -> Scenario:
-    """Validate a mapping (parsed YAML) into a :class:`Scenario`."""
+def scenario_from_dict(data: Any, path: str | Path | None = None, *, check_memory: bool = True) -> Scenario:
+    """Validate a mapping (parsed YAML) into a :class:`Scenario`.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming ``path``, the field(s) and what is allowed; also when the scenario would need
+        more memory than this machine has (``check_memory``).
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ScenarioError(path, [("", f"the top level must be a mapping of keys, got {type(data).__name__}")])
+        raise ScenarioError(path, [("", f"the top level must be a mapping of keys, got {_type_name(data)}")])
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ScenarioError(path, [("", f"key {_echo(bad[0])} is not a name (keys are strings)")])
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(path, _problems(exc)) from None
+        raise ScenarioError(path, _problems(exc)[:10]) from None
+    except RecursionError:
+        raise ScenarioError(path, [("", "nested too deeply")]) from None
+    if check_memory:
+        need = estimate_memory_bytes(sc)
+        have = machine_memory_bytes()
+        if have and need > 0.8 * have:
+            raise ScenarioError(path, [("population.residents",
+                                        f"{sc.population.residents:,} residents need about {need / 2**30:.1f} GiB, "
+                                        f"more than this machine's {have / 2**30:.1f} GiB allow (at most 80% of it); "
+                                        "simulate a smaller population")])
+    return sc
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__)
+
+
+#: Bytes per resident of a run, measured on Baltimore (100,000 residents, a full day, every output:
+#: 0.6 GB peak RSS including ~0.35 GB of imports; see benchmarks/README.md), rounded up.
+_BYTES_PER_RESIDENT = 6_000
+_BYTES_BASE = 400 * 2**20
+
+
+def estimate_memory_bytes(sc: Scenario) -> int:
+    """A rough upper estimate of the peak memory of a run of ``sc`` (bytes): a fixed part for the
+    libraries and the network, plus a per-resident part (population, trips, routes, outputs)."""
+    per = _BYTES_PER_RESIDENT * (1.5 if sc.output.events else 1.0)
+    return int(_BYTES_BASE + sc.population.residents * per)
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine, or the cgroup limit when lower (``None`` if unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(f).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            lim = int(text)
+            if total is None or lim < total:
+                total = lim
+    return total
+
+
+def _set_override(data: dict[str, Any], dotted: str, value: Any, path: Path) -> None:
+    cur: Any = data
+    *parents, last = dotted.split(".")
+    for i, part in enumerate(parents):
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        if not isinstance(nxt, dict):
+            raise ScenarioError(path, [(".".join(parents[: i + 1]), f"is {_type_name(nxt)}, not a section; "
+                                                                   f"cannot set {dotted}")])
+        cur = nxt
+    cur[last] = value
 
 
 def load_scenario(path: str | Path, *, check_map: bool = True, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -444,37 +734,42 @@ def load_scenario(path: str | Path, *, check_map: bool = True, overrides: dict[s
         One line naming the file, the field(s) and what is allowed.
     """
     p = Path(path)
-    if not p.exists():
-        raise ScenarioError(p, [("", "file not found")])
-    try:
-        with open(p, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError(p, [("", f"not valid YAML ({where}{getattr(exc, 'problem', exc)})")]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(p, [("", "not a UTF-8 text file")]) from None
+    data = load_yaml(p, what="scenario file")
     if overrides:
         if data is None:
             data = {}
         if isinstance(data, dict):
             for dotted, value in overrides.items():
-                cur = data
-                *parents, last = dotted.split(".")
-                for part in parents:
-                    cur = cur.setdefault(part, {})
-                cur[last] = value
+                _set_override(data, dotted, value, p)
     sc = scenario_from_dict(data, p)
+    return resolve_paths(sc, p, check_map=check_map)
+
+
+def resolve_paths(sc: Scenario, path: Path, *, check_map: bool = True) -> Scenario:
+    """Resolve ``map.source`` and ``population.grid`` relative to the scenario file ``path`` and check
+    they exist (regular files), as ``twin run`` will read them."""
+    p = path
     src = sc.map.source
-    local = (p.parent / src)
-    if not src.startswith(("place:", "bbox:")) and local.exists() and local.is_file():
-        sc = sc.model_copy(update={"map": sc.map.model_copy(update={"source": str(local.resolve())})})
+    if not src.startswith(("place:", "bbox:")):
+        try:
+            local = p.parent / src
+            if local.is_file():
+                sc = sc.model_copy(update={"map": sc.map.model_copy(update={"source": str(local.resolve())})})
+        except (OSError, ValueError):
+            pass  # a name the OS cannot look up (too long, NUL): resolve_source reports it
     grid = sc.population.grid
-    if grid and not Path(grid).is_absolute() and (p.parent / grid).exists():
-        sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str((p.parent / grid).resolve())})})
-    if grid and not Path(sc.population.grid).exists():
-        raise ScenarioError(p, [("population.grid", f"file {grid} not found (relative paths are read next to the scenario)")])
+    if grid:
+        try:
+            gp = Path(grid) if Path(grid).is_absolute() else p.parent / grid
+            ok = gp.is_file()
+        except (OSError, ValueError):
+            ok = False
+            gp = Path(grid)
+        if not ok:
+            what = "is not a regular file" if gp.exists() else "not found"
+            raise ScenarioError(p, [("population.grid", f"file {grid} {what} (relative paths are read next to the "
+                                                        "scenario; a GeoPackage or GeoJSON of polygons)")])
+        sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str(gp.resolve())})})
     if check_map:
         from twin.maps import resolve_source
 
@@ -482,19 +777,81 @@ def load_scenario(path: str | Path, *, check_map: bool = True, overrides: dict[s
             resolve_source(sc.map.source)
         except MapError as exc:
             raise ScenarioError(p, [("map.source", str(exc))]) from None
+        except OSError as exc:
+            raise ScenarioError(p, [("map.source", f"cannot look up {_echo(sc.map.source)} ({exc.strerror})")]) from None
     return sc
 
 
+class _Dumper(yaml.SafeDumper):
+    """Clock strings always quoted, so that no YAML 1.1 reader takes them for base-60 numbers."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if _CLOCK.match(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return yaml.SafeDumper.represent_str(dumper, value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dump_scenario(sc: Scenario) -> str:
-    """The fully resolved scenario as YAML (every default spelled out)."""
-    return yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The fully resolved scenario as YAML (every default spelled out, times as clock strings)."""
+    return yaml.dump(sc.model_dump(mode="json"), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def _time_fields(model: type[BaseModel]) -> list[tuple[str, Any]]:
+    import typing
+
+    out = []
+    for name, f in model.model_fields.items():
+        meta = list(f.metadata)
+        if typing.get_origin(f.annotation) is typing.Annotated:
+            meta += list(typing.get_args(f.annotation)[1:])
+        if any(isinstance(m, BeforeValidator) and m.func is parse_time_s for m in meta):
+            out.append((name, f))
+    return out
 
 
 def scenario_schema() -> dict[str, Any]:
-    """JSON Schema of scenario files (for editors: ``twin schema > scenario.schema.json``)."""
+    """JSON Schema of scenario files (for editors: ``twin schema > scenario.schema.json``).
+
+    Time fields are ``number`` (seconds, with their bounds) or a clock-time ``string`` with a pattern;
+    every field as :func:`load_scenario` accepts it.
+    """
     schema = Scenario.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "citytwin scenario"
+    # pydantic drops the bounds of time fields when it shows their input types: put them back on the number
+    defs = schema.get("$defs", {})
+
+    def visit(model: type[BaseModel]) -> None:
+        node = schema if model is Scenario else defs.get(model.__name__)
+        for name, f in model.model_fields.items():
+            for alt in _unwrap(f.annotation):
+                if isinstance(alt, type) and issubclass(alt, BaseModel) and alt is not model:
+                    visit(alt)
+        if node is None:
+            return
+        for name, f in _time_fields(model):
+            prop = node.get("properties", {}).get(name)
+            if not prop:
+                continue
+            bounds = {}
+            for m in f.metadata:
+                for attr, key in (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum"),
+                                  ("lt", "exclusiveMaximum")):
+                    v = getattr(m, attr, None)
+                    if v is not None:
+                        bounds[key] = v
+            for alt in prop.get("anyOf", []):
+                if alt.get("type") == "number":
+                    alt.update(bounds)
+                    alt.setdefault("maximum", MAX_TIME_S)
+            if isinstance(prop.get("default"), float):
+                prop["default"] = format_clock(prop["default"])
+
+    visit(Scenario)
     return schema
 
 
@@ -504,21 +861,28 @@ def scenario_reference_markdown() -> str:
         "# Scenario reference",
         "",
         "Generated from `twin/scenario.py` by `python -m twin.scenario > docs/scenario-reference.md`",
-        "(a test checks it is up to date). Unknown keys are rejected. Times (`*_s`) accept seconds or",
-        "`\"HH:MM[:SS]\"` strings. `twin schema` prints the same as JSON Schema for editors.",
+        "(a test checks it is up to date). Unknown keys are rejected; types are strict (a boolean is not",
+        "a number); NaN and infinity are refused. Times (`*_s`) accept seconds or clock strings `H:MM`,",
+        "`HH:MM`, `HH:MM:SS` (minutes and seconds below 60), quoted or not, and are at most",
+        f"{MAX_DAYS} days ({MAX_TIME_S:.0f} s); defaults are shown as clock strings. A section you write",
+        "partly keeps the defaults below for the keys you leave out. `twin schema` prints the same as",
+        "JSON Schema for editors.",
         "",
     ]
 
-    def walk(model: type[BaseModel], prefix: str) -> None:
+    def walk(model: type[BaseModel], prefix: str, defaults: BaseModel | None = None) -> None:
         rows = []
         subs = []
+        times = {n for n, _ in _time_fields(model)}
         for name, f in model.model_fields.items():
             ann = f.annotation
+            default = getattr(defaults, name) if defaults is not None else f.get_default(call_default_factory=True)
             if isinstance(ann, type) and issubclass(ann, BaseModel):
-                subs.append((name, ann))
+                subs.append((name, ann, default))
                 continue
-            default = f.get_default(call_default_factory=True)
-            typ = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            if name in times and isinstance(default, float):
+                default = format_clock(default)
+            typ = "time" if name in times else getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
             if str(ann).startswith("typing.Literal"):
                 typ = " \\| ".join(f"`{a}`" for a in ann.__args__)
             bounds = []
@@ -526,6 +890,8 @@ def scenario_reference_markdown() -> str:
                 for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
                     v = getattr(m, attr, None)
                     if v is not None:
+                        if isinstance(v, int) and v > 2**53:
+                            v = f"2^{v.bit_length()} - 1" if (v + 1) & v == 0 else f"{v:.3g}"
                         bounds.append(f"{sym} {v:g}" if isinstance(v, float | int) else f"{sym} {v}")
             desc = (f.description or "").replace("|", "\\|")
             if bounds:
@@ -537,8 +903,8 @@ def scenario_reference_markdown() -> str:
                 title = f"policies[] with type: {model.model_fields['type'].annotation.__args__[0]}"
             lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
                           "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
-        for name, sub in subs:
-            walk(sub, f"{prefix}{name}.")
+        for name, sub, default in subs:
+            walk(sub, f"{prefix}{name}.", default)
 
     walk(Scenario, "")
     lines.extend(["## Policies", "", "Entries of `policies:` (a list), chosen by their `type`.", ""])

@@ -56,9 +56,9 @@ BUILTIN_MODES = ("car", "walk", "bike")
 class ModeOptions(BaseModel):
     """Options every plug-in mode has; subclass to add a mode's own (unknown keys are rejected)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    asc: float = Field(0.0, description="Alternative-specific constant of the mode in the logit.")
+    asc: float = Field(0.0, ge=-50, le=50, description="Alternative-specific constant of the mode in the logit.")
 
 
 class ModeProvider:
@@ -166,7 +166,7 @@ def validate_mode_options(name: str, options: dict[str, Any]) -> ModeOptions:
 
 # ------------------------------------------------------------------------------- built-in taxi
 class TaxiOptions(ModeOptions):
-    asc: float = Field(-0.5, description="Alternative-specific constant of taxi.")
+    asc: float = Field(-0.5, ge=-50, le=50, description="Alternative-specific constant of taxi.")
     wait_s: float = Field(300.0, ge=0, le=7200, description="Time from the request to the pick-up, seconds.")
     fare_base: float = Field(3.0, ge=0, description="Money per trip.")
     fare_per_km: float = Field(1.5, ge=0, description="Money per km of the car route.")
