@@ -273,7 +273,35 @@ def test_rename_noreplace_never_replaces_an_empty_folder(tmp_path, monkeypatch, 
     assert (dst / "a").read_text() == "new" and not src.exists()
 
 
+def test_rename_noreplace_is_atomic_where_renameat2_exists(tmp_path, monkeypatch):
+    import twin._fs
+
+    if twin._fs._renameat2 is None:
+        pytest.skip("no renameat2 in this libc")
+    # the race: the folder appears after any check could have been made
+    monkeypatch.setattr(twin._fs.os.path, "lexists", lambda p: False)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    with pytest.raises(FileExistsError):
+        rename_noreplace(src, dst)
+    assert src.is_dir() and dst.is_dir()
+
+
 # --------------------------------------------------------------------------- full / read-only / special filesystems
+
+@pytest.mark.parametrize("case", ["parent_is_a_file", "name_too_long"])
+def test_unwritable_targets_fail_before_any_work(tmp_path, net, case):
+    if case == "parent_is_a_file":
+        (tmp_path / "file").write_text("x")
+        out, reason = tmp_path / "file" / "run", "Not a directory"
+    else:
+        out, reason = tmp_path / ("n" * 250), "File name too long"  # the .NAME.partial-XXXX name is too long
+    with pytest.raises(OutputError) as ei:
+        run_scenario(small(), out, network=net, on_network=no_work)
+    assert str(out) in str(ei.value) and reason in str(ei.value) and "\n" not in str(ei.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["file"] if case == "parent_is_a_file" else [])
+
 
 def test_full_filesystem_is_one_line_and_saves_nothing(tmp_path, mount_tmpfs):
     f = tmp_path / "s.yaml"
@@ -311,6 +339,25 @@ def test_special_filesystems_are_refused(tmp_path, net, where):
     assert not any(p.name.startswith(f".{out.name}.") for p in Path(where).iterdir())
 
 
+def test_check_target_checks_without_leaving_anything(tmp_path, net, mount_tmpfs):
+    from twin.run import check_target
+
+    sc = small()
+    assert check_target(sc, tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert list(tmp_path.iterdir()) == []  # neither the parent nor the probe is left
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(OutputExistsError):
+        check_target(sc, tmp_path / "mine")
+    with pytest.raises(OutputError, match="not a citytwin run folder"):
+        check_target(sc, tmp_path / "mine", overwrite=True)
+    make_run_folder(tmp_path / "old")
+    check_target(sc, tmp_path / "old", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "old"]
+    disk = mount_tmpfs("ro", ro=True)
+    with pytest.raises(OutputError, match="Read-only file system"):
+        check_target(sc, disk / "runs" / "x")
+
+
 def test_write_error_is_one_line_and_leaves_nothing(tmp_path, net, monkeypatch):
     import twin.run
 
@@ -332,11 +379,19 @@ def test_report_oserror_fails_the_run_and_a_report_bug_does_not(tmp_path, net, m
     def eacces(run_dir, **kw):
         raise PermissionError(errno.EACCES, "Permission denied", str(Path(run_dir) / "report.html"))
 
-    monkeypatch.setattr(twin.report, "write_report", eacces)
+    def enospc(run_dir, **kw):  # what twin._fs.write_output raises
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise OutputError(f"{run_dir}/report.html: cannot write report: No space left on device") from exc
+
     out = tmp_path / "a"
-    with pytest.raises(OutputError, match=r"cannot write report.html: Permission denied"):
-        run_scenario(small(output={"report": True}), out, network=net)
-    assert not out.exists() and hidden(tmp_path) == []
+    for fail, reason in ((eacces, "Permission denied"), (enospc, "No space left on device")):
+        monkeypatch.setattr(twin.report, "write_report", fail)
+        with pytest.raises(OutputError) as ei:
+            run_scenario(small(output={"report": True}), out, network=net)
+        assert str(ei.value) == f"{out}: cannot write report.html: {reason} (the run was not saved)"
+        assert not out.exists() and hidden(tmp_path) == []
 
     def bug(run_dir, **kw):
         assert (Path(run_dir) / "manifest.json").exists()  # the report can show the (draft) manifest
@@ -363,6 +418,9 @@ def test_identical_runs_give_identical_files(tmp_path, net):
         if name in ("manifest.json", "run.log"):
             continue
         assert hashlib.sha256((a / name).read_bytes()).digest() == hashlib.sha256((b / name).read_bytes()).digest(), name
+    import pyogrio
+
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None  # restored after writing
     with sqlite3.connect(a / "links.gpkg") as con:
         assert {r[0] for r in con.execute("SELECT last_change FROM gpkg_contents")} == {GPKG_DATE}
     import geopandas as gpd

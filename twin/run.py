@@ -96,7 +96,8 @@ from twin._fs import os_reason, rename_noreplace, special_filesystem
 from twin._tables import write_table
 from twin.scenario import Scenario, dump_scenario
 
-__all__ = ["RunResult", "run_scenario", "default_out_dir", "write_table", "write_links_gpkg", "GPKG_DATE"]
+__all__ = ["RunResult", "run_scenario", "check_target", "default_out_dir", "write_table", "write_links_gpkg",
+           "GPKG_DATE"]
 
 log = logging.getLogger("twin")
 
@@ -313,7 +314,7 @@ def _kind_of(mode: int) -> str:
     return "a special file"
 
 
-def _check_target(out: Path, work: Path, overwrite: bool) -> tuple[int, int] | None:
+def _check_existing(out: Path, work: Path, overwrite: bool) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of the run folder at ``work`` (``out`` made absolute) that ``overwrite``
     will replace, ``None`` if the target does not exist; refuses everything else (module docs)."""
     try:
@@ -552,6 +553,55 @@ def _git_commit() -> str | None:
         return None
 
 
+def check_target(scenario: Scenario, out_dir: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """Check, before any work, that :func:`run_scenario` may write its run folder there.
+
+    The same checks :func:`run_scenario` makes before it starts (see the module docs): not on a
+    special filesystem; an existing target only with ``overwrite`` and only a citytwin run folder
+    (not a file, a link, the working, home or root folder); the parent folder can be created and a
+    probe temporary folder made in it (a read-only or full filesystem fails here). The probe, and
+    any parent folder created for it, are removed again.
+
+    Parameters
+    ----------
+    scenario
+        The scenario (its name gives the default target ``runs/NAME``).
+    out_dir
+        The target folder, as it will be passed to :func:`run_scenario`.
+    overwrite
+        As for :func:`run_scenario`.
+
+    Returns
+    -------
+    Path
+        The target folder.
+
+    Raises
+    ------
+    OutputExistsError
+        The target exists and ``overwrite`` is False.
+    OutputError
+        The target cannot be written or replaced; one line naming it and the reason.
+    """
+    out = Path(out_dir) if out_dir is not None else default_out_dir(scenario)
+    work = Path(os.path.abspath(out))
+    _check_filesystem(work)
+    _check_existing(out, work, overwrite)
+    created = _make_parents(out, work)
+    probe: Path | None = None
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=f".{work.name}.partial-", dir=work.parent))
+        _write_owner(probe, "partial", work.name)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the run folder in {work.parent}: {os_reason(exc)} "
+                          "(nothing was run)") from exc
+    finally:
+        if probe is not None:
+            shutil.rmtree(probe, ignore_errors=True)
+        _remove_created(created)
+    return out
+
+
 def _write_text(out: Path, path: Path, text: str) -> None:
     with _writing(out, path.name):
         path.write_text(text, encoding="utf-8")
@@ -606,7 +656,7 @@ def run_scenario(
     work = Path(os.path.abspath(out))  # "." and ".." resolved lexically, for the renames
     _check_filesystem(work)
     stale = _clean_stale(work.parent) if work.parent.is_dir() else []
-    old_id = _check_target(out, work, overwrite)
+    old_id = _check_existing(out, work, overwrite)
     t0 = time.perf_counter()
     created = _make_parents(out, work)
     tmp: Path | None = None
@@ -687,8 +737,10 @@ def run_scenario(
                     from twin.report import write_report
 
                     write_report(tmp, network=net)
-                except OSError as exc:  # no space, read-only, ...: the run fails
-                    raise OutputError(f"{out}: cannot write report.html: {os_reason(exc)} {_NOT_SAVED}") from exc
+                except (OSError, OutputError) as exc:  # no space, read-only, ...: the run fails
+                    cause = exc if isinstance(exc, OSError) else exc.__cause__
+                    reason = os_reason(cause) if isinstance(cause, OSError) else str(exc)
+                    raise OutputError(f"{out}: cannot write report.html: {reason} {_NOT_SAVED}") from exc
                 except Exception as exc:  # a bug in rendering: the run is saved without the report
                     log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
                     (tmp / "report.html").unlink(missing_ok=True)
