@@ -2,15 +2,25 @@
 
 ``twin run SCENARIO``, ``twin validate FILE``, ``twin schema``, ``twin new FILE --map NAME``,
 ``twin compare RUN_A RUN_B``, ``twin sweep [report] EXPERIMENT``, ``twin assign NET TRIPS``,
-``twin maps list|info``. A user
-error (bad scenario, missing or corrupt map, offline download, existing output folder) prints one
-line ``error: ...`` and exits with code 2, without a traceback.
+``twin maps list|info``.
+
+Every failure is one line on stderr, never a traceback: a user error (bad scenario or experiment,
+missing or corrupt map, damaged run folder, an output that cannot be written, CLI misuse such as an
+unknown flag or ``--seed abc``) prints ``error: ...`` naming the file and the field and exits with
+code 2; a sweep with failed runs exits with code 1 after writing its store; an interrupt exits with
+130; a bug in citytwin prints ``error: internal error ...`` and exits with code 1 (``TWIN_DEBUG=1``
+shows the traceback). User text (file names, values) is printed literally, never as markup.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
+import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,9 +28,15 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from twin import __version__
-from twin._errors import TwinError
+from twin._errors import InputError, OutputError, TwinError
+
+try:  # typer >= 0.20 vendors its own copy of Click
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx
 
 app = typer.Typer(
     name="twin",
@@ -32,14 +48,60 @@ app = typer.Typer(
 maps_app = typer.Typer(help="List and inspect maps.", no_args_is_help=True)
 app.add_typer(maps_app, name="maps")
 
-console = Console()
-err_console = Console(stderr=True)
+# markup off: file names and values such as "[/]" or "[link=...]" are printed as they are
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MAX_MESSAGE = 2000
 
 
-def _fail(exc: BaseException) -> None:
-    msg = str(exc).replace("\n", " ")
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
+def _one_line(text: str) -> str:
+    """A message as one printable line: newlines and control characters (terminal escapes) shown
+    escaped, capped in length."""
+    text = " ".join(str(text).split("\n"))
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _say_error(message: str) -> None:
+    err_console.print(Text("error: ", style="bold red") + Text(_one_line(message)), soft_wrap=True)
+
+
+def _fail(exc: BaseException, code: int = 2) -> None:
+    _say_error(str(exc))
+    raise typer.Exit(code=code)
+
+
+def _os_message(exc: OSError) -> str:
+    name = exc.filename if exc.filename is not None else ""
+    reason = "the file name is too long" if exc.errno == errno.ENAMETOOLONG else (
+        os.strerror(exc.errno) if exc.errno else str(exc))
+    return f"{name}: {reason}" if name else reason
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn every failure of a command into the one-line form (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, _cx.ClickException, KeyboardInterrupt):
+            raise
+        except TwinError as exc:
+            _fail(exc)
+        except OSError as exc:
+            _fail(TwinError(_os_message(exc)))
+        except MemoryError:
+            _fail(TwinError("out of memory; simulate a smaller population or a shorter day"))
+        except Exception as exc:
+            if os.environ.get("TWIN_DEBUG"):
+                raise
+            _fail(TwinError(f"internal error: {type(exc).__name__}: {exc} (a bug in citytwin; "
+                            "TWIN_DEBUG=1 shows the traceback)"), code=1)
+
+    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -111,6 +173,7 @@ def _kpi_table(kpis: dict, title: str) -> Table:
 
 
 @app.command()
+@_guard
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/NAME).")] = None,
@@ -121,19 +184,22 @@ def run(
     """Run a scenario: simulate the day and write a run folder with KPIs, trips and link results."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from twin.preflight import check_runnable
     from twin.run import run_scenario
     from twin.scenario import load_scenario
 
     try:
-        if seed is not None and seed < 0:
-            raise TwinError(f"--seed: must be >= 0, got {seed}")
+        if seed is not None and not 0 <= seed < 2**128:
+            raise TwinError(f"--seed: must be in 0 .. 2^128-1, got {seed}")
         sc = load_scenario(scenario, overrides={"seed": seed} if seed is not None else None)
         progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            TextColumn("{task.fields[info]}", markup=False),
             TimeElapsedColumn(), console=err_console, disable=quiet, transient=False,
         )
         with progress:
             t_map = progress.add_task(f"map {sc.map.source}", total=None, info="")
+            net = check_runnable(sc, scenario)
             tasks: dict[str, int] = {}
 
             def on_network(net) -> None:
@@ -156,7 +222,7 @@ def run(
                 info = f"day {day + 1}/{n_days} t={h:02d}:{m:02d}" if n_days > 1 else f"t={h:02d}:{m:02d}"
                 progress.update(tasks["sim"], completed=day * span + t_s - sc.simulation.start_s, info=info)
 
-            res = run_scenario(sc, out, overwrite=overwrite, on_network=on_network,
+            res = run_scenario(sc, out, overwrite=overwrite, network=net, on_network=on_network,
                                route_progress=route_progress, sim_progress=sim_progress,
                                base_dir=scenario.resolve().parent)
             if "sim" in tasks:
@@ -165,38 +231,48 @@ def run(
         _fail(exc)
         return
     console.print(_kpi_table(res.kpis, f"{sc.name} (seed {sc.seed}) on {res.network_summary.get('source', '')}"))
-    console.print(f"wall time {res.wall_s:.1f} s; run folder: [bold]{res.out_dir}[/]")
+    console.print(f"wall time {res.wall_s:.1f} s; run folder: {res.out_dir}")
     if (res.out_dir / "report.html").exists():
-        console.print(f"report: open [bold]{res.out_dir / 'report.html'}[/] in a browser")
+        console.print(f"report: open {res.out_dir / 'report.html'} in a browser")
 
 
 @app.command()
+@_guard
 def validate(file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
-    """Check a scenario file (schema, values, map source) without running it."""
+    """Check that a scenario will run: schema and values, the map (loaded as `twin run` loads it:
+    file, catalogue, cache, offline availability) and the policies on it, without simulating."""
+    from twin.preflight import check_runnable
     from twin.scenario import load_scenario
 
     try:
         sc = load_scenario(file)
+        with err_console.status(f"loading {sc.map.source}"):
+            net = check_runnable(sc, file)
     except TwinError as exc:
         _fail(exc)
         return
-    console.print(f"{file}: ok (scenario {sc.name!r}, map {sc.map.source}, {sc.population.residents:,} residents)")
+    console.print(f"{file}: ok (scenario {sc.name!r}, map {sc.map.source}: {net.n_links:,} links; "
+                  f"{sc.population.residents:,} residents; {len(sc.policies)} policies)", soft_wrap=True)
 
 
 @app.command()
+@_guard
 def schema(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None) -> None:
     """Print the JSON Schema of scenario files (for editor completion and validation)."""
     from twin.scenario import scenario_schema
+
+    from twin._fs import write_output
 
     text = json.dumps(scenario_schema(), indent=2)
     if out is None:
         sys.stdout.write(text + "\n")
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        write_output(out, text + "\n", what="schema")
         console.print(f"wrote {out}")
 
 
 @app.command()
+@_guard
 def new(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file to create.")],
     map_source: Annotated[str, typer.Option("--map", "-m", help="Catalogue name (twin maps list), map file, "
@@ -217,6 +293,7 @@ def new(
 
 
 @app.command()
+@_guard
 def compare(
     run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Policy run folder.")],
@@ -264,6 +341,7 @@ def compare(
 
 
 @app.command()
+@_guard
 def sweep(
     experiment: Annotated[str, typer.Argument(help="Experiment YAML file (or 'report' followed by the file).")],
     report_target: Annotated[Optional[Path], typer.Argument(help="With 'report': the experiment file.",
@@ -318,9 +396,9 @@ def sweep(
             files = sw.plot_report(store)
             console.print(f"{len(files)} plots in {store / 'plots'}")
             return
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
-                            disable=quiet)
+        progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(),
+                            console=err_console, disable=quiet)
         with progress:
             task = progress.add_task(f"sweep {exp.name} ({executor})", total=None, info="")
 
@@ -335,14 +413,17 @@ def sweep(
         return
     console.print(f"{summary.total} runs: {summary.ran} run now, {summary.skipped} already done or failed before, "
                   f"{summary.failed} failed{' (interrupted)' if summary.interrupted else ''}; "
-                  f"{summary.wall_s:.1f} s; store: [bold]{summary.out_dir}[/]")
-    if summary.failed:
-        console.print(f"failed runs: {summary.out_dir / 'failed'} (rerun them with --retry-failed)")
+                  f"{summary.wall_s:.1f} s; store: {summary.out_dir}")
     if summary.interrupted:
         raise typer.Exit(code=130)
+    n_failed = sw.count_failed(runs, summary.out_dir)
+    if n_failed:
+        _fail(TwinError(f"{path}: {n_failed} of {summary.total} runs failed; their errors are in "
+                        f"{summary.out_dir / 'failed'} (rerun them with --retry-failed)"), code=1)
 
 
 @app.command()
+@_guard
 def assign(
     net_file: Annotated[Path, typer.Argument(help="TNTP network file (*_net.tntp).")],
     trips_file: Annotated[Path, typer.Argument(help="TNTP trips file (*_trips.tntp).")],
@@ -360,14 +441,19 @@ def assign(
             raise TwinError(f"--method: must be one of {', '.join(METHODS)}, got {method!r}")
         if not gap > 0 or max_iter < 1 or not demand_factor >= 0:
             raise TwinError("--gap must be > 0, --max-iter >= 1 and --demand-factor >= 0")
+        if not (gap < float("inf") and demand_factor < float("inf")):
+            raise TwinError("--gap and --demand-factor must be finite")
         for f in (net_file, trips_file):
-            if not f.exists():
-                raise TwinError(f"{f}: file not found")
+            _check_input_file(f, "TNTP file")
+        if out is not None:
+            from twin._fs import check_output_file
+
+            check_output_file(out, what="link flows")
         try:
             net = read_tntp_net(net_file)
             od = read_tntp_trips(trips_file, net.n_zones) * demand_factor
-        except ValueError as exc:
-            raise TwinError(str(exc)) from None
+        except (ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:
+            raise InputError(f"{_first_name(exc, net_file, trips_file)}: not a valid TNTP file ({_one_line(str(exc))[:160]})") from None
         res = solve_ue(net, od, method=method, gap_tol=gap, max_iter=max_iter)
     except TwinError as exc:
         _fail(exc)
@@ -383,12 +469,21 @@ def assign(
     if out is not None:
         from twin.run import write_table
 
-        write_table({"init_node": net.init_node.astype(np.int64) + 1, "term_node": net.term_node.astype(np.int64) + 1,
-                     "flow": res.flow, "cost": res.cost, "capacity": net.capacity}, out)
+        import tempfile
+
+        from twin._fs import write_output
+
+        with tempfile.TemporaryDirectory(prefix=".twin-flows-") as tmp:
+            f = Path(tmp) / "flows.parquet"
+            write_table({"init_node": net.init_node.astype(np.int64) + 1,
+                         "term_node": net.term_node.astype(np.int64) + 1,
+                         "flow": res.flow, "cost": res.cost, "capacity": net.capacity}, f)
+            write_output(out, f.read_bytes(), what="link flows")
         console.print(f"link flows written to {out}")
 
 
 @app.command()
+@_guard
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder.")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="Baseline run folder to compare with.")] = None,
@@ -406,6 +501,7 @@ def report(
 
 
 @app.command()
+@_guard
 def animate(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (needs events.parquet).")],
     hour: Annotated[int, typer.Option("--hour", help="Hour of the day to animate.")] = 8,
@@ -426,14 +522,44 @@ def animate(
     console.print(f"wrote {path}")
 
 
+def _check_input_file(f: Path, what: str) -> None:
+    from twin._yaml import read_text_file
+
+    try:
+        read_text_file(f, what=what, max_bytes=1 << 34) if not f.is_file() else None
+    except TwinError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _first_name(exc: BaseException, *files: Path) -> str:
+    text = str(exc)
+    for f in files:
+        if str(f) in text or f.name in text:
+            return str(f)
+    return " / ".join(str(f) for f in files)
+
+
 def _read_kpis(run: Path) -> dict:
+    from twin._yaml import read_text_file
+
     f = run / "kpis.json"
+    if not run.is_dir():
+        raise InputError(f"{run}: not a run folder ({'a file' if run.exists() else 'no such folder'})")
     if not f.exists():
-        raise TwinError(f"{run}: not a run folder (no kpis.json)")
-    return json.loads(f.read_text(encoding="utf-8"))
+        raise InputError(f"{run}: not a run folder (no kpis.json)")
+    try:
+        doc = json.loads(read_text_file(f, what="kpis.json"))
+    except TwinError as exc:
+        raise InputError(f"{exc} (damaged run folder)") from None
+    except ValueError as exc:
+        raise InputError(f"{f}: not valid JSON ({str(exc)[:80]}); damaged run folder") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{f}: not a JSON object of KPIs; damaged run folder")
+    return doc
 
 
 @maps_app.command("list")
+@_guard
 def maps_list() -> None:
     """List the catalogue's maps and where each comes from."""
     from twin.maps import catalog, resolve_source
@@ -441,10 +567,21 @@ def maps_list() -> None:
     t = Table(show_header=True, header_style="bold")
     for c in ("name", "description", "source"):
         t.add_column(c)
+    from twin.maps import availability_problem
+
     for name, entry in catalog().items():
         try:
             src = resolve_source(name)
-            where = str(src.path) if src.kind != "download" else "download (bbox) when online"
+            problem = availability_problem(src)
+            if problem is not None and src.kind == "download" and src.expected_file:
+                where = f"unavailable offline: file {src.expected_file} not found (put it in ./maps or a folder of TWIN_MAPS_PATH)"
+            elif problem is not None:
+                where = f"unavailable: {problem}"
+            elif src.kind == "download":
+                where = "download (bbox) when online" + (f"; or put {src.expected_file} in a maps folder"
+                                                         if src.expected_file else "")
+            else:
+                where = str(src.path)
         except TwinError as exc:
             where = f"unavailable: {exc}"
         t.add_row(name, entry.get("description", ""), where)
@@ -452,6 +589,7 @@ def maps_list() -> None:
 
 
 @maps_app.command("info")
+@_guard
 def maps_info(
     source: Annotated[str, typer.Argument(help="Catalogue name, map file, place:NAME or bbox:W,S,E,N.")],
     network_type: Annotated[str, typer.Option("--network-type", "-n", help="drive, walk, bike or all.")] = "drive",
@@ -481,9 +619,25 @@ def maps_info(
     console.print(t)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the app and exits; CLI misuse (a missing argument, an
+    unknown flag, ``--seed abc``) is one line and exit code 2, like every other error."""
+    try:
+        rc = app(args=argv, prog_name="twin", standalone_mode=False)
+    except _cx.NoArgsIsHelpError as exc:
+        sys.stdout.write((exc.ctx.get_help() if exc.ctx is not None else str(exc)) + "\n")
+        sys.exit(0)
+    except _cx.UsageError as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "twin"
+        _say_error(f"{where}: {exc.format_message()} (see {where} --help)")
+        sys.exit(2)
+    except _cx.ClickException as exc:
+        _say_error(exc.format_message())
+        sys.exit(exc.exit_code if exc.exit_code else 2)
+    except (typer.Abort, KeyboardInterrupt):
+        _say_error("interrupted")
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,9 +13,15 @@ An experiment names a base scenario, axes over any scenario field (dotted paths 
     replicates: 3
     seed: 2024
 
-Runs are the product of every axis' points times the replicates. A run's seed is drawn from
+Runs are the product of every axis' points times the replicates. A run's seed (128 bits, so that
+even a design of millions of runs shares no seed by the birthday bound) is drawn from
 ``SeedSequence(seed)`` keyed by a hash of the run's parameters and replicate, so results do not
-depend on scheduling, worker count or the order of other runs.
+depend on scheduling, worker count or the order of other runs. In ``kpis.parquet`` the seed is a
+decimal string (Parquet has no 128-bit integer).
+
+Experiment files are read by the same strict reader and validator as scenarios
+(:mod:`twin._yaml`, :func:`twin.scenario.validation_problems`): unknown keys list the allowed ones,
+YAML errors give line and column, and a dotted path that runs into a value or past a list is named.
 
 The store (``--out``, default ``runs/sweeps/NAME``):
 
@@ -31,6 +37,7 @@ Re-running an experiment skips runs whose folder is complete; ``--retry-failed``
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -41,28 +48,33 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from twin._errors import ScenarioError, TwinError
+from twin._errors import OutputError, ScenarioError, TwinError
 from twin._tables import write_table
-from twin.scenario import Scenario, scenario_from_dict
+from twin._yaml import load_yaml
+from twin.scenario import Scenario, scenario_from_dict, validation_problems
 
 __all__ = ["Experiment", "RunSpec", "load_experiment", "expand_runs", "run_sweep", "collect", "SweepSummary"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 class LhsAxis(_Strict):
     """Latin-hypercube (or plain random) samples of continuous parameters in [low, high]."""
 
     samples: int = Field(ge=1, le=100_000)
-    params: dict[str, tuple[float, float]]
+    params: dict[str, Annotated[tuple[float, float], BeforeValidator(_as_tuple)]]
     method: Literal["lhs", "random"] = "lhs"
 
     @model_validator(mode="after")
@@ -105,7 +117,7 @@ class Experiment(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted-path values applied to every run.")
     axes: list[Axis] = Field(default_factory=list)
     replicates: int = Field(1, ge=1, le=10_000, description="Runs per parameter point, with different seeds.")
-    seed: int = Field(0, ge=0, description="Experiment root seed; run seeds derive from it and the run's parameters.")
+    seed: int = Field(0, ge=0, le=2**128 - 1, description="Experiment root seed; run seeds derive from it and the run's parameters.")
     seed_mode: Literal["per_run", "common"] = Field(
         "per_run", description="'per_run': seed from parameters + replicate; 'common': from the replicate only "
         "(common random numbers: every parameter point sees the same population)."
@@ -146,7 +158,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
                 cur[idx] = value
             else:
                 cur = cur[idx]
-        else:
+        elif isinstance(cur, dict):
             if last:
                 cur[part] = value
             else:
@@ -154,6 +166,9 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
                 if nxt is None:
                     nxt = cur[part] = {}
                 cur = nxt
+        else:
+            where = ".".join(parts[:i])
+            raise KeyError(f"{dotted}: {where} is a value ({cur!r:.40}), not a section or a list")
 
 
 def _canonical(obj: Any) -> str:
@@ -187,31 +202,34 @@ def _points(axis: Axis, rng: np.random.Generator) -> list[dict[str, Any]]:
 def load_experiment(path: str | Path) -> tuple[Experiment, dict[str, Any]]:
     """Read and validate an experiment file; returns it and its base scenario mapping."""
     p = Path(path)
-    if not p.exists():
-        raise ScenarioError(p, [("", "file not found")])
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioError(p, [("", f"not valid YAML ({getattr(exc, 'problem', exc)})")]) from None
+    data = load_yaml(p, what="experiment file")
     if not isinstance(data, dict):
-        raise ScenarioError(p, [("", "the top level must be a mapping of keys")])
+        got = "empty" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError(p, [("", f"the top level must be a mapping of keys (name, base, axes, ...), got {got}")])
     try:
         exp = Experiment.model_validate(data)
     except ValidationError as exc:
-        probs = []
-        for err in exc.errors(include_url=False):
-            field = ".".join(str(x) for x in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            probs.append((field, msg))
-        raise ScenarioError(p, probs) from None
+        raise ScenarioError(p, validation_problems(exc, Experiment)[:10]) from None
     if exp.base is not None:
-        bpath = (p.parent / exp.base).resolve()
-        if not bpath.exists():
-            raise ScenarioError(p, [("base", f"scenario file {exp.base} not found (relative to {p.parent})")])
-        base = yaml.safe_load(bpath.read_text(encoding="utf-8")) or {}
+        try:
+            bpath = (p.parent / exp.base).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ScenarioError(p, [("base", f"cannot look up {exp.base!r:.80} ({exc})")]) from None
+        try:
+            base = load_yaml(bpath, what="base scenario file")
+        except ScenarioError as exc:
+            msgs = "; ".join(m for _, m in exc.problems)
+            raise ScenarioError(p, [("base", f"{exp.base!r:.100} (read relative to {p.parent}): {msgs}")]) from None
+        if base is None:
+            base = {}
+        if not isinstance(base, dict):
+            raise ScenarioError(p, [("base", f"{exp.base}: the top level must be a mapping of scenario keys")])
         src = base.get("map", {}).get("source") if isinstance(base.get("map"), dict) else None
-        if src and (bpath.parent / src).is_file():  # map files next to the base scenario
-            base["map"]["source"] = str((bpath.parent / src).resolve())
+        try:
+            if isinstance(src, str) and src and (bpath.parent / src).is_file():  # map files next to the base
+                base["map"]["source"] = str((bpath.parent / src).resolve())
+        except (OSError, ValueError):
+            pass
     else:
         base = dict(exp.scenario or {})
     return exp, base
@@ -224,7 +242,8 @@ def run_seed(root: int, params: dict[str, Any], replicate: int, mode: str = "per
         h = hashlib.sha256(_canonical(params).encode()).digest()
         key = [int.from_bytes(h[i:i + 4], "little") for i in range(0, 16, 4)] + [replicate]
     ss = np.random.SeedSequence(root, spawn_key=tuple(key))
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    words = ss.generate_state(4, dtype=np.uint32)  # 128 bits
+    return sum(int(w) << (32 * i) for i, w in enumerate(words))
 
 
 def expand_runs(exp: Experiment, base: dict[str, Any], path: str | Path | None = None) -> list[RunSpec]:
@@ -237,12 +256,14 @@ def expand_runs(exp: Experiment, base: dict[str, Any], path: str | Path | None =
     problems: list[tuple[str, str]] = []
     for pi, params in enumerate(points):
         for rep in range(exp.replicates):
-            data = json.loads(json.dumps(base))
+            data = copy.deepcopy(base)
             try:
                 for k, v in {**exp.overrides, **params}.items():
                     _set_dotted(data, k, v)
             except KeyError as exc:
-                problems.append(("axes", str(exc).strip("'\"")))
+                msg = str(exc).strip("'\"")
+                if ("axes", msg) not in problems:
+                    problems.append(("axes", msg))
                 continue
             seed = run_seed(exp.seed, params, rep, exp.seed_mode)
             data["seed"] = seed
@@ -468,14 +489,22 @@ def collect(runs: list[RunSpec], out_dir: str | Path) -> tuple[int, int]:
         folder = out / "runs" / r.run_id
         if not (folder / "manifest.json").exists():
             continue
-        kpis = json.loads((folder / "kpis.json").read_text())
-        row = {"run_id": r.run_id, "run_index": r.index, "replicate": r.replicate, "seed": r.seed}
+        try:
+            kpis = json.loads((folder / "kpis.json").read_text(encoding="utf-8"))
+            man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(kpis, dict) or not isinstance(man, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError):  # a damaged run folder counts as not done (rerun it with --retry-failed)
+            continue
+        row = {"run_id": r.run_id, "run_index": r.index, "replicate": r.replicate, "seed": str(r.seed)}
         row.update({f"param.{k}": _flat(r.params.get(k)) for k in param_keys})
         row.update(kpis)
         rows.append(row)
-        man = json.loads((folder / "manifest.json").read_text())
         pf = folder / "provenance.json"
-        p = json.loads(pf.read_text()) if pf.exists() else {}
+        try:
+            p = json.loads(pf.read_text(encoding="utf-8")) if pf.exists() else {}
+        except (OSError, ValueError):
+            p = {}
         prov.append({"run_id": r.run_id, "executor": p.get("executor"), "host": p.get("host") or man.get("host"),
                      "pid": p.get("pid"), "wall_s": man.get("wall_s"), "citytwin_version": man.get("citytwin_version"),
                      "git_commit": man.get("git_commit")})
@@ -569,3 +598,9 @@ def plot_report(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_
             plt.close(fig)
             files.append(f)
     return files
+
+
+def count_failed(runs: list[RunSpec], out_dir: str | Path) -> int:
+    """How many of ``runs`` are recorded as failed in the store ``out_dir``."""
+    out = Path(out_dir)
+    return sum((out / "failed" / f"{r.run_id}.json").exists() for r in runs)

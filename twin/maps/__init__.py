@@ -36,6 +36,7 @@ __all__ = [
     "load_map",
     "load_raw",
     "resolve_source",
+    "availability_problem",
 ]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml", ".osm.xml")
@@ -62,6 +63,7 @@ class MapSource:
     path: Path | None
     label: str
     query: tuple[str, Any] | None = None
+    expected_file: str | None = None  # a catalogue entry's file that was not found (then downloaded)
 
     def fingerprint(self) -> str:
         """A hash of the map's content (file bytes) or of its download query."""
@@ -156,7 +158,7 @@ def resolve_source(source: str | Path) -> MapSource:
             return MapSource(kind, found, s)
         if "bbox" in entry:
             q = ("bbox", tuple(float(v) for v in entry["bbox"]))
-            return MapSource("download", _download_cache_path(q), s, q)
+            return MapSource("download", _download_cache_path(q), s, q, expected_file=str(entry["file"]))
         raise MapNotFoundError(
             f"map {s!r}: file {entry['file']} not found in {_search_str()} and the catalogue gives no bbox to download"
         )
@@ -191,11 +193,49 @@ def _download_cache_path(query: tuple[str, Any]) -> Path:
 def _online(host: str = "overpass-api.de", port: int = 443, timeout_s: float = 3.0) -> bool:
     if settings.offline():
         return False
+    return _reachable(host, port, timeout_s)
+
+
+@cache
+def _reachable(host: str, port: int, timeout_s: float) -> bool:
+    """One connection attempt per process (``twin maps list`` asks once per catalogue entry)."""
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return True
     except OSError:
         return False
+
+
+def _download_cached(src: MapSource, network_type: str) -> Path:
+    assert src.path is not None
+    return src.path.with_name(src.path.stem + f"-{network_type}.graphml")
+
+
+def _offline_message(src: MapSource) -> str:
+    why = " (TWIN_OFFLINE is set)" if settings.offline() else ""
+    if src.expected_file is not None:
+        return (f"map {src.label!r}: file {src.expected_file} not found in {_search_str()}, and this machine is "
+                f"offline{why} so its area cannot be downloaded; put the file in one of those folders or add its "
+                "folder to TWIN_MAPS_PATH (or give the file's path as map.source)")
+    return (f"map {src.label!r} must be downloaded from OpenStreetMap but this machine is offline{why}; use a map "
+            "file (.osm/.pbf/.graphml) or a catalogue name such as 'helsinki'")
+
+
+def availability_problem(source: str | Path | MapSource, network_types: tuple[str, ...] = ("drive",)) -> str | None:
+    """Why ``source`` cannot be loaded now (``None`` when it can): the file is missing, or it must be
+    downloaded, is not in the download cache, and this machine is offline. Reads nothing but the
+    file system (and one connection attempt for a download)."""
+    try:
+        src = source if isinstance(source, MapSource) else resolve_source(source)
+    except MapError as exc:
+        return str(exc)
+    if src.kind != "download":
+        return None
+    if all(_download_cached(src, nt).is_file() for nt in network_types):
+        return None
+    if not _online():
+        return _offline_message(src)
+    return None
 
 
 def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
@@ -206,11 +246,7 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
     if cached.exists():
         return ox.load_graphml(cached)
     if not _online():
-        raise OfflineError(
-            f"map {src.label!r} must be downloaded from OpenStreetMap but this machine is offline"
-            + (" (TWIN_OFFLINE is set)" if settings.offline() else "")
-            + "; use a map file (.osm/.pbf/.graphml) or a catalogue name such as 'helsinki'"
-        )
+        raise OfflineError(_offline_message(src))
     ox.settings.cache_folder = str(settings.cache_dir() / "osmnx_http")
     ox.settings.use_cache = True
     kind, q = src.query

@@ -148,8 +148,9 @@ def write_animation(run_dir: str | Path, out_html: str | Path | None = None, *, 
         title=escape(title), svg=net_svg, data=payload,
         info=escape(f"{data['n_vehicles']:,} cars{capped}, {data['n_segments']:,} link traversals"),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    from twin._fs import write_output
+
+    write_output(out, html, what="animation")
     return out
 
 

@@ -288,10 +288,22 @@ class ReportContext:
         return (self.run_dir / name).is_file()
 
     def _json(self, name: str) -> dict:
-        try:
-            return json.loads((self.run_dir / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        """A JSON object of the run folder; ``{}`` when the file is missing; a damaged file (not
+        readable, not JSON, not an object) is a :class:`ReportError` naming it."""
+        p = self.run_dir / name
+        if not p.exists():
             return {}
+        from twin._yaml import read_text_file
+
+        try:
+            doc = json.loads(read_text_file(p, what="JSON file"))
+        except TwinError as exc:
+            raise ReportError(f"{exc} (damaged run folder {self.run_dir})") from None
+        except ValueError as exc:
+            raise ReportError(f"{p}: not valid JSON ({str(exc)[:80]}); damaged run folder") from None
+        if not isinstance(doc, dict):
+            raise ReportError(f"{p}: not a JSON object; damaged run folder")
+        return doc
 
     @cached_property
     def kpis(self) -> dict:
@@ -328,18 +340,24 @@ class ReportContext:
         if key in self._tables:
             return self._tables[key]
         p = self.run_dir / name
-        if not p.is_file():
+        if not p.exists():
             self._tables[key] = None
             return None
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(p)  # not pq.read_table: that imports pyarrow.dataset (and pandas), ~0.1 s
-        cols = list(columns) if columns is not None else None
-        if cols is not None:
-            avail = set(pf.schema_arrow.names)
-            cols = [c for c in cols if c in avail]
-        t = pf.read(columns=cols)
+        if not p.is_file():
+            raise ReportError(f"{p}: not a regular file; damaged run folder")
+        try:
+            pf = pq.ParquetFile(p)  # not pq.read_table: that imports pyarrow.dataset (and pandas), ~0.1 s
+            cols = list(columns) if columns is not None else None
+            if cols is not None:
+                avail = set(pf.schema_arrow.names)
+                cols = [c for c in cols if c in avail]
+            t = pf.read(columns=cols)
+        except (OSError, pa.ArrowException) as exc:
+            raise ReportError(f"{p}: not a readable Parquet table ({str(exc).splitlines()[0][:100]}); "
+                              "damaged run folder") from None
         out: dict[str, np.ndarray] = {}
         for c in t.column_names:
             col = t.column(c).combine_chunks()  # also for no rows (a run without car trips: links.parquet)
@@ -498,6 +516,8 @@ def _arrow_to_numpy(col) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- page
 
 def _check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a run folder (a file, not a folder)")
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such run folder")
     if not ((run_dir / "kpis.json").is_file() or (run_dir / "manifest.json").is_file()):
@@ -564,7 +584,7 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *, bas
         try:
             frag = sec.fn(ctx)
         except Exception as exc:  # a broken plug-in must not cost the user the whole report
-            if strict:
+            if strict or isinstance(exc, TwinError):  # damaged inputs are the user's to know, not a section bug
                 raise
             log.warning("report section %s failed: %s", sec.name, exc)
             frag = f'<p class="err">section failed: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
@@ -577,10 +597,9 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *, bas
             nav.append((sid, sec.title))
     name = ctx.scenario.get("name") or ctx.manifest.get("scenario") or run_dir.name
     html = _page(f"{name} · citytwin report", "".join(body), nav)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    from twin._fs import write_output
+
+    write_output(out, html, what="report")
     log.info("report %s written in %.3f s (%d kB)", out, time.perf_counter() - t0, len(html) // 1024)
     return out
 

@@ -8,6 +8,9 @@ with ``select(net) -> bool mask`` and an effect on the link arrays at a given ti
   links inside it; link: per passage of given ways), which routing and mode choice turn into time
   through the value of time.
 
+A policy that selects no link of the network is an error naming it (``policies.N``): a cordon
+drawn off the map or a misspelt way id would otherwise run without a word and change nothing.
+
 Add a policy: write a class with ``select``, ``active(t0_s, t1_s)`` and ``apply(arrays)`` and
 register it in :data:`POLICY_CLASSES` under its scenario ``type``.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin._errors import ScenarioError
 from twin.network.road_network import RoadNetwork
 
 __all__ = ["LinkArrays", "LinkChange", "RoadPricing", "PolicySet", "POLICY_CLASSES", "CLOSED_CAPACITY_FACTOR"]
@@ -118,12 +122,45 @@ class RoadPricing(_Policy):
 POLICY_CLASSES: dict[str, type[_Policy]] = {"link_change": LinkChange, "road_pricing": RoadPricing}
 
 
+def _extent(net: RoadNetwork) -> str:
+    return (f"[{net.node_lon.min():.4f}, {net.node_lat.min():.4f}, {net.node_lon.max():.4f}, "
+            f"{net.node_lat.max():.4f}]")
+
+
+def _why_empty(cfg, net: RoadNetwork) -> str:
+    """Why a policy's selection is empty, in words a user can act on."""
+    parts = []
+    bbox = getattr(cfg, "bbox", None)
+    if bbox is not None:
+        inside = int(_in_bbox(net, bbox).sum())
+        if inside == 0:
+            parts.append(f"bbox {list(bbox)} holds no node of the network (the map spans {_extent(net)} as "
+                         "[W, S, E, N])")
+        elif getattr(cfg, "kind", None) == "cordon" and inside == net.n_nodes:
+            parts.append(f"bbox {list(bbox)} holds the whole network, so no link enters it")
+        else:
+            parts.append(f"no link has {'its head but not its tail' if getattr(cfg, 'kind', None) == 'cordon' else 'both ends'} "
+                         f"in bbox {list(bbox)}")
+    ways = list(getattr(cfg, "osm_way_ids", []) or [])
+    if ways:
+        shown = ", ".join(str(w) for w in ways[:5]) + (", ..." if len(ways) > 5 else "")
+        parts.append(f"no link of the drive network belongs to OSM way(s) {shown}")
+    links = list(getattr(cfg, "links", []) or [])
+    if links:
+        parts.append(f"no link joins the OSM node pair(s) {links[:3]}")
+    return "; ".join(parts) or "nothing selected"
+
+
 class PolicySet:
     """All policies of a scenario, bound to a network."""
 
     def __init__(self, policies, net: RoadNetwork) -> None:
         self.net = net
         self.policies = [POLICY_CLASSES[p.type](p, net) for p in policies]
+        problems = [(f"policies.{i}", f"{p.cfg.name!r} selects no link of the map: {_why_empty(p.cfg, net)}")
+                    for i, p in enumerate(self.policies) if p.n_links == 0]
+        if problems:
+            raise ScenarioError(None, problems)
 
     def __len__(self) -> int:
         return len(self.policies)
