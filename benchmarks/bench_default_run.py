@@ -62,9 +62,10 @@ def main() -> None:
         warm_wall, warm_m = min(warm, key=lambda x: x[0])
 
     import numba
-    import yaml
 
-    sc = yaml.safe_load(args.scenario.read_text())
+    from twin._yaml import load_yaml
+
+    sc = load_yaml(args.scenario)
     residents = warm_m["kpis"]["residents"]
     from twin.scenario import scenario_from_dict
 

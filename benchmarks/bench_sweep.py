@@ -30,9 +30,10 @@ def main() -> None:
     import ray
     import yaml
 
+    from twin._yaml import load_yaml
     from twin.sweep import expand_runs, load_experiment, run_sweep
 
-    base = yaml.safe_load((ROOT / "scenarios" / "helsinki_commute.yaml").read_text())
+    base = load_yaml(ROOT / "scenarios" / "helsinki_commute.yaml")
     exp_d = {"name": "bench", "scenario": base, "seed": 1, "replicates": args.runs,
              "overrides": {"population.residents": args.residents, "replanning.iterations": 1,
                            "output.events": False, "output.geopackage": False}}

@@ -199,6 +199,9 @@ def run(
         )
         with progress:
             t_map = progress.add_task(f"map {sc.map.source}", total=None, info="")
+            from twin.run import check_target
+
+            check_target(sc, out, overwrite=overwrite)  # before any work: an existing or unwritable target
             net = check_runnable(sc, scenario)
             tasks: dict[str, int] = {}
 

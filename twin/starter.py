@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from twin._errors import ScenarioError, TwinError
+from twin._yaml import load_yaml_text
 from twin.scenario import (
     ActivityConfig,
     LinkChangePolicy,
@@ -217,7 +218,7 @@ def starter_yaml(name: str, map_source: str) -> str:
     w.field(2, o, "report", "report.html: KPIs, maps and charts in one offline page")
 
     text = "\n".join(w.lines) + "\n"
-    scenario_from_dict(yaml.safe_load(text))  # the starter itself must always be valid
+    scenario_from_dict(load_yaml_text(text))  # the starter itself must always be valid
     return text
 
 

@@ -97,8 +97,9 @@ def _catalog_file() -> Path:
 
 @cache
 def _catalog_cached(path: str) -> dict[str, dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return dict(yaml.safe_load(f)["maps"])
+    from twin._yaml import load_yaml
+
+    return dict(load_yaml(path, what="map catalogue")["maps"])
 
 
 def catalog() -> dict[str, dict[str, Any]]:
