@@ -164,6 +164,10 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             else:
                 nxt = cur.get(part)
                 if nxt is None:
+                    if parts[i + 1].isdigit():
+                        where = ".".join(parts[: i + 1])
+                        raise KeyError(f"{dotted}: {where} is not a list in the base scenario (index {parts[i + 1]} "
+                                       "out of range)")
                     nxt = cur[part] = {}
                 cur = nxt
         else:

@@ -60,7 +60,6 @@ def header(ctx: ReportContext) -> str:
     mp = sc.get("map") or {}
     sim = sc.get("simulation") or {}
     pop = sc.get("population") or {}
-    wall = man.get("wall_s")
     commit = man.get("git_commit")
     facts = [
         ("map", f"{mp.get('source', net.get('source', '-'))} ({mp.get('network_type', net.get('network_type', 'drive'))})"),
@@ -72,7 +71,6 @@ def header(ctx: ReportContext) -> str:
          if all(isinstance(sim.get(k), int | float) and not isinstance(sim.get(k), bool) for k in ("start_s", "end_s"))
          else "-"),
         ("citytwin", man.get("citytwin_version", __version__) + (f" ({commit[:10]})" if commit else "")),
-        ("wall time", f"{wall:,.2f} s" if isinstance(wall, int | float) else "-"),
         ("python", man.get("python", "-")),
     ]
     if net.get("length_km"):
@@ -388,13 +386,10 @@ def run_details(ctx: ReportContext) -> str | None:
     man = ctx.manifest
     if not man:
         return None
-    ph = man.get("phase_time_s") or {}
-    parts = [(k, float(v), S.SERIES[i % len(S.SERIES)]) for i, (k, v) in enumerate(ph.items()) if v and v > 0]
-    bar = ""
-    if parts:
-        bar = "<h3>Wall time by phase</h3>" + S.stacked_hbar(parts, fmt=lambda v: f"{v:.2f} s")
-    facts = [(k, man[k]) for k in ("scenario", "seed", "citytwin_version", "git_commit", "python", "host", "wall_s")
-             if k in man]
+    # wall times differ between identical runs: they stay in manifest.json and run.log, so that the
+    # report, like every other output, is byte-identical for the same scenario and seed
+    bar = '<p class="note">wall time and time per phase: manifest.json and run.log of the run folder</p>'
+    facts = [(k, man[k]) for k in ("scenario", "seed", "citytwin_version", "git_commit", "python") if k in man]
     files = man.get("files") or []
     out = ctx.scenario.get("output") if isinstance(ctx.scenario.get("output"), dict) else {}
     missing = [f"{name} ({what})" + (f" — output.{sw}: false" if out.get(sw) is False else "")
