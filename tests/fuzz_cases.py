@@ -1086,9 +1086,10 @@ class Gen:
             safe = f"m{i}"
             # a file name with markup: missing, and invalid content
             fname = f"{mk}s.yaml"
-            self.add(Case(f"validate-markup-missing-file-{safe}", "markup", ("validate", fname), (), file=fname))
+            shown = str(Path(fname))  # as a path prints it ('//' is one '/')
+            self.add(Case(f"validate-markup-missing-file-{safe}", "markup", ("validate", fname), (), file=shown))
             self.add(Case(f"validate-markup-bad-file-{safe}", "markup", ("validate", fname),
-                          (F("text", fname, "population: {residentz: 10}\n"),), file=fname,
+                          (F("text", fname, "population: {residentz: 10}\n"),), file=shown,
                           field="population.residentz"))
             # markup in values
             d = self.base("helsinki_commute")
@@ -1099,11 +1100,12 @@ class Gen:
             self.scenario_cases("markup", f"map-source-{safe}", "helsinki_commute", d, field="map.source",
                                 needles=(f"{mk}nowhere.osm.pbf",))
             d = self.base("helsinki_commute")
-            d["name"] = f"{mk}x"
-            self.scenario_cases("markup", f"name-{safe}", "helsinki_commute", d, field="name", needles=(f"{mk}x",))
+            d["policies"] = [{"type": f"{mk}x"}]
+            self.scenario_cases("markup", f"policy-type-{safe}", "helsinki_commute", d, field="policies.0",
+                                needles=(f"{mk}x",))
             self.add(Case(f"maps_info-markup-{safe}", "markup", ("maps", "info", f"{mk}x.osm"), (), file=f"{mk}x.osm"))
             self.add(Case(f"compare-markup-{safe}", "markup", ("compare", f"{mk}runA", f"{mk}runB"), (),
-                          file=f"{mk}runA"))
+                          file=str(Path(f"{mk}runA"))))
             self.add(Case(f"new-markup-map-{safe}", "markup", ("new", "fresh.yaml", "--map", f"{mk}m"), (),
                           file=f"{mk}m"))
         exp = "helsinki_pricing"
