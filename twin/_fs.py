@@ -219,7 +219,7 @@ def check_output_file(path: str | Path, *, what: str = "output") -> None:
         raise OutputError(f"{path}: cannot write {what}: {os.strerror(errno.ENAMETOOLONG)}")
 
 
-def write_output(path: str | Path, data: str | bytes, *, what: str = "output") -> Path:
+def write_output(path: str | Path, data: str | bytes, *, what: str = "output", replace: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically, or fail with one line.
 
     The data goes to a hidden temporary file in the same folder (created with the parents it
@@ -235,6 +235,9 @@ def write_output(path: str | Path, data: str | bytes, *, what: str = "output") -
         The content; ``str`` is written as UTF-8.
     what
         What the file is, for the message (``"report"``, ``"flows"``, ...).
+    replace
+        Replace an existing ``path`` (default); ``False``: refuse it, atomically (the rename never
+        replaces a file that appeared meanwhile).
 
     Returns
     -------
@@ -264,7 +267,13 @@ def write_output(path: str | Path, data: str | bytes, *, what: str = "output") -
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            try:
+                rename_noreplace(tmp, target)
+            except FileExistsError:
+                raise OutputError(f"{path}: exists; not overwriting it") from None
         tmp = None
     except OSError as exc:
         raise OutputError(f"{path}: cannot write {what}: {os_reason(exc)}") from exc

@@ -277,12 +277,13 @@ def write_starter(path: str | Path, name: str | None, map_source: str, overwrite
         text = starter_yaml(scenario_name_from_path(p) if name is None else name, src)
     except ScenarioError as exc:  # name the file being created
         raise ScenarioError(p, exc.problems) from None
-    p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(p, "w" if overwrite else "x", encoding="utf-8") as f:
-            f.write(text)
-    except FileExistsError:
-        raise TwinError(f"{p} exists; not overwriting it (use --force to replace it)") from None
-    except OSError as exc:
-        raise TwinError(f"{p}: cannot write ({exc.strerror or exc})") from None
+    from twin._errors import OutputError
+    from twin._fs import write_output
+
+    try:  # atomic: a full disk never leaves a truncated scenario; never replaces a file without --force
+        write_output(p, text, what="scenario", replace=overwrite)
+    except OutputError as exc:
+        if "exists; not overwriting" in str(exc):
+            raise OutputError(f"{p} exists; not overwriting it (use --force to replace it)") from None
+        raise
     return p
