@@ -186,6 +186,9 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
                         t = {k: n.tags[k] for k in _NODE_TAGS if k in n.tags}
                         if t:
                             ext.node_tags[n.id] = t
+    except osmium.InvalidLocationError as exc:  # a node at latitude 999, a coordinate that is not a number
+        raise MapFormatError(f"{path}: a node has an invalid location ({_short(exc)}); latitudes must lie in "
+                             "[-90, 90] and longitudes in [-180, 180]") from exc
     except (RuntimeError, ValueError, OSError) as exc:
         raise MapFormatError(f"{path}: cannot read OSM data ({_short(exc)}); the file is truncated, "
                              "corrupt or not an OSM file (.osm, .osm.bz2, .osm.gz, .osm.pbf)") from exc
