@@ -450,6 +450,12 @@ def shipped_experiments() -> dict[str, dict]:
     return {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(EXPERIMENT_DIR.glob("*.yaml"))}
 
 
+#: A write target like /dev/full (ENOSPC on write), made in the case folder: a command that replaces
+#: its target atomically must never get to replace the machine's own /dev/full (as root it could).
+DEV_FULL = F("chardev", "devfull", src="1:7")
+#: The machine's devices that cases read: each must still be a character device after every case.
+SYSTEM_DEVICES = ("/dev/full", "/dev/null", "/dev/zero")
+
 LINK_CHANGE = {"type": "link_change", "name": "centre works", "bbox": [24.940, 60.166, 24.949, 60.174],
                "capacity_factor": 0.5, "speed_factor": 0.8, "from_s": "07:00", "to_s": "19:00"}
 
@@ -1070,7 +1076,7 @@ class Gen:
             ("target-through-file", (F("text", "plain.txt", "x\n"),), "plain.txt/new.yaml", "plain.txt"),
             ("target-name-too-long", (), "n" * 300 + ".yaml", "n" * 40),
             ("target-fifo", (F("fifo", "f.yaml"),), "f.yaml", "f.yaml"),
-            ("target-dev-full", (), "/dev/full", "/dev/full"),
+            ("target-dev-full", (DEV_FULL,), "devfull", "devfull"),
             ("target-proc", (), "/proc/fuzz.yaml", "/proc"),
             ("target-sys", (), "/sys/fuzz.yaml", "/sys"),
         ):
@@ -1113,7 +1119,7 @@ class Gen:
             def m(d, mk=mk):
                 d["overrides"][f"{mk}.x"] = 1
                 return d
-            self.experiment_case("markup", f"override-key-m{i}", exp, m, field=f"{mk}.x")
+            self.experiment_case("markup", f"override-key-m{i}", exp, m, field=mk)
 
     def runs(self) -> None:
         damages: dict[str, tuple[tuple[F, ...], str]] = {
@@ -1240,7 +1246,7 @@ class Gen:
             "under-file": ((F("text", "taken.txt", "keep me\n"),), "taken.txt/out", "taken.txt"),
             "proc": ((), "/proc/fuzz_out", "/proc"),
             "sys": ((), "/sys/fuzz_out", "/sys"),
-            "dev-full": ((), "/dev/full", "/dev/full"),
+            "dev-full": ((DEV_FULL,), "devfull", "devfull"),
             "directory": ((F("dir", "adir"),), "adir", "adir"),
             "fifo": ((F("fifo", "pipe"),), "pipe", "pipe"),
             "name-too-long": ((), "o" * 300, "o" * 40),
@@ -1408,7 +1414,7 @@ class Gen:
                 ("base-fifo", (F("fifo", "bfifo.yaml"),), "../bfifo.yaml", "bfifo.yaml"),
                 ("base-dev-zero", (), "/dev/zero", "/dev/zero"),
                 ("base-not-mapping", (F("text", "blist.yaml", "- 1\n- 2\n"),), "../blist.yaml", "blist.yaml"),
-                ("base-invalid", (F("text", "binv.yaml", _sub(base_text, "residents: 3000", "residents: -5")),),
+                ("base-invalid", (F("text", "binv.yaml", _sub(base_text, "car_ownership: 0.6", "car_ownership: 7")),),
                  "../binv.yaml", "binv.yaml"),
                 ("base-bad-yaml", (F("text", "bbad.yaml", "population: [1, 2\n"),), "../bbad.yaml", "bbad.yaml"),
                 ("base-map-not-mapping", (F("text", "bmap.yaml", _map_scalar(base_text)),),
@@ -1599,7 +1605,7 @@ def materialize(case: Case, folder: Path, run_dir: Path | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for f in case.files:
         p = folder / f.path
-        if f.op in ("text", "bytes", "copy", "dir", "fifo", "symlink", "run"):
+        if f.op in ("text", "bytes", "copy", "dir", "fifo", "symlink", "run", "chardev"):
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
             except OSError:
@@ -1614,6 +1620,12 @@ def materialize(case: Case, folder: Path, run_dir: Path | None = None) -> None:
         elif f.op == "fifo":
             if not p.exists():
                 os.mkfifo(p)
+        elif f.op == "chardev":  # a device node (root), else a symbolic link to the same device
+            major, minor = (int(x) for x in (f.src or "").split(":"))
+            try:
+                os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            except (PermissionError, OSError):
+                os.symlink({(1, 7): "/dev/full", (1, 3): "/dev/null", (1, 5): "/dev/zero"}[major, minor], p)
         elif f.op == "symlink":
             if not p.is_symlink():
                 os.symlink(f.src, p)
@@ -1635,6 +1647,18 @@ def materialize(case: Case, folder: Path, run_dir: Path | None = None) -> None:
             raise ValueError(f.op)
 
 
+def system_devices_replaced() -> list[str]:
+    """The machine's devices (:data:`SYSTEM_DEVICES`) that are no longer character devices."""
+    bad = []
+    for dev in SYSTEM_DEVICES:
+        try:
+            if not stat.S_ISCHR(os.stat(dev).st_mode):
+                bad.append(dev)
+        except OSError:
+            bad.append(dev)
+    return bad
+
+
 def snapshot(folder: Path) -> dict[str, tuple[str, int, int]]:
     """Every path under ``folder``: kind, size, mtime (no file is opened; FIFOs are safe)."""
     out: dict[str, tuple[str, int, int]] = {}
@@ -1646,7 +1670,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, int]]:
             except OSError:
                 continue
             kind = ("dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else
-                    "fifo" if stat.S_ISFIFO(st.st_mode) else "file")
+                    "fifo" if stat.S_ISFIFO(st.st_mode) else "chardev" if stat.S_ISCHR(st.st_mode) else "file")
             out[str(p.relative_to(folder))] = (kind, 0 if kind == "dir" else st.st_size,
                                                0 if kind == "dir" else st.st_mtime_ns)
     return out

@@ -107,6 +107,10 @@ def _run_case(case: fc.Case, zygote: fc.Zygote, request, tmp_path: Path) -> None
     res = zygote.run(case.argv, folder, tmp_path / "capture")
     after = fc.snapshot(folder)
     probs = fc.check(case, res, before, after)
+    replaced = fc.system_devices_replaced()
+    if replaced:  # stop at once: every later case (and the machine) would see a file there
+        pytest.exit(f"case {case.id} replaced {', '.join(replaced)} (a device) with something else; restore it "
+                    "(as root: rm /dev/full && mknod -m 666 /dev/full c 1 7) before running again", returncode=3)
     _log(case, res, probs)
     assert not probs, _report(case, res, probs)
 
@@ -190,6 +194,7 @@ def _subprocess_case(case: fc.Case, request, tmp_path: Path, monkeypatch) -> Non
     res["stderr"] = err.decode("utf-8", "backslashreplace")
     after = fc.snapshot(folder)
     probs = fc.check(case, res, before, after)
+    assert not fc.system_devices_replaced(), f"case {case.id} replaced a device of the machine"
     assert not probs, _report(case, res, probs)
 
 
