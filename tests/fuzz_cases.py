@@ -11,8 +11,8 @@ Running a case costs no imports: :class:`Zygote` is one helper process that impo
 and forks a child per case. The child changes into the case folder, sends stdout and stderr to
 files, arms ``signal.setitimer(ITIMER_REAL, 10)`` (a hang raises :class:`CaseTimeout` and reports
 where it was), bounds its address space (``/dev/zero`` read to the end fails fast instead of eating
-the machine) and calls the Click command as the console script does (``standalone_mode=True``:
-Click's own usage errors are printed as users see them). The helper kills a child that ignores the
+the machine) and calls ``twin.cli.main(argv)``, the function the console script ``twin`` runs (Click's usage
+errors are printed as users see them). The helper kills a child that ignores the
 alarm (a loop in compiled code) after :data:`HARD_TIMEOUT_S`. The pytest process itself never runs
 citytwin code, so no case can change its state, its working folder or its signal handlers.
 
@@ -1803,7 +1803,7 @@ def _child(req: dict[str, Any], cmd: Any) -> None:
         t0 = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, float(req["timeout"]))
         try:
-            cmd.main(args=list(req["argv"]), prog_name="twin", standalone_mode=True)
+            cmd(list(req["argv"]))  # twin.cli.main: what the console script `twin` runs
             result["exit_code"] = 0
         except SystemExit as exc:
             c = exc.code
@@ -1846,7 +1846,7 @@ def zygote_main() -> None:
             __import__(mod)
         except Exception:  # noqa: BLE001 - a module that does not import fails its cases, not the helper
             pass
-    cmd = typer.main.get_command(twin.cli.app)
+    cmd = twin.cli.main
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()

@@ -209,7 +209,7 @@ def test_report_of_a_run_without_cars(optional, nets, tmp_path, caplog):
 
 def test_report_reads_the_resolved_scenario_with_the_strict_reader(nets, tmp_path, caplog):
     """scenario.resolved.yaml goes through twin._yaml (safe, strict): Python tags are not run,
-    duplicate keys are refused; the report is written all the same."""
+    duplicate keys are refused; a damaged file is named (a damaged run folder), never half-read."""
     from twin.report import write_report
 
     sc = _scenario(name="yamlrun", population={"residents": 50}, output={"report": False, "geopackage": False})
@@ -217,11 +217,16 @@ def test_report_reads_the_resolved_scenario_with_the_strict_reader(nets, tmp_pat
     p = r.out_dir / "scenario.resolved.yaml"
     text = p.read_text(encoding="utf-8")
     p.write_text(text.rstrip("\n") + "\nname: other\n", encoding="utf-8")  # a duplicate key (PyYAML: last wins)
-    with caplog.at_level(logging.WARNING, logger="twin"):
-        page = write_report(r.out_dir).read_text(encoding="utf-8")
-    assert "<title>yamlrun · citytwin report" in page  # from manifest.json, not the duplicate key
-    assert any("duplicate" in rec.getMessage() for rec in caplog.records), caplog.text
+    from twin.report import ReportError
+
+    with pytest.raises(ReportError, match=r"name: duplicate key .*damaged run folder"):
+        write_report(r.out_dir)
+    assert not (r.out_dir / "report.html").exists()
     marker = tmp_path / "ran"
     p.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n", encoding="utf-8")
+    with pytest.raises(ReportError, match="is not allowed"):
+        write_report(r.out_dir)
+    assert not marker.exists()
+    p.write_text(text, encoding="utf-8")
     page = write_report(r.out_dir).read_text(encoding="utf-8")
-    assert not marker.exists() and 'data-section="header"' in page
+    assert "<title>yamlrun · citytwin report" in page

@@ -49,9 +49,10 @@ def test_clock_times_stay_clock_times_quoted_or_not():
 
 
 def test_duplicate_keys_name_the_key_and_both_lines():
-    with pytest.raises(ScenarioError, match=r"duplicate key 'residents' \(first on line 2, again on line 4\)"):
+    with pytest.raises(ScenarioError, match=r"s.yaml: population.residents: duplicate key \(first on line 2, again on "
+                                            r"line 4\)"):
         load_yaml_text("population:\n  residents: 3000\n  placement: uniform\n  residents: 25\n", "s.yaml")
-    with pytest.raises(ScenarioError, match="duplicate key 'residents'"):
+    with pytest.raises(ScenarioError, match="population.residents: duplicate key"):
         load_yaml_text("population: {residents: 3000, residents: 25}", "s.yaml")
 
 

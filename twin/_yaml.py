@@ -166,16 +166,49 @@ class _Recursive(Exception):
         self.node = node
 
 
+def _duplicate_key(root: Node | None) -> tuple[str, str] | None:
+    """The first duplicate key of the document as ``(dotted path, message)``, or ``None``."""
+    if root is None:
+        return None
+    seen_nodes: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            first: dict[str, Node] = {}
+            children = []
+            for k, v in node.value:
+                if isinstance(k, ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    name = str(k.value)
+                    if name in first:
+                        where = f"{path}.{name}" if path else name
+                        return where, (f"duplicate key (first on line {first[name].start_mark.line + 1}, again on "
+                                       f"line {k.start_mark.line + 1}); YAML keeps only one, so give it once")
+                    first[name] = k
+                    children.append((v, f"{path}.{name}" if path else name))
+                else:
+                    children.append((v, path))
+            stack.extend(reversed(children))
+        elif isinstance(node, SequenceNode):
+            stack.extend((c, f"{path}.{i}" if path else str(i)) for i, c in reversed(list(enumerate(node.value))))
+    return None
+
+
 def load_yaml_text(text: str, source: str | Path | None = None) -> Any:
     """Parse YAML text with :class:`StrictLoader`.
 
     Raises
     ------
     ScenarioError
-        ``source: not valid YAML (line L, column C: problem)``, duplicate keys, too deep, too large.
+        ``source: not valid YAML (line L, column C: problem)``, too deep, too large; a duplicate key
+        as ``source: dotted.path: duplicate key (first on line A, again on line B)``.
     """
-    loader = StrictLoader(text)
+    loader = None
     try:
+        loader = StrictLoader(text)
         try:
             node = loader.get_single_node()
         except RecursionError:
@@ -192,13 +225,16 @@ def load_yaml_text(text: str, source: str | Path | None = None) -> Any:
         if depth > MAX_DEPTH:
             raise ScenarioError(source, [("", f"not valid YAML (nesting deeper than {MAX_DEPTH} levels once its "
                                               "aliases are expanded)")])
+        dup = _duplicate_key(node)
+        if dup is not None:
+            raise ScenarioError(source, [dup])
         if node is None:
             return None
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or _short(" ".join(str(exc).split()), 200)
         if isinstance(exc, ConstructorError) and "could not determine a constructor" in str(problem):
             m = re.search(r"tag '([^']*)'", str(problem))
             tag = (m.group(1) if m else "?").replace("tag:yaml.org,2002:", "!!")
@@ -207,7 +243,8 @@ def load_yaml_text(text: str, source: str | Path | None = None) -> Any:
     except RecursionError:
         raise ScenarioError(source, [("", f"not valid YAML (nesting deeper than {MAX_DEPTH} levels)")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_text_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, what: str = "file") -> str:

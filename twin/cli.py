@@ -190,7 +190,7 @@ def run(
 
     try:
         if seed is not None and not 0 <= seed < 2**128:
-            raise TwinError(f"--seed: must be in 0 .. 2^128-1, got {seed}")
+            raise TwinError(f"twin run: --seed: must be in 0 .. 2^128-1, got {seed}")
         sc = load_scenario(scenario, overrides={"seed": seed} if seed is not None else None)
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
@@ -249,7 +249,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) 
 
     try:
         sc = load_scenario(file)
-        with err_console.status(f"loading {sc.map.source}"):
+        with err_console.status(Text(f"loading {sc.map.source}")):
             net = check_runnable(sc, file)
     except TwinError as exc:
         _fail(exc)
@@ -365,20 +365,25 @@ def sweep(
     path = report_target if is_report else Path(experiment)
     try:
         if path is None:
-            raise TwinError("twin sweep report needs the experiment file: twin sweep report EXPERIMENT.yaml")
+            raise TwinError("twin sweep report: missing argument EXPERIMENT (twin sweep report EXPERIMENT.yaml)")
         if not is_report and report_target is not None:
-            raise TwinError(f"unexpected argument {report_target}; use twin sweep EXPERIMENT or twin sweep report EXPERIMENT")
+            raise TwinError(f"twin sweep: unexpected argument {report_target}; use twin sweep EXPERIMENT or twin sweep report "
+                            "EXPERIMENT")
         if executor not in ("ray", "serial"):
-            raise TwinError(f"--executor: must be ray or serial, got {executor!r}")
+            raise TwinError(f"twin sweep: --executor: must be ray or serial, got {executor!r}")
         if workers is not None and workers < 1:
-            raise TwinError(f"--workers: must be >= 1, got {workers}")
+            raise TwinError(f"twin sweep: --workers: must be >= 1, got {workers}")
         exp, base = sw.load_experiment(path)
         runs = sw.expand_runs(exp, base, path)
         store = out or Path("runs") / "sweeps" / exp.name
         if is_report:
             if not (store / "kpis.parquet").exists():
                 raise TwinError(f"{store}: no results yet; run: twin sweep {path}")
-            sw.collect(runs, store)
+            if not store.is_dir() or not (store / "experiment.resolved.yaml").is_file():
+                raise InputError(f"{store}: not a sweep store of {path} (no experiment.resolved.yaml)")
+            n_done, _ = sw.collect(runs, store)
+            if n_done == 0:
+                raise TwinError(f"{store}: no finished runs yet; run: twin sweep {path}")
             table = sw.summarize(store)
             t = Table(title=f"{exp.name}: mean ± std over replicates ({store})", header_style="bold")
             idx_names = [n.removeprefix("param.") for n in (table.index.names if table.index.names != [None] else [])]
@@ -441,11 +446,13 @@ def assign(
 
     try:
         if method not in METHODS:
-            raise TwinError(f"--method: must be one of {', '.join(METHODS)}, got {method!r}")
-        if not gap > 0 or max_iter < 1 or not demand_factor >= 0:
-            raise TwinError("--gap must be > 0, --max-iter >= 1 and --demand-factor >= 0")
-        if not (gap < float("inf") and demand_factor < float("inf")):
-            raise TwinError("--gap and --demand-factor must be finite")
+            raise TwinError(f"twin assign: --method: must be one of {', '.join(METHODS)}, got {method!r}")
+        if not 0 < gap < float("inf"):
+            raise TwinError(f"twin assign: --gap: must be a finite number > 0, got {gap}")
+        if max_iter < 1:
+            raise TwinError(f"twin assign: --max-iter: must be >= 1, got {max_iter}")
+        if not 0 <= demand_factor < float("inf"):
+            raise TwinError(f"twin assign: --demand-factor: must be a finite number >= 0, got {demand_factor}")
         for f in (net_file, trips_file):
             _check_input_file(f, "TNTP file")
         if out is not None:
@@ -516,7 +523,9 @@ def animate(
 
     try:
         if not 0 <= hour <= 47:
-            raise TwinError(f"--hour: must be in 0..47, got {hour}")
+            raise TwinError(f"twin animate: --hour: must be in 0..47, got {hour}")
+        if max_vehicles < 1:
+            raise TwinError(f"twin animate: --max-vehicles: must be >= 1, got {max_vehicles}")
         path = write_animation(run_dir, out or run_dir / f"animation_{hour:02d}.html", hour=hour,
                                max_vehicles=max_vehicles)
     except TwinError as exc:
@@ -544,7 +553,9 @@ def _first_name(exc: BaseException, *files: Path) -> str:
 
 def _read_kpis(run: Path) -> dict:
     from twin._yaml import read_text_file
+    from twin.report import check_run_folder
 
+    check_run_folder(run)  # a damaged run folder is named, never half-compared
     f = run / "kpis.json"
     if not run.is_dir():
         raise InputError(f"{run}: not a run folder ({'a file' if run.exists() else 'no such folder'})")
@@ -604,8 +615,9 @@ def maps_info(
 
     try:
         if network_type not in NETWORK_TYPES:
-            raise TwinError(f"--network-type: must be one of {', '.join(NETWORK_TYPES)}, got {network_type!r}")
-        with err_console.status(f"loading {source} ({network_type})"):
+            raise TwinError(f"twin maps info: --network-type: must be one of {', '.join(NETWORK_TYPES)}, "
+                            f"got {network_type!r}")
+        with err_console.status(Text(f"loading {source} ({network_type})")):
             net = RoadNetwork.load(source, network_type)
         summary = net.summary()
     except TwinError as exc:

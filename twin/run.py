@@ -324,7 +324,9 @@ def _check_existing(out: Path, work: Path, overwrite: bool) -> tuple[int, int] |
     except OSError as exc:
         raise OutputError(f"{out}: cannot use it as the output folder: {os_reason(exc)}") from exc
     if not overwrite:
-        raise OutputExistsError(f"output folder {out} exists; pass --overwrite to replace it or --out to choose another")
+        if not stat.S_ISDIR(st.st_mode):
+            raise OutputExistsError(f"{out}: exists and is {_kind_of(st.st_mode)}, not a run folder; choose another --out")
+        raise OutputExistsError(f"{out}: output folder exists; pass --overwrite to replace it or --out to choose another")
     refuse = "--overwrite replaces only a run folder written by citytwin; nothing was deleted"
     res = Path(os.path.realpath(work))
     cwd = Path(os.path.realpath(os.getcwd()))

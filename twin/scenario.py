@@ -70,6 +70,8 @@ MAX_TIME_S = MAX_DAYS * 24 * 3600.0
 #: Largest OSM id (they are stored as int64).
 INT64_MAX = 2**63 - 1
 
+#: Run and experiment names: letters, digits, '_', '-', '.', not only dots (a name is a folder name).
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
 CLOCK_PATTERN = r"^\s*\d{1,3}:[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?\s*$"
 _CLOCK = re.compile(r"^\s*(\d{1,3}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
 
@@ -381,9 +383,14 @@ class LinkChangePolicy(_Strict):
         if not (self.osm_way_ids or self.links or self.bbox):
             raise ValueError("select links with osm_way_ids, links or bbox")
         _check_window(self)
-        if self.bbox is not None:
-            _check_bbox(self.bbox)
         return self
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, bbox: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if bbox is not None:
+            _check_bbox(bbox)
+        return bbox
 
 
 class RoadPricingPolicy(_Strict):
@@ -407,9 +414,14 @@ class RoadPricingPolicy(_Strict):
         if self.kind == "link" and not self.osm_way_ids:
             raise ValueError("kind link needs osm_way_ids")
         _check_window(self)
-        if self.bbox is not None:
-            _check_bbox(self.bbox)
         return self
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, bbox: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if bbox is not None:
+            _check_bbox(bbox)
+        return bbox
 
 
 def _check_window(p: Any) -> None:
@@ -420,7 +432,8 @@ def _check_window(p: Any) -> None:
 def _check_bbox(bbox: tuple[float, float, float, float]) -> None:
     w, so, e, n = bbox
     if not (-180 <= w < e <= 180 and -90 <= so < n <= 90):
-        raise ValueError(f"bbox {list(bbox)}: need -180 <= west < east <= 180 and -90 <= south < north <= 90 (degrees)")
+        raise ValueError(f"{list(bbox)}: need -180 <= west < east <= 180 and -90 <= south < north <= 90 "
+                         "([W, S, E, N] in degrees)")
 
 
 Policy = Annotated[LinkChangePolicy | RoadPricingPolicy, Field(discriminator="type")]
@@ -475,7 +488,7 @@ class OutputConfig(_Strict):
 class Scenario(_Strict):
     """A citytwin scenario: one synthetic population on one road network, simulated for a day."""
 
-    name: str = Field("scenario", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$",
+    name: str = Field("scenario", min_length=1, max_length=100, pattern=NAME_PATTERN,
                       description="Run name (letters, digits, '_', '-', '.'); the default output folder is runs/NAME.")
     description: str = Field("", description="Free text.")
     seed: int = Field(42, ge=0, le=2**128 - 1, description="Root seed (0 to 2^128-1): same scenario + seed gives "
@@ -605,6 +618,12 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
                 msg += f" (got {_echo(err.get('input'))})"
             if typ in ("int_type", "float_type") and isinstance(err.get("input"), bool):
                 msg = f"must be a number, not a boolean (got {err['input']!r})"
+        m = re.match(r"^(\w+)\.([\w.]*\w): (.*)$", msg) if field.endswith("modes.plugins") else None
+        if m:  # a plug-in mode's option: its own dotted path
+            field, msg = f"{field}.{m.group(1)}.{m.group(2)}", m.group(3)
+        elif field.endswith("modes.plugins") and re.match(r"^\w+: ", msg):
+            name, msg = msg.split(": ", 1)
+            field = f"{field}.{name}"
         out.append((field, msg))
         if field in union_alts:
             out[-1] = (field, msg, field)  # type: ignore[assignment]
@@ -622,10 +641,14 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
     return result
 
 
+_UNION_LABEL = re.compile(r"^(constrained-\w+|literal\[.*\]|function-\w+\[.*\]|float|int|str|bool|none|"
+                          r"(tuple|list|dict|set)\[.*\])$")
+
+
 def _is_union_member(part: Any) -> bool:
     """pydantic's label of a union alternative in an error location (``constrained-float``,
     ``literal['msa']``, ``float``), as opposed to a field name or list index."""
-    return isinstance(part, str) and ("[" in part or "-" in part or part in ("float", "int", "str", "bool", "none"))
+    return isinstance(part, str) and _UNION_LABEL.match(part) is not None
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -759,14 +782,14 @@ def resolve_paths(sc: Scenario, path: Path, *, check_map: bool = True) -> Scenar
             pass  # a name the OS cannot look up (too long, NUL): resolve_source reports it
     grid = sc.population.grid
     if grid:
+        gp = Path(grid) if Path(grid).is_absolute() else p.parent / grid
         try:
-            gp = Path(grid) if Path(grid).is_absolute() else p.parent / grid
             ok = gp.is_file()
-        except (OSError, ValueError):
-            ok = False
-            gp = Path(grid)
-        if not ok:
             what = "is not a regular file" if gp.exists() else "not found"
+        except (OSError, ValueError) as exc:
+            ok = False
+            what = "has a name the system cannot look up" + (f" ({exc.strerror})" if isinstance(exc, OSError) else "")
+        if not ok:
             raise ScenarioError(p, [("population.grid", f"file {grid} {what} (relative paths are read next to the "
                                                         "scenario; a GeoPackage or GeoJSON of polygons)")])
         sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str(gp.resolve())})})

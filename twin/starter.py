@@ -257,9 +257,9 @@ def write_starter(path: str | Path, name: str | None, map_source: str, overwrite
     """
     p = Path(path)
     if p.is_dir():
-        raise TwinError(f"{p} is a folder; give the scenario file to create, e.g. {p / 'scenario.yaml'}")
+        raise TwinError(f"{p}: is a folder; give the scenario file to create, e.g. {p / 'scenario.yaml'}")
     if p.exists() and not overwrite:
-        raise TwinError(f"{p} exists; not overwriting it (use --force to replace it)")
+        raise TwinError(f"{p}: exists; not overwriting it (use --force to replace it)")
     if check_map:
         from twin.maps import resolve_source
 
@@ -284,6 +284,6 @@ def write_starter(path: str | Path, name: str | None, map_source: str, overwrite
         write_output(p, text, what="scenario", replace=overwrite)
     except OutputError as exc:
         if "exists; not overwriting" in str(exc):
-            raise OutputError(f"{p} exists; not overwriting it (use --force to replace it)") from None
+            raise OutputError(f"{p}: exists; not overwriting it (use --force to replace it)") from None
         raise
     return p

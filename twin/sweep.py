@@ -52,12 +52,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twin._errors import OutputError, ScenarioError, TwinError
 from twin._tables import write_table
 from twin._yaml import load_yaml
-from twin.scenario import Scenario, scenario_from_dict, validation_problems
+from twin.scenario import NAME_PATTERN, Scenario, scenario_from_dict, validation_problems
 
 __all__ = ["Experiment", "RunSpec", "load_experiment", "expand_runs", "run_sweep", "collect", "SweepSummary"]
 
@@ -110,7 +110,7 @@ class Axis(_Strict):
 class Experiment(_Strict):
     """A sweep: a base scenario, axes over its fields, replicates."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     description: str = ""
     base: str | None = Field(None, description="Base scenario file, relative to the experiment file.")
     scenario: dict[str, Any] | None = Field(None, description="Inline base scenario (instead of `base`).")
@@ -128,6 +128,26 @@ class Experiment(_Strict):
         if (self.base is None) == (self.scenario is None):
             raise ValueError("give exactly one of `base` (a scenario file) or `scenario` (inline)")
         return self
+
+    @field_validator("overrides")
+    @classmethod
+    def _no_seed(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        for k in ("seed", "name"):
+            if k in overrides:
+                raise ValueError(f"{k}: set by the experiment for every run (its `seed` and `replicates`, its `name`); "
+                                 "remove it from overrides")
+        return overrides
+
+    @field_validator("axes")
+    @classmethod
+    def _no_seed_axis(cls, axes: list[Axis]) -> list[Axis]:
+        for i, a in enumerate(axes):
+            keys = list(a.grid or {}) + list(a.zip or {}) + list(a.lhs.params if a.lhs else {})
+            for k in ("seed", "name"):
+                if k in keys:
+                    raise ValueError(f"{i}: {k} is set by the experiment for every run; use `replicates` and "
+                                     "`seed_mode` to vary seeds")
+        return axes
 
 
 @dataclass(frozen=True)
@@ -228,6 +248,10 @@ def load_experiment(path: str | Path) -> tuple[Experiment, dict[str, Any]]:
             base = {}
         if not isinstance(base, dict):
             raise ScenarioError(p, [("base", f"{exp.base}: the top level must be a mapping of scenario keys")])
+        try:  # a bad base is reported against the base file, not against every run
+            scenario_from_dict(base, bpath, check_memory=False)
+        except ScenarioError as exc:
+            raise ScenarioError(bpath, [(f, f"{m} (the base scenario of {p})") for f, m in exc.problems]) from None
         src = base.get("map", {}).get("source") if isinstance(base.get("map"), dict) else None
         try:
             if isinstance(src, str) and src and (bpath.parent / src).is_file():  # map files next to the base

@@ -295,6 +295,8 @@ def parse_tntp_net(text, source="<string>"):
             vals = [float(p) for p in parts[:_N_NET_COLS]]
         except ValueError:
             raise ValueError(f"{source}:{lineno}: non-numeric link field in {line!r}") from None
+        if not all(np.isfinite(vals)):
+            raise ValueError(f"{source}:{lineno}: link fields must be finite numbers (no NaN or inf): {line!r}")
         if len(parts) > _N_NET_COLS and any(p != ";" for p in parts[_N_NET_COLS:]):
             raise ValueError(f"{source}:{lineno}: more than {_N_NET_COLS} link fields: {line!r}")
         for k in (0, 1, 9):

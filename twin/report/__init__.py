@@ -15,6 +15,7 @@ from twin.report.core import (
     ReportContext,
     ReportError,
     Section,
+    check_run_folder,
     format_kpi,
     kpi_label,
     read_gpkg_lines,
@@ -31,4 +32,5 @@ from twin.report.animation import write_animation
 __all__ = [
     "ReportContext", "ReportError", "Section", "format_kpi", "kpi_label", "read_gpkg_lines", "register_kpi", "register_section",
     "registered_sections", "unregister_section", "write_compare_report", "write_report", "write_animation",
+    "check_run_folder",
 ]

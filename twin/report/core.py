@@ -39,6 +39,7 @@ from twin.report import svg as S
 __all__ = [
     "ReportError", "Section", "ReportContext", "register_section", "unregister_section", "registered_sections",
     "register_kpi", "format_kpi", "kpi_label", "write_report", "write_compare_report", "read_gpkg_lines",
+    "check_run_folder",
 ]
 
 log = logging.getLogger("twin")
@@ -329,9 +330,10 @@ class ReportContext:
         try:
             doc = load_yaml(p, what="resolved scenario")
         except TwinError as exc:
-            log.warning("report: %s", exc)
-            return {}
-        return doc if isinstance(doc, dict) else {}
+            raise ReportError(f"{exc}; damaged run folder") from None
+        if not isinstance(doc, dict):
+            raise ReportError(f"{p}: not a mapping of scenario keys; damaged run folder")
+        return doc
 
     def table(self, name: str, columns: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
         """A Parquet table of the run folder as numpy columns (strings as object arrays); ``None``
@@ -515,13 +517,92 @@ def _arrow_to_numpy(col) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- page
 
-def _check_run_dir(run_dir: Path) -> None:
+#: Files of a run folder that readers rewrite or add themselves (not checked against the manifest).
+_REWRITTEN = ("report.html",)
+
+
+def _json_object(p: Path, run_dir: Path) -> dict:
+    from twin._yaml import read_text_file
+
+    try:
+        doc = json.loads(read_text_file(p, what="JSON file"))
+    except TwinError as exc:
+        raise ReportError(f"{exc}; damaged run folder {run_dir}") from None
+    except ValueError as exc:
+        raise ReportError(f"{p}: not valid JSON ({str(exc)[:80]}); damaged run folder") from None
+    if not isinstance(doc, dict):
+        raise ReportError(f"{p}: not a JSON object; damaged run folder")
+    return doc
+
+
+def check_run_folder(run_dir: str | Path) -> None:
+    """Check that ``run_dir`` is a complete, undamaged citytwin run folder, cheaply (no table is read).
+
+    A run folder holds ``manifest.json`` and ``kpis.json`` (JSON objects; KPIs are numbers, strings
+    or null), every file the manifest lists (regular files), Parquet tables whose footers read,
+    a ``links.gpkg`` that is an SQLite database, and a ``scenario.resolved.yaml`` that is a mapping.
+
+    Raises
+    ------
+    ReportError
+        One line naming the folder or the damaged file.
+    """
+    run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a run folder (a file, not a folder)")
     if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: no such run folder")
-    if not ((run_dir / "kpis.json").is_file() or (run_dir / "manifest.json").is_file()):
-        raise ReportError(f"{run_dir}: not a run folder (no kpis.json or manifest.json); run `twin run` first")
+        raise ReportError(f"{run_dir}: not a run folder (no such folder)")
+    for name in ("manifest.json", "kpis.json"):
+        if not (run_dir / name).exists():
+            raise ReportError(f"{run_dir}: not a run folder, or an incomplete one (no {name}); run `twin run` first")
+    man = _json_object(run_dir / "manifest.json", run_dir)
+    kpis = _json_object(run_dir / "kpis.json", run_dir)
+    for k, v in kpis.items():
+        if not (v is None or isinstance(v, int | float | str)):
+            raise ReportError(f"{run_dir / 'kpis.json'}: KPI {k!r} is not a number ({type(v).__name__}); "
+                              "damaged run folder")
+    files = man.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ReportError(f"{run_dir / 'manifest.json'}: `files` is not a list of names; damaged run folder")
+    import stat
+
+    for name in files:
+        if name in _REWRITTEN or "/" in name or name.startswith("."):
+            continue
+        p = run_dir / name
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            raise ReportError(f"{p}: listed in manifest.json but missing; damaged run folder") from None
+        if not stat.S_ISREG(mode):
+            raise ReportError(f"{p}: not a regular file; damaged run folder")
+        if name.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                pq.ParquetFile(p)
+            except (OSError, pa.ArrowException) as exc:
+                raise ReportError(f"{p}: not a readable Parquet table ({str(exc).splitlines()[0][:80]}); "
+                                  "damaged run folder") from None
+        elif name.endswith(".gpkg"):
+            with open(p, "rb") as f:
+                head = f.read(16)
+            if head != b"SQLite format 3\x00":
+                raise ReportError(f"{p}: not a GeoPackage (SQLite) file; damaged run folder")
+        elif name.endswith(".yaml"):
+            from twin._yaml import load_yaml
+
+            try:
+                doc = load_yaml(p, what="resolved scenario")
+            except TwinError as exc:
+                raise ReportError(f"{exc}; damaged run folder") from None
+            if not isinstance(doc, dict):
+                raise ReportError(f"{p}: not a mapping of scenario keys; damaged run folder")
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    check_run_folder(run_dir)
 
 
 def _page(title: str, body: str, nav: list[tuple[str, str]]) -> str:
