@@ -305,7 +305,6 @@ seed: 11
 population: {{residents: 300}}
 modes: {{available: [car, walk]}}
 simulation: {{start_s: {start}, end_s: {end}, record_interval_s: 600}}
-output: {{report: false}}
 policies:
   - {{type: road_pricing, name: centre, kind: cordon, bbox: [24.940, 60.166, 24.949, 60.174], price: 5.0,
      from_s: {t0}, to_s: {t1}}}
@@ -331,7 +330,8 @@ def test_unquoted_and_quoted_clock_times_give_byte_identical_outputs(tmp_path):
         res = run_scenario(sc, tmp_path / f"run{i}" / "cordon")
         outs.append(_digest(res.out_dir))
     assert outs[0] == outs[1] == outs[2]
-    assert {"trips.parquet", "links.gpkg", "scenario.resolved.yaml", "kpis.json"} <= set(outs[0])
+    assert {"trips.parquet", "events.parquet", "links.gpkg", "scenario.resolved.yaml", "kpis.json",
+            "report.html"} <= set(outs[0])
     kpis = json.loads((tmp_path / "run0" / "cordon" / "kpis.json").read_text())
     assert kpis["tolls_paid"] > 0  # the cordon charged somebody (with YAML 1.1's 7:00 = 00:07 it would not)
 

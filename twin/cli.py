@@ -379,8 +379,7 @@ def sweep(
         if is_report:
             if not (store / "kpis.parquet").exists():
                 raise TwinError(f"{store}: no results yet; run: twin sweep {path}")
-            if not store.is_dir() or not (store / "experiment.resolved.yaml").is_file():
-                raise InputError(f"{store}: not a sweep store of {path} (no experiment.resolved.yaml)")
+            sw.check_store(store)
             n_done, _ = sw.collect(runs, store)
             if n_done == 0:
                 raise TwinError(f"{store}: no finished runs yet; run: twin sweep {path}")

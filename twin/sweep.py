@@ -628,6 +628,25 @@ def plot_report(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_
     return files
 
 
+def check_store(out_dir: str | Path) -> None:
+    """Refuse a damaged results store (``kpis.parquet`` that does not read) with one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    for name in ("kpis.parquet", "provenance.parquet"):
+        p = out / name
+        if not p.exists():
+            continue
+        try:
+            if not p.is_file():
+                raise OSError("not a regular file")
+            pq.ParquetFile(p)
+        except (OSError, pa.ArrowException) as exc:
+            raise ScenarioError(p, [("", f"not a readable Parquet table ({str(exc).splitlines()[0][:80]}); damaged "
+                                         "sweep store (delete it and run the sweep again to rebuild it)")]) from None
+
+
 def count_failed(runs: list[RunSpec], out_dir: str | Path) -> int:
     """How many of ``runs`` are recorded as failed in the store ``out_dir``."""
     out = Path(out_dir)

@@ -161,15 +161,15 @@ def resolve_source(source: str | Path) -> MapSource:
     if s.startswith("place:"):
         name = s[len("place:"):].strip()
         if not name:
-            raise MapNotFoundError("map source 'place:' needs a place name, e.g. 'place:Tsukuba, Japan'")
+            raise MapNotFoundError(f"{s}: needs a place name, e.g. 'place:Tsukuba, Japan'")
         return MapSource("download", _download_cache_path(("place", name)), s, ("place", name))
     if s.startswith("bbox:"):
         try:
             w, so, e, n = (float(v) for v in s[len("bbox:"):].split(","))
         except ValueError:
-            raise MapNotFoundError(f"map source {s!r}: expected 'bbox:WEST,SOUTH,EAST,NORTH' in degrees") from None
-        if not (w < e and so < n and -180 <= w <= 180 and -90 <= so <= 90):
-            raise MapNotFoundError(f"map source {s!r}: need west < east and south < north, in degrees")
+            raise MapNotFoundError(f"{s}: expected 'bbox:WEST,SOUTH,EAST,NORTH' in degrees") from None
+        if not (-180 <= w < e <= 180 and -90 <= so < n <= 90):
+            raise MapNotFoundError(f"{s}: need -180 <= west < east <= 180 and -90 <= south < north <= 90 (degrees)")
         q = ("bbox", (w, so, e, n))
         return MapSource("download", _download_cache_path(q), s, q)
     cat = catalog()
@@ -244,10 +244,10 @@ def _download_cached(src: MapSource, network_type: str) -> Path:
 def _offline_message(src: MapSource) -> str:
     why = " (TWIN_OFFLINE is set)" if settings.offline() else ""
     if src.expected_file is not None:
-        return (f"map {src.label!r}: file {src.expected_file} not found in {_search_str()}, and this machine is "
+        return (f"{src.label}: catalogue map; file {src.expected_file} not found in {_search_str()}, and this machine is "
                 f"offline{why} so its area cannot be downloaded; put the file in one of those folders or add its "
                 "folder to TWIN_MAPS_PATH (or give the file's path as map.source)")
-    return (f"map {src.label!r} must be downloaded from OpenStreetMap but this machine is offline{why}; use a map "
+    return (f"{src.label}: must be downloaded from OpenStreetMap but this machine is offline{why}; use a map "
             "file (.osm/.pbf/.graphml) or a catalogue name such as 'helsinki'")
 
 
@@ -287,7 +287,7 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
         else:
             G = ox.graph_from_bbox(tuple(q), network_type=nt, simplify=True, retain_all=False)
     except Exception as exc:  # osmnx raises many types (geocoder, HTTP, empty response)
-        raise MapError(f"map {src.label!r}: download failed: {str(exc).splitlines()[0][:200]}") from exc
+        raise MapError(f"{src.label}: download failed: {str(exc).splitlines()[0][:200]}") from exc
     import logging
     import os
 

@@ -20,6 +20,7 @@ share one read of each table, and nothing is read that no section needs.
 from __future__ import annotations
 
 import json
+import math
 import logging
 import sqlite3
 import struct
@@ -557,16 +558,17 @@ def check_run_folder(run_dir: str | Path) -> None:
             raise ReportError(f"{run_dir}: not a run folder, or an incomplete one (no {name}); run `twin run` first")
     man = _json_object(run_dir / "manifest.json", run_dir)
     kpis = _json_object(run_dir / "kpis.json", run_dir)
-    for k, v in kpis.items():
-        if not (v is None or isinstance(v, int | float | str)):
-            raise ReportError(f"{run_dir / 'kpis.json'}: KPI {k!r} is not a number ({type(v).__name__}); "
+    for k, v in kpis.items():  # KPIs are finite numbers or null (no value)
+        if not (v is None or (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v))):
+            raise ReportError(f"{run_dir / 'kpis.json'}: KPI {k!r} is not a finite number (got {str(v)[:40]!r}); "
                               "damaged run folder")
     files = man.get("files", [])
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ReportError(f"{run_dir / 'manifest.json'}: `files` is not a list of names; damaged run folder")
     import stat
 
-    for name in files:
+    present = sorted(p.name for p in run_dir.iterdir() if p.name.endswith((".parquet", ".gpkg", ".yaml")))
+    for name in list(dict.fromkeys([*files, *present])):
         if name in _REWRITTEN or "/" in name or name.startswith("."):
             continue
         p = run_dir / name
@@ -588,8 +590,8 @@ def check_run_folder(run_dir: str | Path) -> None:
         elif name.endswith(".gpkg"):
             with open(p, "rb") as f:
                 head = f.read(16)
-            if head != b"SQLite format 3\x00":
-                raise ReportError(f"{p}: not a GeoPackage (SQLite) file; damaged run folder")
+            if head != b"SQLite format 3\x00" or not _gpkg_readable(p):
+                raise ReportError(f"{p}: not a readable GeoPackage (SQLite) file; damaged run folder")
         elif name.endswith(".yaml"):
             from twin._yaml import load_yaml
 
@@ -599,6 +601,22 @@ def check_run_folder(run_dir: str | Path) -> None:
                 raise ReportError(f"{exc}; damaged run folder") from None
             if not isinstance(doc, dict):
                 raise ReportError(f"{p}: not a mapping of scenario keys; damaged run folder")
+
+
+def _gpkg_readable(p: Path) -> bool:
+    """True when the GeoPackage opens read-only and lists its layers (a cheap integrity check)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        con = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT table_name FROM gpkg_contents").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _check_run_dir(run_dir: Path) -> None:
