@@ -39,8 +39,8 @@ from twin.report import svg as S
 
 __all__ = [
     "ReportError", "Section", "ReportContext", "register_section", "unregister_section", "registered_sections",
-    "register_kpi", "format_kpi", "kpi_label", "write_report", "write_compare_report", "read_gpkg_lines",
-    "check_run_folder",
+    "register_kpi", "format_kpi", "kpi_label", "kpi_better", "kpi_verdict", "write_report", "write_compare_report",
+    "read_gpkg_lines", "check_run_folder",
 ]
 
 log = logging.getLogger("twin")
@@ -91,45 +91,82 @@ def registered_sections() -> list[Section]:
 
 # --------------------------------------------------------------------------------------------- KPIs
 
-# key -> (label, unit kind). Kinds: count, share, min (seconds shown in minutes), clock (seconds
-# after midnight), km, h, kmh, money, gap, num. Domains add theirs with register_kpi.
-_KPIS: dict[str, tuple[str, str]] = {
-    "residents": ("residents", "count"),
-    "trips_total": ("trips planned", "count"),
-    "trips_completed": ("trips completed", "count"),
-    "trips_aborted": ("trips aborted (stuck)", "count"),
-    "completion_rate": ("completion rate", "share"),
-    "mode_share_car": ("mode share car", "share"),
-    "mode_share_walk": ("mode share walk", "share"),
-    "mode_share_bike": ("mode share bike", "share"),
-    "car_trips": ("car trips", "count"),
-    "travel_time_mean_s": ("mean travel time", "min"),
-    "travel_time_p50_s": ("median travel time", "min"),
-    "travel_time_p95_s": ("p95 travel time", "min"),
-    "car_travel_time_mean_s": ("mean car travel time", "min"),
-    "delay_mean_s": ("mean car delay", "min"),
-    "delay_total_veh_h": ("total car delay", "vehh"),
-    "vkt_km": ("vehicle kilometres travelled", "km"),
-    "vht_h": ("vehicle hours travelled", "vehh"),
-    "mean_speed_kmh": ("mean car speed", "kmh"),
-    "tolls_paid": ("tolls paid", "money"),
-    "forced_moves": ("stuck vehicles moved on", "count"),
-    "removed_stuck": ("stuck vehicles removed", "count"),
-    "last_arrival_s": ("last arrival", "clock"),
-    "iterations": ("simulated days (iterations)", "count"),
-    "relative_gap": ("relative gap (last day)", "gap"),
-    "network_nodes": ("network nodes", "count"),
-    "network_links": ("network links", "count"),
+# key -> (label, unit kind, better). Kinds: count, share, min (seconds shown in minutes), clock
+# (seconds after midnight), km, h, vehh, kmh, money, gap, num. ``better`` is the desirable direction
+# of a change: "lower", "higher" or None (no direction: a comparison shows the change in grey).
+# Mode shares have no direction on purpose: which way a modal shift should go is the planner's
+# goal, not the model's (a lower car share is not "better" for every study). Domains add their KPIs
+# with register_kpi.
+_KPIS: dict[str, tuple[str, str, str | None]] = {
+    "residents": ("residents", "count", None),
+    "sample_share": ("sample share", "share", None),
+    "population_represented": ("population represented", "count", None),
+    "trips_total": ("trips planned", "count", None),
+    "trips_completed": ("trips completed", "count", "higher"),
+    "trips_aborted": ("trips aborted (stuck)", "count", "lower"),
+    "completion_rate": ("completion rate", "share", "higher"),
+    "mode_share_car": ("mode share car", "share", None),
+    "mode_share_walk": ("mode share walk", "share", None),
+    "mode_share_bike": ("mode share bike", "share", None),
+    "car_trips": ("car trips", "count", None),
+    "travel_time_mean_s": ("mean travel time", "min", "lower"),
+    "travel_time_p50_s": ("median travel time", "min", "lower"),
+    "travel_time_p95_s": ("p95 travel time", "min", "lower"),
+    "car_travel_time_mean_s": ("mean car travel time", "min", "lower"),
+    "delay_mean_s": ("mean car delay", "min", "lower"),
+    "delay_total_veh_h": ("total car delay", "vehh", "lower"),
+    "vkt_km": ("vehicle kilometres travelled", "km", "lower"),
+    "vht_h": ("vehicle hours travelled", "vehh", "lower"),
+    "mean_speed_kmh": ("mean car speed", "kmh", "higher"),
+    "tolls_paid": ("tolls paid", "money", None),
+    "forced_moves": ("stuck vehicles moved on", "count", "lower"),
+    "removed_stuck": ("stuck vehicles removed", "count", "lower"),
+    "last_arrival_s": ("last arrival", "clock", None),
+    "iterations": ("simulated days (iterations)", "count", None),
+    "relative_gap": ("relative gap (last day)", "gap", "lower"),
+    "network_nodes": ("network nodes", "count", None),
+    "network_links": ("network links", "count", None),
 }
 
+_BETTER = ("lower", "higher", None)
 
-def register_kpi(key: str, label: str, kind: str = "num") -> None:
-    """Label and unit kind of a KPI (count, share, min, clock, km, h, vehh, kmh, money, gap, num)."""
-    _KPIS[key] = (label, kind)
+
+def register_kpi(key: str, label: str, kind: str = "num", better: str | None = None) -> None:
+    """Label, unit kind (count, share, min, clock, km, h, vehh, kmh, money, gap, num) and desirable
+    direction of a KPI: ``better="lower"`` (delay, travel time), ``"higher"`` (completion rate,
+    speed) or ``None`` (no direction: comparisons show its change in grey)."""
+    if better not in _BETTER:
+        raise ValueError(f"register_kpi({key!r}): better must be 'lower', 'higher' or None, got {better!r}")
+    _KPIS[key] = (label, kind, better)
+
+
+def _kpi_spec(key: str) -> tuple[str, str, str | None]:
+    spec = _KPIS.get(key)
+    if spec is not None:
+        return spec
+    if key.startswith("mode_share_"):  # a plug-in mode's share (e.g. mode_share_taxi)
+        return (f"mode share {key[len('mode_share_'):]}", "share", None)
+    return (key.replace("_", " "), "num", None)
 
 
 def kpi_label(key: str) -> str:
-    return _KPIS.get(key, (key.replace("_", " "), "num"))[0]
+    """The KPI's label (``delay_mean_s`` -> ``mean car delay``); unregistered keys with spaces."""
+    return _kpi_spec(key)[0]
+
+
+def kpi_better(key: str) -> str | None:
+    """The KPI's desirable direction: ``"lower"``, ``"higher"`` or ``None`` (none declared)."""
+    return _kpi_spec(key)[2]
+
+
+def kpi_verdict(key: str, diff: float | None) -> str:
+    """A B − A change judged by the KPI's direction: ``"better"``, ``"worse"`` or ``"neutral"``
+    (no change, no declared direction, or not a number)."""
+    better = kpi_better(key)
+    if better is None or not isinstance(diff, int | float) or isinstance(diff, bool) or not math.isfinite(diff) \
+            or diff == 0:
+        return "neutral"
+    return "better" if (diff < 0) == (better == "lower") else "worse"
 
 
 def format_kpi(key: str, v: Any, *, diff: bool = False) -> str:
@@ -140,7 +177,7 @@ def format_kpi(key: str, v: Any, *, diff: bool = False) -> str:
         return escape(str(v))
     if isinstance(v, float) and not np.isfinite(v):
         return "-"
-    kind = _KPIS.get(key, ("", "num"))[1]
+    kind = _kpi_spec(key)[1]
     sign = "+" if diff and v > 0 else ""
     if kind == "count":
         return f"{sign}{v:,.0f}"

@@ -174,5 +174,23 @@ class PolicySet:
         return a
 
     def summary(self) -> list[dict]:
-        return [{"type": p.cfg.type, "name": p.cfg.name, "links": p.n_links,
-                 "from_s": p.cfg.from_s, "to_s": p.cfg.to_s} for p in self.policies]
+        """One JSON-ready dict per policy (``network.json``'s ``policies``, read by the report):
+        ``type``, ``name``, ``links`` (how many links it selects), ``from_s``/``to_s`` (seconds),
+        what it does (link_change: ``closed``, ``capacity_factor``, ``speed_factor``; road_pricing:
+        ``kind``, ``price``), ``bbox`` [W, S, E, N] when it has one, and ``link_ids`` (the selected
+        link ids, ascending: the report draws them)."""
+        out = []
+        for p in self.policies:
+            c = p.cfg
+            d = {"type": c.type, "name": c.name, "links": p.n_links, "from_s": c.from_s, "to_s": c.to_s}
+            if c.type == "road_pricing":
+                d.update(kind=c.kind, price=c.price)
+            else:
+                for k in ("closed", "capacity_factor", "speed_factor"):
+                    if hasattr(c, k):
+                        d[k] = getattr(c, k)
+            if getattr(c, "bbox", None) is not None:
+                d["bbox"] = [float(v) for v in c.bbox]
+            d["link_ids"] = np.flatnonzero(p.mask).tolist()
+            out.append(d)
+        return out
