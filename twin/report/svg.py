@@ -14,7 +14,8 @@ from html import escape
 import numpy as np
 
 __all__ = [
-    "Geometry", "project_lines", "network_map", "legend_html", "classify", "quantile_breaks",
+    "Geometry", "project_lines", "network_map", "legend_html", "classify", "quantile_breaks", "policy_overlay",
+    "policy_legend_html", "POLICY_STYLES",
     "line_chart", "bar_chart", "stacked_hbar", "nice_ticks", "fmt_num", "SEQ_VOLUME", "SEQ_DELAY",
     "DIV_RATIO", "DIV_DIFF", "GREY",
 ]
@@ -132,13 +133,14 @@ def width_classes(lanes: np.ndarray | None, capacity: np.ndarray | None, n: int)
 
 def network_map(geom: Geometry, cls: np.ndarray, palette: list[str], *, widths: np.ndarray | None = None,
                 priority: np.ndarray | None = None, max_links: int = 20000, map_id: str = "map",
-                data_src: str | None = None, title: str = "") -> str:
+                data_src: str | None = None, title: str = "", overlay: str = "") -> str:
     """An inline ``<svg class="map">``: one ``<path data-k=LINK>`` per drawn link, grouped by colour.
 
     ``cls[i]`` is the colour class of row ``i`` (an index into ``palette``; ``-1``: not drawn on its
     own). Classes are drawn in palette order (the last on top). When more than ``max_links`` links
     have a class, only the ``max_links`` with the highest ``priority`` are drawn individually; the
-    others, and the unclassed ones, go into one thin grey background path.
+    others, and the unclassed ones, go into one thin grey background path. ``overlay`` (SVG
+    elements, e.g. :func:`policy_overlay`) is drawn on top of the links.
     """
     n = geom.n
     cls = np.asarray(cls, dtype=np.int64)
@@ -165,6 +167,8 @@ def network_map(geom: Geometry, cls: np.ndarray, palette: list[str], *, widths: 
         idx = np.flatnonzero(drawn & (cls == c))
         if idx.size:
             parts.append(f'<g stroke="{color}">{"".join(elems[idx])}</g>')
+    if overlay:
+        parts.append(overlay)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -187,6 +191,92 @@ def _path_elements(geom: Geometry, widths: np.ndarray) -> np.ndarray:
         elems = np.zeros(0, object)
     geom._elems = (w.copy(), elems)  # type: ignore[attr-defined]
     return elems
+
+
+# Policy overlays: how each kind of policy effect is drawn on top of a map (SVG presentation
+# attributes, so that no stylesheet is needed; widths and dashes are screen pixels: map paths do not
+# scale their strokes, and have round caps, which lengthen each dash by its width). Kinds: closed links, changed links (capacity or speed), priced links (a marker at
+# the link's middle), areas (a bbox outline).
+POLICY_STYLES = {
+    "closed": {"stroke": "#111827", "stroke-width": "4", "stroke-dasharray": "4 8"},
+    "changed": {"stroke": "#0891b2", "stroke-width": "4", "stroke-dasharray": "0.1 7"},
+    "priced": {"fill": "#ffffff", "stroke": "#111827", "stroke-width": "1.6"},
+    "area": {"fill": "#111827", "fill-opacity": "0.05", "stroke": "#111827", "stroke-width": "2",
+             "stroke-dasharray": "10 5"},
+}
+POLICY_LABELS = {"closed": "closed links", "changed": "capacity / speed changed", "priced": "charged links",
+                 "area": "charged area"}
+
+
+def _attrs(style: dict[str, str]) -> str:
+    return " ".join(f'{k}="{escape(v)}"' for k, v in style.items())
+
+
+def policy_overlay(geom: Geometry, layers: list[dict]) -> str:
+    """SVG elements that draw policies on a map of ``geom`` (pass to :func:`network_map` as
+    ``overlay``). ``layers`` is ``[{"kind": closed|changed|priced|area, "policy": index,
+    "name": label, "link_ids": ids (link kinds), "bbox": [W, S, E, N] (area)}, ...]``.
+
+    Each layer is a ``<g class="pol pol-KIND" data-policy=INDEX data-kind=KIND>``: links as
+    ``<path data-pk=LINK>`` (closed, changed), markers as ``<circle data-pk=LINK>`` (priced), areas
+    as one ``<rect>``. Overlays let the pointer through (``pointer-events="none"``): hovering still
+    shows the link underneath."""
+    out: list[str] = []
+    r = max(geom.width, geom.height) / 220.0  # marker radius, map units (~3 px on a 640 px map)
+    for layer in layers:
+        kind = layer["kind"]
+        style = POLICY_STYLES[kind]
+        head = (f'<g class="pol pol-{kind}" data-policy="{int(layer.get("policy", 0))}" data-kind="{kind}" '
+                f'pointer-events="none" {_attrs(style)}>')
+        name = layer.get("name")
+        title = f"<title>{escape(str(name))}: {POLICY_LABELS[kind]}</title>" if name else ""
+        if kind == "area":
+            bbox = layer.get("bbox")
+            if not bbox or len(bbox) != 4:
+                continue
+            w, s, e, n = (float(v) for v in bbox)
+            xa, ya = geom.project(np.array([w, e]), np.array([n, s]))
+            x0, x1 = sorted(xa.tolist())
+            y0, y1 = sorted(ya.tolist())
+            out.append(f'{head}{title}<rect x="{x0:.0f}" y="{y0:.0f}" width="{max(x1 - x0, 1):.0f}" '
+                       f'height="{max(y1 - y0, 1):.0f}" vector-effect="non-scaling-stroke"/></g>')
+            continue
+        ids = np.asarray(layer.get("link_ids") or [], dtype=np.int64)
+        rows = np.flatnonzero(np.isin(geom.link_id, ids)) if ids.size and geom.n else np.zeros(0, np.int64)
+        if rows.size == 0:
+            continue
+        if kind == "priced":
+            cx = 0.5 * (geom.x1[rows] + geom.x2[rows])
+            cy = 0.5 * (geom.y1[rows] + geom.y2[rows])
+            items = "".join(f'<circle data-pk="{k}" cx="{x:.0f}" cy="{y:.0f}" r="{r:.0f}" '
+                            'vector-effect="non-scaling-stroke"/>'
+                            for k, x, y in zip(geom.link_id[rows].tolist(), cx.tolist(), cy.tolist()))
+        else:
+            items = "".join(f'<path data-pk="{k}" d="{d}"/>' for k, d in zip(geom.link_id[rows].tolist(),
+                                                                            geom.d[rows].tolist()))
+        out.append(f"{head}{title}{items}</g>")
+    return "".join(out)
+
+
+def policy_legend_html(entries: list[tuple[str, str]]) -> str:
+    """A legend of policy overlays: ``entries`` is ``[(kind, label), ...]``, each shown with a small
+    swatch drawn in that kind's overlay style."""
+    if not entries:
+        return ""
+    items = []
+    for kind, label in entries:
+        st = _attrs(POLICY_STYLES[kind])
+        if kind == "area":
+            sw = f'<rect x="1" y="1" width="20" height="10" {st}/>'
+        elif kind == "priced":
+            sw = (f'<line x1="0" y1="6" x2="22" y2="6" stroke="{GREY}" stroke-width="3"/>'
+                  f'<circle cx="11" cy="6" r="4" {st}/>')
+        else:
+            sw = f'<path d="M3 6H19" fill="none" stroke-linecap="round" {st}/>'
+        items.append(f'<span class="sw pol-sw" data-kind="{kind}"><svg width="22" height="12" '
+                     f'viewBox="0 0 22 12" style="vertical-align:middle;margin-right:4px">{sw}</svg>'
+                     f"{escape(label)}</span>")
+    return f'<div class="legend pol-legend"><b>policies</b> {"".join(items)}</div>'
 
 
 def legend_html(palette: list[str], labels: list[str], *, title: str = "", extra: list[tuple[str, str]] = ()) -> str:
@@ -420,20 +510,43 @@ def bar_chart(labels: list[str], stacks: list[tuple[str, np.ndarray, str]], *, y
     return "".join(out)
 
 
-def stacked_hbar(parts: list[tuple[str, float, str]], *, w: int = 640, h: int = 44, fmt=None) -> str:
-    """One horizontal 100 % bar (e.g. mode shares): ``parts`` is ``[(label, share, colour), ...]``."""
+def stacked_hbar(parts: list[tuple[str, float, str]], *, w: int = 640, h: int = 30, fmt=None) -> str:
+    """One horizontal 100 % bar (e.g. mode shares): ``parts`` is ``[(label, share, colour), ...]``.
+
+    Segments wide enough carry their label inside; every part (the small ones too) is also named
+    with its value in a legend row under the bar (``<g class="bar-legend">``, one
+    ``<text data-part=LABEL>`` each)."""
     fmt = fmt or (lambda v: f"{100 * v:.1f} %")
     total = sum(max(v, 0.0) for _, v, _ in parts) or 1.0
-    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" {_FONT}>']
+    # legend rows under the bar: items wrap at the bar's width
+    rows: list[list[tuple[float, str, str, str]]] = [[]]
+    x = 0.0
+    for label, v, color in parts:
+        text = f"{label} {fmt(v)}"
+        iw = 18 + 6.5 * len(text)
+        if rows[-1] and x + iw > w:
+            rows.append([])
+            x = 0.0
+        rows[-1].append((x, label, text, color))
+        x += iw + 10
+    hh = h + 6 + 16 * len(rows)
+    out = [f'<svg class="chart" viewBox="0 0 {w} {hh}" width="{w}" height="{hh}" role="img" {_FONT}>']
     x = 0.0
     for label, v, color in parts:
         ww = max(v, 0.0) / total * w
         if ww <= 0:
             continue
-        out.append(f'<rect x="{x:.1f}" y="0" width="{ww:.1f}" height="{h - 14}" fill="{color}">'
+        out.append(f'<rect x="{x:.1f}" y="0" width="{ww:.1f}" height="{h}" fill="{color}">'
                    f'<title>{escape(label)}: {fmt(v)}</title></rect>')
         if ww > 7.5 * (len(label) + len(fmt(v)) + 1) + 8:
-            out.append(f'<text class="bl" x="{x + ww / 2:.1f}" y="{(h - 14) / 2 + 4:.1f}">{escape(label)} {fmt(v)}</text>')
+            out.append(f'<text class="bl" x="{x + ww / 2:.1f}" y="{h / 2 + 4:.1f}">{escape(label)} {fmt(v)}</text>')
         x += ww
-    out.append("</svg>")
+    out.append('<g class="bar-legend">')
+    for r, row in enumerate(rows):
+        y = h + 6 + 16 * r
+        for xx, label, text, color in row:
+            out.append(f'<rect x="{xx:.0f}" y="{y + 2:.0f}" width="10" height="10" fill="{color}"/>'
+                       f'<text class="lg" data-part="{escape(label)}" x="{xx + 14:.0f}" y="{y + 11:.0f}">'
+                       f"{escape(text)}</text>")
+    out.append("</g></svg>")
     return "".join(out)
