@@ -168,6 +168,8 @@ class CityModel(mesa.Model):
             "move": 0.0, "energy": 0.0, "record": 0.0, "score": 0.0,
         }
         sim_cfg = scenario.simulation
+        #: share of the real population the residents are a sample of (capacities scale with it)
+        self.sample_share = float(scenario.population.sample_share)
         ss_pop, ss_dem, ss_mode, ss_replan, ss_merge = np.random.SeedSequence(scenario.seed).spawn(5)
         # merge draws of the queue kernel: the same seed every day (common random numbers, so that
         # day-to-day changes come from the plans, not from new draws at the junctions)
@@ -425,8 +427,9 @@ class CityModel(mesa.Model):
             links = np.zeros(1, np.int32)
         self.sim = QueueSim(
             fftt_s=net.link_fftt_s.copy(),
-            cap_veh_per_s=net.link_capacity_vph / 3600.0 * cfg.flow_capacity_factor,
-            storage_veh=np.maximum(1.0, net.link_storage_veh * cfg.storage_capacity_factor),
+            # a sample of the population drives on roads scaled to the sample (MATSim's flowCapacityFactor)
+            cap_veh_per_s=net.link_capacity_vph / 3600.0 * cfg.flow_capacity_factor * self.sample_share,
+            storage_veh=np.maximum(1.0, net.link_storage_veh * cfg.storage_capacity_factor * self.sample_share),
             route_indptr=indptr,
             route_links=links,
             dt_s=cfg.dt_s,
@@ -719,11 +722,15 @@ class CityModel(mesa.Model):
         def r(x: float, nd: int = 3) -> float | None:
             return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
+        scale = 1.0 / self.sample_share  # extensive KPIs: for the population the sample stands for
+
         shares = {}
         for m, name in enumerate(self.mode_names):
             shares[f"mode_share_{name}"] = r(np.count_nonzero(self.trip_mode == m) / max(1, t.n), 6)
         return {
             "residents": int(self.pop.n),
+            "sample_share": self.sample_share,
+            "population_represented": int(round(self.pop.n / self.sample_share)),
             "trips_total": int(t.n),
             "trips_completed": int(done.sum()),
             "trips_aborted": int(np.count_nonzero(self.trip_state == 3)),
@@ -735,11 +742,11 @@ class CityModel(mesa.Model):
             "travel_time_p95_s": r(np.percentile(tt, 95)) if tt.size else None,
             "car_travel_time_mean_s": r((self.trip_arrive_s - self.trip_depart_s)[car_done].mean()) if car_done.any() else None,
             "delay_mean_s": r(delay.mean()) if delay.size else None,
-            "delay_total_veh_h": r(delay.sum() / 3600.0) if delay.size else 0.0,
-            "vkt_km": r(vkt),
-            "vht_h": r(vht),
+            "delay_total_veh_h": r(scale * delay.sum() / 3600.0) if delay.size else 0.0,
+            "vkt_km": r(scale * vkt),
+            "vht_h": r(scale * vht),
             "mean_speed_kmh": r(vkt / vht) if vht > 0 else None,
-            "tolls_paid": r(float(self.trip_car_toll[car_done].sum()), 2),
+            "tolls_paid": r(scale * float(self.trip_car_toll[car_done].sum()), 2),
             "forced_moves": int(self.sim.n_forced_moves),
             "removed_stuck": int(self.sim.n_removed),
             "last_arrival_s": r(np.nanmax(self.trip_arrive_s[done])) if done.any() else None,

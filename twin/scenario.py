@@ -206,7 +206,13 @@ class MapConfig(_Strict):
 class PopulationConfig(_Strict):
     """The synthetic population: households, residents and their attributes."""
 
-    residents: int = Field(3000, ge=1, le=10_000_000, description="Number of residents.")
+    residents: int = Field(3000, ge=1, le=10_000_000, description="Number of residents simulated.")
+    sample_share: float = Field(
+        1.0, gt=0, le=1,
+        description="Share of the real population the residents are a sample of (MATSim's convention): 0.1 = "
+        "each resident stands for 10 people. Link flow and storage capacities are scaled by it, and the "
+        "extensive KPIs (vkt_km, vht_h, delay_total_veh_h, tolls_paid) are reported for the full population "
+        "(residents / sample_share); shares, means and counts of trips stay those of the sample.")
     placement: Literal["buildings", "uniform"] = Field(
         "buildings",
         description="Homes, workplaces, schools and shops on network nodes weighted by the OSM buildings "

@@ -133,6 +133,7 @@ def starter_yaml(name: str, map_source: str) -> str:
     p = d.population
     w.key(0, "population", "", "the synthetic population")
     w.field(2, p, "residents", "number of residents")
+    w.field(2, p, "sample_share", "the residents are this share of the real population (capacities scale)")
     w.field(2, p, "placement", "homes, jobs, shops weighted by OSM buildings, or uniform")
     w.key(2, "# grid", "population.gpkg", "optional population grid (polygons with people per cell)")
     w.field(2, p, "grid_population_column", "column of the grid holding people per cell")
