@@ -40,12 +40,13 @@ except ImportError:  # pragma: no cover
 
 app = typer.Typer(
     name="twin",
+    rich_markup_mode=None,  # plain help: flags shown as flags (rich help prints "--overwrite <bool>")
     help="citytwin: an agent-based digital twin of a city on real OpenStreetMap road networks.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-maps_app = typer.Typer(help="List and inspect maps.", no_args_is_help=True)
+maps_app = typer.Typer(help="List and inspect maps.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(maps_app, name="maps")
 
 # markup off: file names and values such as "[/]" or "[link=...]" are printed as they are
@@ -157,14 +158,23 @@ KPI_ROWS: list[tuple[str, str, Any]] = [
 ]
 
 
+#: KPIs reported for the full population when the residents are a sample (population.sample_share)
+_EXTENSIVE = ("vkt_km", "vht_h", "delay_total_veh_h", "tolls_paid")
+
+
 def _kpi_table(kpis: dict, title: str) -> Table:
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("KPI")
     t.add_column("value", justify="right")
     listed = {key for _, key, _ in KPI_ROWS}
+    sampled = isinstance(kpis.get("sample_share"), float | int) and kpis["sample_share"] < 1
     for label, key, fmt in KPI_ROWS:
         if key in kpis:
+            if sampled and key in _EXTENSIVE:
+                label += " (full population)"
             t.add_row(label, fmt(kpis[key]))
+        if key == "residents" and sampled and "population_represented" in kpis:
+            t.add_row("  a sample of", f"{kpis['population_represented']:,} ({100 * kpis['sample_share']:g} %)")
         if key == "mode_share_bike":  # then the plug-in modes' shares
             for k, v in kpis.items():
                 if k.startswith("mode_share_") and k not in listed:
@@ -192,6 +202,9 @@ def run(
         if seed is not None and not 0 <= seed < 2**128:
             raise TwinError(f"twin run: --seed: must be in 0 .. 2^128-1, got {seed}")
         sc = load_scenario(scenario, overrides={"seed": seed} if seed is not None else None)
+        if not quiet and not _kernels_compiled():
+            err_console.print(Text("first run: Numba compiles the simulation kernels once (about 10-20 s on a "
+                                   "2-core machine; later runs reuse them and start in about a second)"))
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
             TextColumn("{task.fields[info]}", markup=False),
@@ -303,7 +316,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison report (HTML) here.")] = None,
 ) -> None:
-    """Compare the KPIs of two runs (e.g. a policy against its baseline)."""
+    """Compare the KPIs of two runs, such as a policy run against its baseline."""
     try:
         ka, kb = (_read_kpis(p) for p in (run_a, run_b))
         if html is not None:
@@ -531,6 +544,20 @@ def animate(
         _fail(exc)
         return
     console.print(f"wrote {path}")
+
+
+def _kernels_compiled() -> bool:
+    """Whether Numba's on-disk cache holds the queue kernel (else the first run compiles it)."""
+    import twin.kernels
+
+    here = Path(twin.kernels.__file__).resolve().parent
+    dirs = [here / "__pycache__"]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        dirs.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    try:
+        return any(next(d.rglob("queue.*.nbi"), None) is not None for d in dirs if d.is_dir())
+    except OSError:
+        return True
 
 
 def _check_input_file(f: Path, what: str) -> None:

@@ -63,6 +63,11 @@ def link_segments(events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"trip_id": trip[idx][order], "link_id": link[idx][order], "t_enter": te[order], "t_leave": t_leave[order]}
 
 
+def _hhmm(t_s: float) -> str:
+    h, m = divmod(int(t_s) // 60, 60)
+    return f"{h:02d}:{m:02d}"
+
+
 def animation_data(ctx: ReportContext, *, hour: float = 8, duration_s: float = 3600.0,
                    max_vehicles: int | None = 5000) -> dict[str, Any]:
     """The segments of the cars on the network during ``[hour, hour + duration)`` (overlapping it)."""
@@ -77,6 +82,15 @@ def animation_data(ctx: ReportContext, *, hour: float = 8, duration_s: float = 3
     # only events that can matter: enter before the window end; leave after its start (cheap pre-filter)
     seg = link_segments(ev)
     keep = (seg["t_enter"] < t1) & (seg["t_leave"] > t0)
+    if not keep.any():
+        busy = ""
+        if seg["t_enter"].size:
+            hours = np.floor(seg["t_enter"] / 3600.0).astype(np.int64)
+            peak = int(np.bincount(hours - hours.min()).argmax() + hours.min())
+            busy = (f"; cars drive from {_hhmm(float(seg['t_enter'].min()))} to "
+                    f"{_hhmm(float(np.nanmax(np.where(np.isfinite(seg['t_leave']), seg['t_leave'], seg['t_enter']))))}"
+                    f" in this run, most in hour {peak} (--hour {peak})")
+        raise ReportError(f"{ctx.run_dir}: no car is on the network between {_hhmm(t0)} and {_hhmm(t1)}{busy}")
     seg = {k: v[keep] for k, v in seg.items()}
     n_all_vehicles = int(np.unique(seg["trip_id"]).size)
     if max_vehicles is not None and n_all_vehicles > max_vehicles:
