@@ -17,6 +17,12 @@ Steps (each documented in ``docs/concepts.md``):
 4. lanes per direction (the ``lanes`` tag counts both directions of a two-way road) → flow capacity
    ``capacity_vph = lanes × CAPACITY_VPH_PER_LANE[class]`` and storage capacity
    ``storage_veh = max(1, length × lanes / 7.5 m)``.
+
+Shapes: osmnx's ``geometry`` (a shapely LineString on merged edges) is kept as it is, through every
+step (no step splits, merges or turns round an edge); a reversed copy of a one-way edge that lost
+its geometry (``twin.maps`` adds them for walk and bike networks of GraphML maps) first gets its
+forward edge's geometry turned round (:func:`restore_reversed_geometry`).
+:class:`~twin.network.RoadNetwork` stores the shapes as flat polyline arrays.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "VEHICLE_LENGTH_M",
     "clean_graph",
     "highway_class",
+    "restore_reversed_geometry",
 ]
 
 VEHICLE_LENGTH_M = 7.5
@@ -117,6 +124,40 @@ def canonical_tag_lists(G: nx.MultiDiGraph) -> None:
                 d[key] = sorted(value, key=_sort_key)
 
 
+def restore_reversed_geometry(G: nx.MultiDiGraph) -> int:
+    """Give reversed edge copies without a ``geometry`` their forward edge's, turned round.
+
+    An edge ``u -> v`` flagged ``reversed`` with no geometry takes that of an edge ``v -> u`` with
+    the same ``osmid`` and ``length`` (the same key first, then by key), reversed so that it runs
+    from ``u`` to ``v``. Edits ``G`` in place; returns the number of edges given a geometry.
+    """
+    import shapely
+
+    n = 0
+    for u, v, k, d in G.edges(keys=True, data=True):
+        flag = d.get("reversed")
+        if d.get("geometry") is not None or not (flag is True or flag in ("True", "true")):
+            continue
+        fwd = G.get_edge_data(v, u)
+        if not fwd:
+            continue
+        for kk in ([k] if k in fwd else []) + sorted((x for x in fwd if x != k), key=str):
+            f = fwd[kk]
+            g = f.get("geometry")
+            if g is None or f.get("osmid") != d.get("osmid") or f.get("length") != d.get("length"):
+                continue
+            if isinstance(g, str):
+                try:
+                    g = shapely.from_wkt(g)
+                except Exception:  # noqa: BLE001 - no usable geometry: the link stays a chord
+                    break
+            if isinstance(g, shapely.LineString):
+                d["geometry"] = shapely.reverse(g)
+                n += 1
+            break
+    return n
+
+
 def _is_oneway(d: dict[str, Any]) -> bool:
     ow = d.get("oneway", False)
     if isinstance(ow, list):
@@ -139,6 +180,7 @@ def clean_graph(
     import osmnx as ox
 
     H = G.copy()
+    restore_reversed_geometry(H)
     canonical_tag_lists(H)
     H.remove_edges_from(list(nx.selfloop_edges(H, keys=True)))
     if H.number_of_edges() == 0:

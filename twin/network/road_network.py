@@ -5,6 +5,12 @@ their OSM id, links ``0..n_links-1`` in CSR order (sorted by tail node, then hea
 osmnx edge key), so ``link_head[indptr[u]:indptr[u+1]]`` are the heads of the links leaving ``u``.
 Compiled networks are cached on disk, keyed by the map file's content hash and the options, so the
 second load of a map skips parsing and cleaning.
+
+Each link also keeps its street's shape: the polyline of link ``e`` is
+``link_geom_lon/lat[link_geom_indptr[e]:link_geom_indptr[e+1]]`` (WGS84 degrees, at least two
+vertices, the first exactly its tail node's coordinates and the last its head node's), the
+``geometry`` osmnx's simplification leaves on merged edges, or the straight chord for links
+without one. Only outputs and maps read it: routing and the simulation use ``link_length_m``.
 """
 
 from __future__ import annotations
@@ -34,13 +40,13 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-FORMAT_VERSION = 4  # 4: tag lists of merged ways in a fixed order (clean.canonical_tag_lists)
+FORMAT_VERSION = 5  # 4: tag lists of merged ways in a fixed order; 5: link polylines (link_geom_*)
 
 _ARRAYS = (
     "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
     "link_osmid", "link_key", "link_length_m", "link_speed_mps", "link_fftt_s", "link_lanes",
     "link_capacity_vph", "link_storage_veh", "link_class", "node_home_weight", "node_work_weight",
-    "node_school_weight", "node_shop_weight",
+    "node_school_weight", "node_shop_weight", "link_geom_indptr", "link_geom_lon", "link_geom_lat",
 )
 
 
@@ -56,6 +62,64 @@ def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np
     tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = tr.transform(lon, lat)
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def _link_polylines(geoms: list, node_lon: np.ndarray, node_lat: np.ndarray, tail: np.ndarray,
+                    head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat polyline arrays ``(indptr, lon, lat)`` from the edges' osmnx ``geometry`` values.
+
+    A LineString of two or more finite vertices whose ends lie at the link's nodes (within about
+    10 m) is kept, turned round when it runs from the head to the tail; anything else (none, a
+    WKT string that does not parse, another geometry type) is the straight chord. The first and
+    last vertices are then set to the tail and head node's coordinates exactly.
+    """
+    import shapely
+
+    m = len(geoms)
+    arr = np.empty(m, dtype=object)
+    for i, g in enumerate(geoms):
+        if isinstance(g, str):
+            try:
+                g = shapely.from_wkt(g)
+            except Exception:  # noqa: BLE001 - a damaged geometry is the chord, never an error
+                g = None
+        arr[i] = g if isinstance(g, shapely.LineString) else None
+    t, h = tail.astype(np.int64), head.astype(np.int64)
+    if m:
+        xy, idx = shapely.get_coordinates(arr, return_index=True)
+    else:
+        xy, idx = np.zeros((0, 2)), np.zeros(0, np.int64)
+    counts = np.bincount(idx, minlength=m)
+    bad = np.bincount(idx[~np.isfinite(xy).all(axis=1)], minlength=m) > 0
+    use = (counts >= 2) & ~bad
+    g0 = np.searchsorted(idx, np.arange(m))  # each geometry's first vertex in xy
+    if idx.size:
+        top = idx.size - 1
+        first, last = np.clip(g0, 0, top), np.clip(g0 + counts - 1, 0, top)
+        coslat = np.cos(np.radians(node_lat[t]))
+
+        def d2(i: np.ndarray, n: np.ndarray) -> np.ndarray:  # squared distance, degrees of latitude
+            return ((xy[i, 0] - node_lon[n]) * coslat) ** 2 + (xy[i, 1] - node_lat[n]) ** 2
+
+        fwd = d2(first, t) + d2(last, h)
+        rev = d2(first, h) + d2(last, t)
+        use &= np.minimum(fwd, rev) <= 2 * 1e-4 ** 2  # ends within ~10 m of the nodes
+        flip = use & (rev < fwd)
+    else:
+        flip = np.zeros(m, bool)
+    n_geo = np.where(use, counts, 2)
+    ptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(n_geo, out=ptr[1:])
+    lon = np.empty(int(ptr[-1]))
+    lat = np.empty(int(ptr[-1]))
+    keep = use[idx]
+    k = np.arange(idx.size) - g0[idx]  # vertex number within its geometry
+    k = np.where(flip[idx], counts[idx] - 1 - k, k)
+    pos = ptr[idx[keep]] + k[keep]
+    lon[pos], lat[pos] = xy[keep, 0], xy[keep, 1]
+    lon[ptr[:-1]], lat[ptr[:-1]] = node_lon[t], node_lat[t]  # chords get both ends here
+    lon[ptr[1:] - 1], lat[ptr[1:] - 1] = node_lon[h], node_lat[h]
+    return ptr, lon, lat
 
 
 @dataclass(eq=False)
@@ -81,6 +145,10 @@ class RoadNetwork:
         (shops, offices, ...) weight workplaces (all zero when the map has no buildings)
     node_school_weight, node_shop_weight : float64 (n_nodes,), education (school, university...)
         and retail (retail, supermarket, commercial...) buildings snapped to each node
+    link_geom_indptr : int64 (n_links + 1,), row pointers of each link's polyline vertices
+    link_geom_lon, link_geom_lat : float64 (n_vertices,), WGS84 degrees; link ``e``'s vertices are
+        ``link_geom_indptr[e]:link_geom_indptr[e+1]`` (>= 2, the ends exactly its tail and head
+        node); ``None`` when constructing means straight chords
     """
 
     node_osmid: np.ndarray
@@ -104,10 +172,20 @@ class RoadNetwork:
     node_work_weight: np.ndarray
     node_school_weight: np.ndarray
     node_shop_weight: np.ndarray
+    link_geom_indptr: np.ndarray | None = None
+    link_geom_lon: np.ndarray | None = None
+    link_geom_lat: np.ndarray | None = None
     crs: str = "EPSG:4326"
     network_type: str = "drive"
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.link_geom_indptr is None or self.link_geom_lon is None or self.link_geom_lat is None:
+            t, h = np.asarray(self.link_tail, np.int64), np.asarray(self.link_head, np.int64)
+            self.link_geom_indptr = np.arange(0, 2 * t.size + 1, 2, dtype=np.int64)
+            self.link_geom_lon = np.column_stack([self.node_lon[t], self.node_lon[h]]).ravel()
+            self.link_geom_lat = np.column_stack([self.node_lat[t], self.node_lat[h]]).ravel()
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -119,6 +197,16 @@ class RoadNetwork:
     def n_links(self) -> int:
         """Number of directed links."""
         return int(self.link_head.shape[0])
+
+    def link_lines(self) -> np.ndarray:
+        """The links' polylines as a numpy array of shapely ``LineString`` (WGS84 lon/lat)."""
+        import shapely
+
+        ptr = self.link_geom_indptr
+        if self.n_links == 0:
+            return np.zeros(0, dtype=object)
+        idx = np.repeat(np.arange(self.n_links), np.diff(ptr))
+        return shapely.linestrings(np.column_stack([self.link_geom_lon, self.link_geom_lat]), indices=idx)
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -162,6 +250,7 @@ class RoadNetwork:
 
         length = col("length")
         fftt = col("travel_time")
+        geom_ptr, geom_lon, geom_lat = _link_polylines([r[3].get("geometry") for r in rows], lon, lat, tail, head)
         cls_index = {c: i for i, c in enumerate(HIGHWAY_CLASSES)}
         home_w = np.zeros(n)
         work_w = np.zeros(n)
@@ -188,6 +277,7 @@ class RoadNetwork:
             link_class=np.array([cls_index[r[3]["hwy_class"]] for r in rows], dtype=np.int8),
             node_home_weight=home_w, node_work_weight=work_w,
             node_school_weight=school_w, node_shop_weight=shop_w,
+            link_geom_indptr=geom_ptr, link_geom_lon=geom_lon, link_geom_lat=geom_lat,
             crs=crs, network_type=network_type, source=source,
             meta={"n_buildings": 0 if buildings_lonlat is None else int(len(buildings_lonlat))},
         )
