@@ -37,11 +37,12 @@ MODE_COLORS = {"car": "#dc2626", "walk": "#16a34a", "bike": "#2563eb", "pt": "#9
 
 @dataclass
 class Geometry:
-    """Links projected to integer SVG units: straight segments ``(x1, y1, x2, y2)`` per link.
+    """Links projected to integer SVG units: polylines per link, ends ``(x1, y1, x2, y2)``.
 
-    ``link_id[i]`` is the link of row ``i``; ``width``/``height`` the viewBox; ``d[i]`` the path data.
-    Polylines with intermediate points keep them in ``d`` (the segment ends are their first and last
-    points, used by the animation).
+    ``link_id[i]`` is the link of row ``i``; ``width``/``height`` the viewBox; ``d[i]`` the path data
+    (``"M x y L x y ..."``, the street's shape). ``x1, y1`` and ``x2, y2`` are the first and last
+    points of each drawn line (the straight segment used by the animation); ``path_ptr``,
+    ``path_x``, ``path_y`` every drawn vertex (row ``i``'s are ``path_ptr[i]:path_ptr[i+1]``).
     """
 
     link_id: np.ndarray
@@ -56,6 +57,9 @@ class Geometry:
     lat0: float
     scale: float
     coslat: float
+    path_ptr: np.ndarray | None = None
+    path_x: np.ndarray | None = None
+    path_y: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -69,19 +73,36 @@ class Geometry:
 
 
 def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None = None,
-                  offset: float = OFFSET) -> Geometry:
-    """Equirectangular projection (x scaled by cos of the mean latitude) of straight links.
+                  offset: float = OFFSET, *, lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                  ) -> Geometry:
+    """Equirectangular projection (x scaled by cos of the mean latitude) of links.
 
-    ``mid``, optional, gives per link an ``(k, 2)`` lon/lat array of intermediate vertices.
-    ``offset`` shifts each straight link to its right by that many units (``SIZE`` is the map's
-    longer side), so that the two directions of a street are drawn side by side.
+    ``lines``, optional, gives every link's polyline as flat arrays ``(indptr, lon, lat)`` (row
+    ``i``'s vertices are ``indptr[i]:indptr[i+1]``, at least two, from its first to its last
+    point); without it each link is the straight segment ``(lon1, lat1) -> (lon2, lat2)``.
+    ``mid`` (older form) gives per link an ``(k, 2)`` lon/lat array of intermediate vertices.
+    Vertices are rounded to integer units and those that fall on the previous one are dropped
+    (the map's longer side is ``SIZE`` units, about a tenth of a screen pixel). ``offset`` shifts
+    each line to its right by that many units (at the inner vertices of a polyline along the
+    bisector, mitred), so that the two directions of a street are drawn side by side.
     """
     lon1, lat1, lon2, lat2 = (np.asarray(a, dtype=np.float64) for a in (lon1, lat1, lon2, lat2))
     link_id = np.asarray(link_id, dtype=np.int64)
     if link_id.size == 0:
         return Geometry(link_id, *(np.zeros(0, np.int64),) * 4, 1, 1, np.zeros(0, object), 0.0, 0.0, 1.0, 1.0)
-    lons = np.concatenate([lon1, lon2])
-    lats = np.concatenate([lat1, lat2])
+    if lines is None and mid is not None:
+        lines = _mid_to_lines(lon1, lat1, lon2, lat2, mid)
+    if lines is not None:
+        ptr = np.asarray(lines[0], dtype=np.int64)
+        vlon, vlat = np.asarray(lines[1], dtype=np.float64), np.asarray(lines[2], dtype=np.float64)
+        if (np.diff(ptr) == 2).all():  # all straight: the segment path below
+            lon1, lat1, lon2, lat2 = vlon[ptr[:-1]], vlat[ptr[:-1]], vlon[ptr[1:] - 1], vlat[ptr[1:] - 1]
+            lines = None
+    if lines is None:
+        lons = np.concatenate([lon1, lon2])
+        lats = np.concatenate([lat1, lat2])
+    else:
+        lons, lats = vlon, vlat
     lon0, lon_max = float(lons.min()), float(lons.max())
     lat0, lat_max = float(lats.min()), float(lats.max())
     coslat = math.cos(math.radians(0.5 * (lat0 + lat_max)))
@@ -95,29 +116,89 @@ def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None 
     def py(lat):
         return np.rint((lat_max - lat) * scale + pad).astype(np.int64)
 
+    width = int(math.ceil((lon_max - lon0) * coslat * scale)) + 2 * pad
+    height = int(math.ceil((lat_max - lat0) * scale)) + 2 * pad
+    n = link_id.size
+    if lines is not None:
+        d, x1, y1, x2, y2, pptr, pxs, pys = _polyline_paths(px(vlon), py(vlat), ptr, offset)
+        return Geometry(link_id, x1, y1, x2, y2, width, height, d, lon0 - pad / (coslat * scale),
+                        lat_max + pad / scale, scale, coslat, pptr, pxs, pys)
     x1, y1, x2, y2 = px(lon1), py(lat1), px(lon2), py(lat2)
-    if offset and mid is None:
+    if offset:
         dx, dy = (x2 - x1).astype(float), (y2 - y1).astype(float)
         ln = np.hypot(dx, dy)
         ln[ln == 0] = 1.0
         ox = np.rint(-dy / ln * offset).astype(np.int64)  # right-hand normal (SVG y points down)
         oy = np.rint(dx / ln * offset).astype(np.int64)
         x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
-    width = int(math.ceil((lon_max - lon0) * coslat * scale)) + 2 * pad
-    height = int(math.ceil((lat_max - lat0) * scale)) + 2 * pad
-    n = link_id.size
     flat = np.column_stack([x1, y1, x2, y2]).ravel().tolist()
     d = np.array(("M%d %dL%d %d\x00" * n % tuple(flat)).split("\x00")[:-1], dtype=object)
-    if mid is not None:
-        for i, m in enumerate(mid):
-            if m is not None and len(m):
-                m = np.asarray(m, float)
-                xs, ys = px(m[:, 0]), py(m[:, 1])
-                inner = "".join("L%d %d" % p for p in zip(xs.tolist(), ys.tolist()))
-                d[i] = "M%d %d%sL%d %d" % (x1[i], y1[i], inner, x2[i], y2[i])
     geom = Geometry(link_id, x1, y1, x2, y2, width, height, d, lon0 - pad / (coslat * scale),
-                    lat_max + pad / scale, scale, coslat)
+                    lat_max + pad / scale, scale, coslat, np.arange(0, 2 * n + 1, 2, dtype=np.int64),
+                    np.column_stack([x1, x2]).ravel(), np.column_stack([y1, y2]).ravel())
     return geom
+
+
+def _mid_to_lines(lon1, lat1, lon2, lat2, mid: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-link intermediate vertices (``mid``) as flat polyline arrays."""
+    lon_parts, lat_parts, counts = [], [], []
+    for i, m in enumerate(mid):
+        m = np.zeros((0, 2)) if m is None else np.asarray(m, float).reshape(-1, 2)
+        lon_parts += [lon1[i:i + 1], m[:, 0], lon2[i:i + 1]]
+        lat_parts += [lat1[i:i + 1], m[:, 1], lat2[i:i + 1]]
+        counts.append(m.shape[0] + 2)
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr, np.concatenate(lon_parts), np.concatenate(lat_parts)
+
+
+def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float):
+    """Path data of integer polylines (vectorised): repeated vertices dropped, offset to the right.
+
+    Returns ``(d, x1, y1, x2, y2, ptr, x, y)``: per row the path string and its drawn end points,
+    and the drawn vertices as flat arrays.
+    """
+    n = ptr.size - 1
+    cnt = np.diff(ptr)
+    nv = X.size
+    row = np.repeat(np.arange(n), cnt)
+    first = np.zeros(nv, bool)
+    first[ptr[:-1]] = True
+    last = np.zeros(nv, bool)
+    last[ptr[1:] - 1] = True
+    # runs of equal consecutive vertices: keep the first vertex of each run, except that the run
+    # holding a line's last vertex is represented by that last vertex; first and last always stay
+    start = first.copy()
+    start[1:] |= (X[1:] != X[:-1]) | (Y[1:] != Y[:-1])
+    run = np.cumsum(start)
+    in_last_run = run == run[ptr[1:] - 1][row]
+    keep = first | last | (start & ~in_last_run)
+    X, Y, row, first, last = X[keep], Y[keep], row[keep], first[keep], last[keep]
+    cnt = np.bincount(row, minlength=n)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(cnt, out=ptr[1:])
+    nv = X.size
+    if offset:
+        dx, dy = np.diff(X).astype(float), np.diff(Y).astype(float)
+        ln = np.hypot(dx, dy)
+        ln[ln == 0] = 1.0
+        inside = row[1:] == row[:-1]  # segment j joins vertices j and j+1 of the same line
+        sx = np.where(inside, -dy / ln, 0.0)  # right-hand unit normal (SVG y points down)
+        sy = np.where(inside, dx / ln, 0.0)
+        zero = np.zeros(1)
+        ax, ay = np.concatenate([zero, sx]), np.concatenate([zero, sy])  # normal of the segment before
+        bx, by = np.concatenate([sx, zero]), np.concatenate([sy, zero])  # and after each vertex
+        inner = ~first & ~last
+        denom = np.where(inner, np.maximum(1.0 + ax * bx + ay * by, 0.5), 1.0)  # mitre, at most 2 offsets
+        X = X + np.rint((ax + bx) / denom * offset).astype(np.int64)
+        Y = Y + np.rint((ay + by) / denom * offset).astype(np.int64)
+    flat: list = [None] * (3 * nv)
+    flat[0::3] = np.where(first, "\x00M", "L").tolist()
+    flat[1::3] = X.tolist()
+    flat[2::3] = Y.tolist()
+    d = np.array(("%s%d %d" * nv % tuple(flat))[1:].split("\x00"), dtype=object)
+    a, b = ptr[:-1], ptr[1:] - 1
+    return d, X[a], Y[a], X[b], Y[b], ptr, X, Y
 
 
 def width_classes(lanes: np.ndarray | None, capacity: np.ndarray | None, n: int) -> np.ndarray:
@@ -131,9 +212,10 @@ def width_classes(lanes: np.ndarray | None, capacity: np.ndarray | None, n: int)
     return np.clip(np.rint(v), 1, 4).astype(np.int64)
 
 
-def network_map(geom: Geometry, cls: np.ndarray, palette: list[str], *, widths: np.ndarray | None = None,
+def network_map(geom: Geometry, cls: np.ndarray | None, palette: list[str], *, widths: np.ndarray | None = None,
                 priority: np.ndarray | None = None, max_links: int = 20000, map_id: str = "map",
-                data_src: str | None = None, title: str = "", overlay: str = "") -> str:
+                data_src: str | None = None, title: str = "", overlay: str = "",
+                layers: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None) -> str:
     """An inline ``<svg class="map">``: one ``<path data-k=LINK>`` per drawn link, grouped by colour.
 
     ``cls[i]`` is the colour class of row ``i`` (an index into ``palette``; ``-1``: not drawn on its
@@ -141,32 +223,51 @@ def network_map(geom: Geometry, cls: np.ndarray, palette: list[str], *, widths: 
     have a class, only the ``max_links`` with the highest ``priority`` are drawn individually; the
     others, and the unclassed ones, go into one thin grey background path. ``overlay`` (SVG
     elements, e.g. :func:`policy_overlay`) is drawn on top of the links.
+
+    ``layers`` (instead of ``cls`` and ``priority``): ``[(css_class, cls, priority), ...]``, several
+    classifications of the same links (e.g. runs A and B of a comparison, in one palette), each in
+    its own ``<g class=css_class>`` (the last on top; the page shows one at a time).
     """
     n = geom.n
-    cls = np.asarray(cls, dtype=np.int64)
     if widths is None:
         widths = np.ones(n, np.int64)
-    drawn = cls >= 0
-    if drawn.sum() > max_links:
-        pr = np.asarray(priority if priority is not None else np.zeros(n), float).copy()
-        pr[~drawn] = -np.inf
-        keep = np.argsort(-pr, kind="stable")[:max_links]
-        mask = np.zeros(n, bool)
-        mask[keep] = True
-        drawn &= mask
+
+    def drawn_of(c, pr):
+        c = np.asarray(c, dtype=np.int64)
+        drawn = c >= 0
+        if drawn.sum() > max_links:
+            pr = np.asarray(pr if pr is not None else np.zeros(n), float).copy()
+            pr[~drawn] = -np.inf
+            keep = np.argsort(-pr, kind="stable")[:max_links]
+            mask = np.zeros(n, bool)
+            mask[keep] = True
+            drawn &= mask
+        return c, drawn
+
+    spec = list(layers) if layers else [(None, cls, priority)]
+    done = [(name, *drawn_of(c, pr)) for name, c, pr in spec]
+    any_drawn = np.logical_or.reduce([d for _, _, d in done]) if done else np.zeros(n, bool)
     parts = [f'<svg class="map" id="{escape(map_id)}" viewBox="0 0 {geom.width} {geom.height}" '
              f'preserveAspectRatio="xMidYMid meet"'
              + (f' data-src="{escape(data_src)}"' if data_src else "") + ">"]
     if title:
         parts.append(f"<title>{escape(title)}</title>")
-    bg = ~drawn
+    bg = ~any_drawn
     if bg.any():
         parts.append(f'<path class="bg" d="{"".join(geom.d[bg])}"/>')
     elems = _path_elements(geom, widths)
-    for c, color in enumerate(palette):
-        idx = np.flatnonzero(drawn & (cls == c))
-        if idx.size:
-            parts.append(f'<g stroke="{color}">{"".join(elems[idx])}</g>')
+    for name, c_arr, drawn in done:
+        if name is not None:
+            parts.append(f'<g class="{escape(name)}">')
+            own_bg = ~drawn & any_drawn  # drawn in another layer only: background in this one
+            if own_bg.any():
+                parts.append(f'<path class="bg" d="{"".join(geom.d[own_bg])}"/>')
+        for c, color in enumerate(palette):
+            idx = np.flatnonzero(drawn & (c_arr == c))
+            if idx.size:
+                parts.append(f'<g stroke="{color}">{"".join(elems[idx])}</g>')
+        if name is not None:
+            parts.append("</g>")
     if overlay:
         parts.append(overlay)
     parts.append("</svg>")
@@ -258,7 +359,7 @@ def policy_overlay(geom: Geometry, layers: list[dict]) -> str:
     return "".join(out)
 
 
-def policy_legend_html(entries: list[tuple[str, str]]) -> str:
+def policy_legend_html(entries: list[tuple[str, str]], *, title: str = "policies") -> str:
     """A legend of policy overlays: ``entries`` is ``[(kind, label), ...]``, each shown with a small
     swatch drawn in that kind's overlay style."""
     if not entries:
@@ -276,7 +377,7 @@ def policy_legend_html(entries: list[tuple[str, str]]) -> str:
         items.append(f'<span class="sw pol-sw" data-kind="{kind}"><svg width="22" height="12" '
                      f'viewBox="0 0 22 12" style="vertical-align:middle;margin-right:4px">{sw}</svg>'
                      f"{escape(label)}</span>")
-    return f'<div class="legend pol-legend"><b>policies</b> {"".join(items)}</div>'
+    return f'<div class="legend pol-legend"><b>{escape(title)}</b> {"".join(items)}</div>'
 
 
 def legend_html(palette: list[str], labels: list[str], *, title: str = "", extra: list[tuple[str, str]] = ()) -> str:
