@@ -345,13 +345,29 @@ def compare(
     if as_json:
         sys.stdout.write(json.dumps({"a": str(run_a), "b": str(run_b), "kpis": rows}, indent=2) + "\n")
         return
-    t = Table(title=f"{run_b} vs {run_a}", header_style="bold")
-    for c, j in (("KPI", "left"), ("A", "right"), ("B", "right"), ("B - A", "right"), ("change", "right")):
+    # the HTML report's names and units (twin.report's KPI registry), and its colours: a change is
+    # green when better, red when worse, by the direction each KPI declares (none: not coloured)
+    from twin.report.core import format_kpi, kpi_label, kpi_verdict
+
+    def _named(run: Path) -> str:
+        try:
+            name = json.loads((run / "manifest.json").read_text(encoding="utf-8")).get("scenario")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        return f"{run} ({name})" if isinstance(name, str) and name and name != run.name else str(run)
+
+    t = Table(title=f"A (baseline): {_named(run_a)}\nB: {_named(run_b)}", header_style="bold")
+    for c, j in (("KPI", "left"), ("A (baseline)", "right"), ("B", "right"), ("B − A", "right"),
+                 ("change", "right")):
         t.add_column(c, justify=j)
+    style = {"better": "green", "worse": "red", "neutral": ""}
     for r in rows:
-        t.add_row(r["kpi"], f"{r['a']:,.4g}", f"{r['b']:,.4g}", f"{r['diff']:+,.4g}",
-                  "-" if r["rel"] is None else f"{100 * r['rel']:+.1f} %")
+        st = style[kpi_verdict(r["kpi"], r["diff"])]
+        t.add_row(kpi_label(r["kpi"]), format_kpi(r["kpi"], r["a"]), format_kpi(r["kpi"], r["b"]),
+                  Text(format_kpi(r["kpi"], r["diff"], diff=True), style=st),
+                  Text("-" if r["rel"] is None else f"{100 * r['rel']:+.1f} %", style=st))
     console.print(t)
+    console.print("B − A: green better, red worse (by each KPI's direction); mode shares have none.")
     if html is not None:
         console.print(f"comparison report: {html}")
 
