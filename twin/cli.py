@@ -254,6 +254,70 @@ def run(
 
 @app.command()
 @_guard
+def calibrate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (targets in modes.target_shares).")],
+    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="MODE=SHARE, e.g. car=0.3 "
+                                                        "(repeat; overrides modes.target_shares).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Stop when every share is this close "
+                                             "(0.01 = 1 point).")] = 0.01,
+    max_iterations: Annotated[int, typer.Option("--max-iterations", help="Simulations at most.")] = 15,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder of the calibrated scenario "
+                                                "(default runs/NAME-calibrated).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Fit the mode constants to target mode shares; write a run of the calibrated scenario with the
+    fitted constants (calibrated_modes.yaml) and the iterations (calibration.parquet)."""
+    from twin.calibrate import asc_snippet
+    from twin.calibrate import calibrate as fit
+    from twin.calibrate import write_calibration
+    from twin.preflight import check_runnable
+    from twin.run import check_target, run_scenario
+    from twin.scenario import ScenarioError, load_scenario
+
+    sc = load_scenario(scenario)
+    targets = None
+    if target:
+        targets = {}
+        for item in target:
+            mode, sep, val = item.partition("=")
+            try:
+                targets[mode.strip()] = float(val)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise TwinError(f"twin calibrate: --target: expected MODE=SHARE such as car=0.3, got {item!r}")
+    if not 0 < tolerance < 1:
+        raise TwinError(f"twin calibrate: --tolerance: must be in (0, 1), got {tolerance}")
+    if max_iterations < 1:
+        raise TwinError(f"twin calibrate: --max-iterations: must be >= 1, got {max_iterations}")
+    target_dir = out or Path("runs") / f"{sc.name}-calibrated"
+    check_target(sc, target_dir, overwrite=overwrite)
+    net = check_runnable(sc, scenario)
+
+    def show(rec: dict) -> None:
+        if not quiet:
+            shares = ", ".join(f"{k[6:]} {100 * v:.1f}%" for k, v in rec.items() if k.startswith("share_"))
+            err_console.print(Text(f"iteration {rec['iteration']}: {shares} (largest error "
+                                   f"{100 * rec['max_abs_error']:.2f} points)"))
+
+    try:
+        res = fit(sc, targets, tolerance=tolerance, max_iterations=max_iterations, network=net, progress=show)
+    except ScenarioError as exc:
+        raise ScenarioError(scenario, exc.problems) from None
+    run = run_scenario(res.scenario, target_dir, overwrite=overwrite, network=net, base_dir=scenario.resolve().parent)
+    write_calibration(res, run.out_dir)
+    state = "converged" if res.converged else f"NOT converged after {len(res.history)} iterations"
+    console.print(f"{state}: " + ", ".join(f"{m} {100 * res.shares[m]:.1f}% (target {100 * t:.1f}%)"
+                                          for m, t in res.targets.items()))
+    console.print(asc_snippet(res.asc).rstrip())
+    console.print(f"run folder: {run.out_dir} (calibrated_modes.yaml, calibration.parquet)")
+    if not res.converged:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_guard
 def validate(file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Check that a scenario will run: schema and values, the map (loaded as `twin run` loads it:
     file, catalogue, cache, offline availability) and the policies on it, without simulating."""

@@ -316,6 +316,10 @@ class ModeConfig(_Strict):
     beta_cost_per_money: float = Field(-0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
     car_cost_per_km: float = Field(0.2, ge=0, le=1e6, description="Money cost of driving per km (fuel, wear).")
     car_parking_cost: float = Field(0.0, ge=0, le=1e6, description="Money cost of parking per car tour.")
+    target_shares: dict[str, Share] = Field(
+        default_factory=dict,
+        description="Observed shares of trips by mode (e.g. from a travel survey) that `twin calibrate` fits the "
+        "alternative-specific constants to; not used by `twin run`.")
 
     @field_validator("available")
     @classmethod
