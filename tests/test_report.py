@@ -200,8 +200,11 @@ def test_gpkg_reader_and_in_memory_network_agree(runs, tmp_path):
 
     run = runs[1]
     net = load_network(_scenario("r", 300))
-    cols, mid = read_gpkg_lines(run / "links.gpkg")
-    assert mid is None
+    cols, lines = read_gpkg_lines(run / "links.gpkg")
+    assert lines is not None  # the street shapes, not straight chords
+    np.testing.assert_array_equal(lines[0], net.link_geom_indptr)
+    np.testing.assert_array_equal(lines[1], net.link_geom_lon)
+    np.testing.assert_array_equal(lines[2], net.link_geom_lat)
     lid = cols["link_id"].astype(int)
     np.testing.assert_array_equal(cols["lon1"], net.node_lon[net.link_tail[lid]])
     np.testing.assert_array_equal(cols["lat2"], net.node_lat[net.link_head[lid]])

@@ -169,6 +169,9 @@ def _pin_gpkg_dates(path: Path) -> None:
 def write_links_gpkg(model: Any, path: Path) -> None:
     """Daily link results (volume, peak hour, speeds, volume/capacity) as a GeoPackage layer.
 
+    Each link is its street's polyline (``RoadNetwork.link_geom_*``: the OSM shape, from the tail
+    node to the head node), WGS84.
+
     Deterministic (identical input gives identical bytes: the GeoPackage timestamps are
     :data:`GPKG_DATE`) and atomic (written to a hidden temporary name beside ``path``, then renamed).
     """
@@ -188,15 +191,21 @@ def write_links_gpkg(model: Any, path: Path) -> None:
             peak_hour[link] = hour
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_speed = np.where(tt > 0, net.link_length_m * vol / tt, net.link_speed_mps)
-    coords = np.stack([np.column_stack([net.node_lon[net.link_tail], net.node_lat[net.link_tail]]),
-                       np.column_stack([net.node_lon[net.link_head], net.node_lat[net.link_head]])], axis=1)
+    ptr = getattr(net, "link_geom_indptr", None)
+    if ptr is not None and L:  # the street shapes: one vectorised call over the flat polyline arrays
+        geometry = linestrings(np.column_stack([net.link_geom_lon, net.link_geom_lat]),
+                               indices=np.repeat(np.arange(L), np.diff(ptr)))
+    else:  # straight chords between the end nodes
+        geometry = linestrings(np.stack([np.column_stack([net.node_lon[net.link_tail], net.node_lat[net.link_tail]]),
+                                         np.column_stack([net.node_lon[net.link_head], net.node_lat[net.link_head]])],
+                                        axis=1))
     gdf = gpd.GeoDataFrame({
         "link_id": np.arange(L), "u_osmid": net.node_osmid[net.link_tail], "v_osmid": net.node_osmid[net.link_head],
         "osm_way_id": net.link_osmid, "length_m": net.link_length_m, "lanes": net.link_lanes,
         "capacity_vph": net.link_capacity_vph, "freeflow_speed_mps": net.link_speed_mps,
         "volume_day_veh": vol.astype(np.int64), "peak_hour": peak_hour, "peak_volume_veh": peak_vol.astype(np.int64),
         "peak_vc_ratio": peak_vol / net.link_capacity_vph, "mean_speed_mps": mean_speed,
-    }, geometry=linestrings(coords), crs="EPSG:4326")
+    }, geometry=geometry, crs="EPSG:4326")
     try:
         import pyogrio  # noqa: F401
 

@@ -204,11 +204,13 @@ def format_kpi(key: str, v: Any, *, diff: bool = False) -> str:
 
 # ----------------------------------------------------------------------------------------- geometry
 
-def read_gpkg_lines(path: Path, layer: str = "links") -> tuple[dict[str, np.ndarray], list | None] | None:
+def read_gpkg_lines(path: Path, layer: str = "links"
+                    ) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None:
     """Read a GeoPackage line layer with the standard library's sqlite3 (no GDAL: ~1 ms per 1,000
-    features). Returns ``(columns, mid)``: attribute columns as numpy arrays plus ``lon1, lat1,
-    lon2, lat2`` (first and last vertex), and ``mid`` (per feature, intermediate vertices or
-    ``None``; ``None`` overall when every feature is a straight segment)."""
+    features). Returns ``(columns, lines)``: attribute columns as numpy arrays plus ``lon1, lat1,
+    lon2, lat2`` (first and last vertex; NaN for a feature without a line), and ``lines``, every
+    vertex as flat arrays ``(indptr, lon, lat)`` (feature ``i``'s are ``indptr[i]:indptr[i+1]``, none
+    for a feature without a line), or ``None`` when every feature is a straight segment."""
     try:
         con = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -241,59 +243,100 @@ def read_gpkg_lines(path: Path, layer: str = "links") -> tuple[dict[str, np.ndar
             except (TypeError, ValueError):
                 pass
     blobs = transposed[-1]
-    coords, mid = _parse_gpkg_lines(blobs)
+    coords, lines = _parse_gpkg_lines(blobs)
     cols["lon1"], cols["lat1"], cols["lon2"], cols["lat2"] = coords
-    return cols, mid
+    return cols, lines
 
 
 _ENV = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
 
-def _parse_gpkg_lines(blobs) -> tuple[tuple[np.ndarray, ...], list | None]:
+def _parse_gpkg_lines(blobs) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """GeoPackage geometry blobs of LineStrings as end points and flat vertex arrays (see
+    :func:`read_gpkg_lines`); anything else (empty, another type, damaged) has no vertices."""
     n = len(blobs)
+    out = _parse_gpkg_lines_fast(blobs)
+    if out is None:
+        out = _parse_gpkg_lines_each(blobs)
+    ptr, lon, lat = out
+    cnt = np.diff(ptr)
+    has = cnt > 0
+    ends = [np.full(n, np.nan) for _ in range(4)]
+    for e, arr, at in zip(ends, (lon, lat, lon, lat), (ptr[:-1], ptr[:-1], ptr[1:] - 1, ptr[1:] - 1)):
+        e[has] = arr[at[has]]
+    return tuple(ends), (None if (cnt[has] == 2).all() else (ptr, lon, lat))
+
+
+def _parse_gpkg_lines_fast(blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Vectorised: every blob a 2-D little-endian LineString of >= 2 points with one header layout
+    (what GDAL writes); ``None`` otherwise."""
+    n = len(blobs)
+    if n == 0 or any(b is None for b in blobs):
+        return None
+    lens = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
     first = bytes(blobs[0])
+    if len(first) < 8:
+        return None
     hlen = 8 + _ENV.get((first[3] >> 1) & 7, 0)
-    size = len(first)
-    # fast path: every feature is a 2-point 2-D little-endian LineString with the same header size
-    if (size == hlen + 9 + 32 and first[hlen] == 1 and struct.unpack_from("<I", first, hlen + 1)[0] == 2
-            and struct.unpack_from("<I", first, hlen + 5)[0] == 2 and all(len(b) == size for b in blobs)):
-        buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, size)
-        hdr_ok = (buf[:, 3] == first[3]).all() and (buf[:, hlen] == 1).all()
-        if hdr_ok:
-            xy = buf[:, hlen + 9:].copy().view("<f8").reshape(n, 4)
-            return (xy[:, 0].copy(), xy[:, 1].copy(), xy[:, 2].copy(), xy[:, 3].copy()), None
-    lon1 = np.full(n, np.nan)
-    lat1 = np.full(n, np.nan)
-    lon2 = np.full(n, np.nan)
-    lat2 = np.full(n, np.nan)
-    mid: list = [None] * n
-    any_mid = False
+    if (lens < hlen + 9 + 32).any():
+        return None
+    buf = np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=np.uint8)
+    off = np.zeros(n, dtype=np.int64)
+    np.cumsum(lens[:-1], out=off[1:])
+    if not ((buf[off] == 0x47) & (buf[off + 1] == 0x50) & (buf[off + 3] == first[3]) & (buf[off + hlen] == 1)).all():
+        return None
+    k = np.arange(4)
+
+    def u32(at: np.ndarray) -> np.ndarray:
+        return buf[at[:, None] + k].copy().view("<u4").ravel().astype(np.int64)
+
+    if not (u32(off + hlen + 1) == 2).all():  # 2-D LineString
+        return None
+    npts = u32(off + hlen + 5)
+    if not ((npts >= 2) & (lens == hlen + 9 + 16 * npts)).all():
+        return None
+    body = np.ones(buf.size, dtype=bool)
+    body[(off[:, None] + np.arange(hlen + 9)).ravel()] = False
+    xy = buf[body].view("<f8").reshape(-1, 2)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(npts, out=ptr[1:])
+    return ptr, xy[:, 0].copy(), xy[:, 1].copy()
+
+
+def _parse_gpkg_lines_each(blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blob by blob: either byte order, Z/M coordinates (dropped), damaged or other blobs skipped."""
+    n = len(blobs)
+    parts: list[np.ndarray] = []
+    cnt = np.zeros(n, dtype=np.int64)
     for i, b in enumerate(blobs):
         if b is None:
             continue
-        b = bytes(b)
-        h = 8 + _ENV.get((b[3] >> 1) & 7, 0)
-        bo = "<" if b[h] == 1 else ">"
-        gtype = struct.unpack_from(bo + "I", b, h + 1)[0]
-        dims = 2
-        if gtype & 0x80000000 or gtype & 0x40000000:  # EWKB-style Z/M flags
-            dims += bool(gtype & 0x80000000) + bool(gtype & 0x40000000)
-            gtype &= 0xFFFF
-        elif gtype >= 1000:
-            dims = {1: 3, 2: 3, 3: 4}[gtype // 1000]
-            gtype %= 1000
-        if gtype != 2:
+        try:
+            b = bytes(b)
+            h = 8 + _ENV.get((b[3] >> 1) & 7, 0)
+            bo = "<" if b[h] == 1 else ">"
+            gtype = struct.unpack_from(bo + "I", b, h + 1)[0]
+            dims = 2
+            if gtype & 0x80000000 or gtype & 0x40000000:  # EWKB-style Z/M flags
+                dims += bool(gtype & 0x80000000) + bool(gtype & 0x40000000)
+                gtype &= 0xFFFF
+            elif gtype >= 1000:
+                dims = {1: 3, 2: 3, 3: 4}.get(gtype // 1000, 0)
+                gtype %= 1000
+            if gtype != 2 or dims == 0:
+                continue
+            npts = struct.unpack_from(bo + "I", b, h + 5)[0]
+            if npts < 2:
+                continue
+            pts = np.frombuffer(b, dtype=bo + "f8", count=npts * dims, offset=h + 9).reshape(npts, dims)[:, :2]
+        except (IndexError, ValueError, struct.error):  # a damaged blob: no line for this feature
             continue
-        npts = struct.unpack_from(bo + "I", b, h + 5)[0]
-        if npts < 2:
-            continue
-        pts = np.frombuffer(b, dtype=bo + "f8", count=npts * dims, offset=h + 9).reshape(npts, dims)[:, :2]
-        lon1[i], lat1[i] = pts[0]
-        lon2[i], lat2[i] = pts[-1]
-        if npts > 2:
-            mid[i] = pts[1:-1].copy()
-            any_mid = True
-    return (lon1, lat1, lon2, lat2), (mid if any_mid else None)
+        parts.append(pts.astype(np.float64))
+        cnt[i] = npts
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(cnt, out=ptr[1:])
+    xy = np.concatenate(parts) if parts else np.zeros((0, 2))
+    return ptr, xy[:, 0].copy(), xy[:, 1].copy()
 
 
 # ------------------------------------------------------------------------------------------ context
@@ -430,7 +473,10 @@ class ReportContext:
         net = self._network
         if net is not None:
             t, h = np.asarray(net.link_tail), np.asarray(net.link_head)
-            return S.project_lines(np.arange(t.size), net.node_lon[t], net.node_lat[t], net.node_lon[h], net.node_lat[h])
+            ptr = getattr(net, "link_geom_indptr", None)  # the street shapes (RoadNetwork)
+            lines = None if ptr is None else (ptr, net.link_geom_lon, net.link_geom_lat)
+            return S.project_lines(np.arange(t.size), net.node_lon[t], net.node_lat[t], net.node_lon[h], net.node_lat[h],
+                                   lines=lines)
         g = self._geometry_arg
         if g is not None:
             lon1, lat1, lon2, lat2 = (np.asarray(a, float) for a in g)
@@ -438,12 +484,17 @@ class ReportContext:
         gp = self._gpkg
         if gp is None:
             return None
-        cols, mid = gp
+        cols, lines = gp
         ok = np.isfinite(cols["lon1"]) & np.isfinite(cols["lon2"])
         lid = cols.get("link_id", np.arange(ok.size)).astype(np.int64)
-        if mid is not None:
-            mid = [m for m, k in zip(mid, ok) if k]
-        return S.project_lines(lid[ok], cols["lon1"][ok], cols["lat1"][ok], cols["lon2"][ok], cols["lat2"][ok], mid)
+        if lines is not None:  # the features with a line, their vertices
+            cnt = np.diff(lines[0])
+            sel = np.repeat(ok, cnt)
+            ptr = np.zeros(int(ok.sum()) + 1, dtype=np.int64)
+            np.cumsum(cnt[ok], out=ptr[1:])
+            lines = (ptr, lines[1][sel], lines[2][sel])
+        return S.project_lines(lid[ok], cols["lon1"][ok], cols["lat1"][ok], cols["lon2"][ok], cols["lat2"][ok],
+                               lines=lines)
 
     @cached_property
     def n_links(self) -> int:
