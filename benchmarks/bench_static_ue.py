@@ -5,6 +5,7 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_static_ue.py                 # ../shared TNTP folders
     PYTHONPATH=. python benchmarks/bench_static_ue.py DIR [DIR ...]   # *_net, *_trips.tntp inside
     PYTHONPATH=. python benchmarks/bench_static_ue.py --gaps 1e-4,1e-5 --max-time 20
+    PYTHONPATH=. python benchmarks/bench_static_ue.py --distance-share 0.5 --toll-factor 1
 
 For every TNTP instance found (by default ``../shared/validation/tntp/*`` and
 ``../shared/holdout/tntp/*`` beside the repository) and every method, runs the
@@ -13,6 +14,16 @@ target, the iterations and wall time at which it was first reached, the gap
 and the Beckmann objective there. Where a ``*_flow.tntp`` best-known
 solution exists, the objective is also compared with the Beckmann objective of
 those flows. JIT compilation is done (and timed) once before the runs.
+
+Generalized cost (``t(x) + toll_factor * toll + distance_factor * length``):
+by default each network's ``<TOLL FACTOR>`` / ``<DISTANCE FACTOR>`` (0 where
+absent); ``--toll-factor`` / ``--distance-factor`` override them for every
+network, and ``--distance-share S`` sets each network's distance factor to
+``S * sum(free_flow_time) / sum(length)`` (the distance term then adds, on
+average over links, ``S`` times the free-flow time, whatever the file's length
+unit). With a factor in use, the objective is the generalized Beckmann
+objective (not comparable with a flow file's) and the time-only total system
+travel time of the final solution is printed per run.
 
 The TNTP data are for academic research only; they are read in place, never
 copied.
@@ -84,6 +95,16 @@ def main():
     ap.add_argument("--max-iter", type=int, default=5000, help="iteration cap per run")
     ap.add_argument("--max-time", type=float, default=12.0, help="wall-time cap per run, s")
     ap.add_argument("--methods", default="fw,bfw", help="comma-separated: fw, cfw, bfw")
+    ap.add_argument("--toll-factor", type=float, default=None, help="override <TOLL FACTOR>")
+    ap.add_argument(
+        "--distance-factor", type=float, default=None, help="override <DISTANCE FACTOR>"
+    )
+    ap.add_argument(
+        "--distance-share",
+        type=float,
+        default=None,
+        help="distance factor per network = SHARE * sum(free_flow_time) / sum(length)",
+    )
     args = ap.parse_args()
     dirs = args.dirs
     if not dirs:
@@ -121,6 +142,9 @@ def main():
                 ref_obj = beckmann_objective(
                     net.free_flow_time, net.b, net.power, net.capacity, fl.volume
                 )
+        df = args.distance_factor
+        if args.distance_share is not None:
+            df = args.distance_share * float(net.free_flow_time.sum()) / float(net.length.sum())
         for method in methods:
             res = solve_ue(
                 net,
@@ -129,7 +153,12 @@ def main():
                 gap_tol=gaps[-1],
                 max_iter=args.max_iter,
                 max_time_s=args.max_time,
+                toll_factor=args.toll_factor,
+                distance_factor=df,
             )
+            generalized = res.toll_factor != 0.0 or res.distance_factor != 0.0
+            if generalized:
+                ref_obj = None  # the flow file's objective is time-only
             for target in gaps:
                 k, sec, gap, obj, reached = milestone(res, target)
                 vs = f"{(obj - ref_obj) / ref_obj:+.2e}" if ref_obj else "n/a"
@@ -138,6 +167,12 @@ def main():
                     f"{target:>7.0e} {k:>6}{' ' if reached else '*'}{sec:>7.2f} {gap:>9.2e} "
                     f"{obj:>17.6f} {vs:>12}",
                     flush=True,
+                )
+            if generalized:
+                print(
+                    f"{'':<14} toll factor {res.toll_factor:g}, distance factor "
+                    f"{res.distance_factor:.6g}: final TSTT (time only) {res.tstt:.6f}, "
+                    f"total toll {res.total_toll:g}, total distance {res.total_distance:.6g}"
                 )
         if ref_obj:
             print(f"{'':<14} Beckmann objective of {flow_path.name}: {ref_obj:.6f}")

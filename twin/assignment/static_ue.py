@@ -1,9 +1,17 @@
 """Static user-equilibrium traffic assignment (Frank-Wolfe family).
 
-Solves Wardrop's user equilibrium with separable BPR link costs
-``t_a(x_a) = fft_a * (1 + b_a * (x_a / cap_a) ** power_a)`` by minimising the
-Beckmann objective ``sum_a integral_0^{x_a} t_a(s) ds`` over link flows that
-carry the OD demand, with
+Solves Wardrop's user equilibrium with separable BPR link travel times
+``t_a(x_a) = fft_a * (1 + b_a * (x_a / cap_a) ** power_a)`` and the TNTP link
+generalized cost
+
+``c_a(x_a) = t_a(x_a) + toll_factor * toll_a + distance_factor * length_a``
+
+(the flow-independent part ``k_a = toll_factor * toll_a + distance_factor *
+length_a`` converts tolls and lengths into units of the free-flow time; both
+factors default to the network file's ``<TOLL FACTOR>`` / ``<DISTANCE
+FACTOR>``, or 0 without those tags). It minimises the Beckmann objective
+``sum_a integral_0^{x_a} c_a(s) ds = sum_a (integral_0^{x_a} t_a(s) ds + k_a x_a)``
+over link flows that carry the OD demand, with
 
 * ``method="fw"``: Frank-Wolfe (all-or-nothing target, exact line search);
 * ``method="cfw"``: conjugate Frank-Wolfe;
@@ -18,12 +26,22 @@ they fall back to plain Frank-Wolfe steps when the previous step was a full
 step (``tau = 1``), when a denominator vanishes or when the combination is not
 a descent direction.
 
-Convergence is measured by the relative gap ``(TSTT - SPTT) / TSTT`` with
-``TSTT = sum_a x_a t_a(x_a)`` and ``SPTT = sum_od demand_od * (least cost od)``
-at the current costs. All-or-nothing loading (one least-cost tree per origin
+Route choice (the all-or-nothing loadings), the line search and the
+convergence measure all use the generalized cost: the relative gap is
+``(TC - SPC) / TC`` with the total system cost ``TC = sum_a x_a c_a(x_a)`` and
+the shortest-path cost ``SPC = sum_od demand_od * (least generalized cost od)``
+at the current costs. The total system travel time ``TSTT = sum_a x_a t_a(x_a)``
+(time only) is reported beside it; with both factors 0, ``c = t`` and the gap is
+the usual ``(TSTT - SPTT) / TSTT``, computed by exactly the same operations as
+before the generalized cost existed (results are bit for bit those of the
+time-only solver). All-or-nothing loading (one least-cost tree per origin
 zone, honouring the TNTP ``first_thru_node`` rule) runs in Numba
 (:mod:`twin.kernels.assignment`); the rest is vectorised numpy. Results are
 deterministic and independent of the number of threads.
+
+Generalized costs must be non-negative (Dijkstra): every link's cost at zero
+flow, ``t_a(0) + k_a``, must be ``>= 0``; negative tolls (subsidies) are
+accepted as long as that holds.
 
 Example
 -------
@@ -32,6 +50,8 @@ Example
 >>> od = read_tntp_trips("SiouxFalls_trips.tntp", net.n_zones)  # doctest: +SKIP
 >>> res = solve_ue(net, od, gap_tol=1e-4)                       # doctest: +SKIP
 >>> res.relative_gap[-1], res.objective[-1], res.iterations     # doctest: +SKIP
+>>> tolled = solve_ue(net, od, toll_factor=0.1, distance_factor=0.5)  # doctest: +SKIP
+>>> tolled.objective[-1], tolled.tstt, tolled.total_cost        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -47,6 +67,9 @@ from twin.kernels.assignment import (
     beckmann_objective,
     bpr_cost,
     bpr_cost_derivative,
+    generalized_cost,
+    generalized_line_search,
+    generalized_objective,
 )
 
 __all__ = ["UEResult", "solve_ue", "METHODS"]
@@ -64,16 +87,24 @@ class UEResult:
     entry per evaluated solution ``x_0 .. x_K`` (``x_0`` is the all-or-nothing
     loading on free-flow costs, ``K = iterations``).
 
+    Costs are in units of the free-flow time; "generalized" means
+    ``t(x) + toll_factor * toll + distance_factor * length``, which is the
+    travel time ``t(x)`` when both factors are 0.
+
     Attributes
     ----------
     flow : ndarray of float64, shape (n_links,)
         Link flows of the returned solution ``x_K``.
     cost : ndarray of float64, shape (n_links,)
-        BPR link costs at ``flow`` (units of the free-flow time).
+        BPR link travel times ``t(x)`` at ``flow`` (time only).
+    generalized_cost : ndarray of float64, shape (n_links,)
+        Generalized link costs at ``flow``: what route choice used.
     relative_gap : ndarray of float64, shape (K + 1,)
-        ``(TSTT - SPTT) / TSTT`` at each ``x_k``.
+        ``(total_cost - sptt) / total_cost`` at each ``x_k`` (generalized).
     objective : ndarray of float64, shape (K + 1,)
-        Beckmann objective at each ``x_k``.
+        Generalized Beckmann objective at each ``x_k``: the BPR integral plus
+        ``flow * (toll_factor * toll + distance_factor * length)`` summed over
+        links.
     step_size : ndarray of float64, shape (K,)
         Line-search step taken from ``x_k`` to ``x_{k+1}``.
     elapsed_s : ndarray of float64, shape (K + 1,)
@@ -82,8 +113,20 @@ class UEResult:
         Number of steps ``K``.
     converged : bool
         Whether ``relative_gap[-1] <= gap_tol``.
-    tstt, sptt : float
-        Total system travel time and shortest-path travel time at ``x_K``.
+    tstt : float
+        Total system travel time ``flow @ cost`` at ``x_K`` (time only).
+    sptt : float
+        Shortest-path total cost ``sum_od demand * least generalized cost`` at
+        ``x_K``'s costs (the shortest-path travel time when both factors are 0).
+    total_cost : float
+        Total system generalized cost ``flow @ generalized_cost`` at ``x_K``;
+        ``tstt + toll_factor * total_toll + distance_factor * total_distance``.
+    total_toll, total_distance : float
+        ``flow @ toll`` (toll revenue) and ``flow @ length`` (vehicle distance)
+        at ``x_K``, in file units; ``nan`` if the network has no ``toll`` /
+        ``length`` array.
+    toll_factor, distance_factor : float
+        The factors used (the arguments, else the network's, else 0).
     wall_time_s : float
         Total wall time of the solve (including JIT compilation on the first
         call in a process, unless cached).
@@ -103,6 +146,12 @@ class UEResult:
     sptt: float
     wall_time_s: float
     method: str
+    generalized_cost: np.ndarray
+    total_cost: float
+    total_toll: float
+    total_distance: float
+    toll_factor: float
+    distance_factor: float
 
     @property
     def gap(self):
@@ -110,10 +159,30 @@ class UEResult:
         return float(self.relative_gap[-1])
 
 
-class _Problem:
-    """The network compiled to CSR form (links sorted by tail) and the demand."""
+def _factor(value, net, name, tag):
+    """The generalized-cost factor: ``value``, else ``net.<name>`` (the file's tag), else 0."""
+    where = name
+    if value is None:
+        value = getattr(net, name, 0.0)
+        where = f"{name} of the network (<{tag}> in {getattr(net, 'source', '<network>')})"
+    real = (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, real):
+        raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
+    return value
 
-    def __init__(self, net, od):
+
+class _Problem:
+    """The network compiled to CSR form (links sorted by tail) and the demand.
+
+    ``fixed`` is the flow-independent part of the generalized cost per link
+    (CSR order), or ``None`` when both factors are 0: then every method calls
+    the time-only kernels, exactly as before generalized costs existed.
+    """
+
+    def __init__(self, net, od, toll_factor=None, distance_factor=None):
         init = np.asarray(net.init_node, dtype=np.int64)
         term = np.asarray(net.term_node, dtype=np.int64)
         n_links = init.shape[0]
@@ -154,6 +223,33 @@ class _Problem:
             raise ValueError("free_flow_time, b and power must be >= 0")
         if np.any((self.cap <= 0) & (self.b > 0) & (self.power > 0)):
             raise ValueError("links with b > 0 need a capacity > 0")
+        self.toll_factor = _factor(toll_factor, net, "toll_factor", "TOLL FACTOR")
+        self.distance_factor = _factor(distance_factor, net, "distance_factor", "DISTANCE FACTOR")
+        self.fixed = None
+        if self.toll_factor != 0.0 or self.distance_factor != 0.0:
+            fixed = np.zeros(n_links)
+            for factor, name in ((self.toll_factor, "toll"), (self.distance_factor, "length")):
+                if factor == 0.0:
+                    continue
+                if getattr(net, name, None) is None:
+                    raise ValueError(f"a {name} factor > 0 needs the network's per-link {name}")
+                a = arr(name)
+                if not np.all(np.isfinite(a)):
+                    raise ValueError(f"{name} must be finite on every link")
+                fixed += factor * a
+            cost0 = np.empty(n_links)
+            bpr_cost(self.fft, self.b, self.power, self.cap, np.zeros(n_links), cost0)
+            low = cost0 + fixed
+            bad = np.flatnonzero(~(low >= 0.0) | ~np.isfinite(fixed))
+            if bad.size:
+                e = int(bad[0])
+                raise ValueError(
+                    f"generalized link costs must be finite and >= 0 (shortest paths): link "
+                    f"{int(self.link_tail[e]) + 1} -> {int(self.link_head[e]) + 1} costs "
+                    f"{cost0[e]:g} + toll_factor * toll + distance_factor * length = {low[e]:g} "
+                    f"at zero flow ({bad.size} such link(s))"
+                )
+            self.fixed = np.ascontiguousarray(fixed)
         self.first_thru = max(int(getattr(net, "first_thru_node", 1)) - 1, 0)
         self.od = np.ascontiguousarray(od)
         n_blocks = max(1, min(_MAX_BLOCKS, n_zones))
@@ -162,6 +258,14 @@ class _Problem:
         self._unreached_blocks = np.empty(n_blocks, dtype=np.float64)
 
     def cost(self, x, out):
+        """Generalized link costs (the BPR travel times when ``fixed`` is None)."""
+        if self.fixed is None:
+            bpr_cost(self.fft, self.b, self.power, self.cap, x, out)
+        else:
+            generalized_cost(self.fft, self.b, self.power, self.cap, self.fixed, x, out)
+        return out
+
+    def travel_time(self, x, out):
         bpr_cost(self.fft, self.b, self.power, self.cap, x, out)
         return out
 
@@ -191,10 +295,16 @@ class _Problem:
         return self._flow_blocks.sum(axis=0), float(self._sptt_blocks.sum())
 
     def objective(self, x):
-        return beckmann_objective(self.fft, self.b, self.power, self.cap, x)
+        if self.fixed is None:
+            return beckmann_objective(self.fft, self.b, self.power, self.cap, x)
+        return generalized_objective(self.fft, self.b, self.power, self.cap, self.fixed, x)
 
     def line_search(self, x, d, tol):
-        return beckmann_line_search(self.fft, self.b, self.power, self.cap, x, d, tol)
+        if self.fixed is None:
+            return beckmann_line_search(self.fft, self.b, self.power, self.cap, x, d, tol)
+        return generalized_line_search(
+            self.fft, self.b, self.power, self.cap, self.fixed, x, d, tol
+        )
 
 
 def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
@@ -230,9 +340,21 @@ def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
 
 
 def solve_ue(
-    net, od, *, method="bfw", max_iter=1000, gap_tol=1e-4, max_time_s=None, line_search_tol=1e-12
+    net,
+    od,
+    *,
+    method="bfw",
+    max_iter=1000,
+    gap_tol=1e-4,
+    max_time_s=None,
+    line_search_tol=1e-12,
+    toll_factor: float | None = None,
+    distance_factor: float | None = None,
 ):
-    """Static user equilibrium with BPR costs by (bi)conjugate Frank-Wolfe.
+    """Static user equilibrium (TNTP generalized costs) by (bi)conjugate Frank-Wolfe.
+
+    Link generalized cost: ``t(x) + toll_factor * toll + distance_factor *
+    length``; see the module docstring.
 
     Parameters
     ----------
@@ -241,7 +363,10 @@ def solve_ue(
         ``free_flow_time``, ``capacity``, ``b``, ``power`` and the integers
         ``n_nodes``, ``n_zones`` and ``first_thru_node`` (1-based; nodes with a
         1-based id below it are never passed through). Zones are nodes
-        ``0 .. n_zones - 1``.
+        ``0 .. n_zones - 1``. Per-link ``toll`` / ``length`` are needed when
+        the toll / distance factor is > 0; ``toll_factor`` and
+        ``distance_factor`` attributes (a :class:`TntpNetwork` has the file's
+        ``<TOLL FACTOR>`` / ``<DISTANCE FACTOR>``) give the defaults.
     od : array_like of float, shape (n_zones, n_zones)
         Demand (e.g. vehicles per hour); the diagonal is ignored.
     method : {"bfw", "cfw", "fw"}, optional
@@ -254,23 +379,32 @@ def solve_ue(
         Stop after the first iteration that ends later than this wall time.
     line_search_tol : float, optional
         Tolerance on the step size of the exact line search.
+    toll_factor : float, optional
+        Weight of the toll in the generalized cost (free-flow-time units per
+        toll unit). ``None`` (default): ``net.toll_factor`` (the file's
+        ``<TOLL FACTOR>``), or 0 if the network has none.
+    distance_factor : float, optional
+        Weight of the length, likewise (``<DISTANCE FACTOR>``).
 
     Returns
     -------
     UEResult
+        ``objective`` and ``relative_gap`` in generalized cost; ``tstt`` and
+        ``cost`` in travel time only.
 
     Raises
     ------
     ValueError
         On an unknown method, inconsistent arrays, negative demand or
-        parameters, or demand between zones that no path connects.
+        parameters, a factor that is not a finite number >= 0, a negative
+        generalized link cost, or demand between zones that no path connects.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if max_iter < 0:
         raise ValueError("max_iter must be >= 0")
     t0 = time.perf_counter()
-    prob = _Problem(net, od)
+    prob = _Problem(net, od, toll_factor, distance_factor)
     n = prob.n_links
     cost = np.empty(n)
     hess = np.empty(n)
@@ -282,8 +416,8 @@ def solve_ue(
     while True:
         prob.cost(x, cost)
         y, sptt = prob.aon(cost)
-        tstt = float(x @ cost)
-        gap = (tstt - sptt) / tstt if tstt > 0 else 0.0
+        total = float(x @ cost)  # generalized (the TSTT when fixed is None)
+        gap = (total - sptt) / total if total > 0 else 0.0
         gaps.append(gap)
         objs.append(prob.objective(x))
         elapsed.append(time.perf_counter() - t0)
@@ -302,10 +436,26 @@ def solve_ue(
         s2, s1, tau2, tau1 = s1, s, tau1, tau
         steps.append(tau)
         k += 1
+    if prob.fixed is None:
+        time_cost = cost
+        tstt = total
+    else:
+        time_cost = prob.travel_time(x, np.empty(n))
+        tstt = float(x @ time_cost)
     flow = np.empty(n)
     flow[prob.perm] = x
     link_cost = np.empty(n)
-    link_cost[prob.perm] = cost
+    link_cost[prob.perm] = time_cost
+    gen_cost = np.empty(n)
+    gen_cost[prob.perm] = cost
+
+    def total_of(name):
+        a = getattr(net, name, None)
+        if a is None:
+            return float("nan")
+        a = np.asarray(a, dtype=np.float64)
+        return float(flow @ a) if a.shape == (n,) else float("nan")
+
     return UEResult(
         flow=flow,
         cost=link_cost,
@@ -319,4 +469,10 @@ def solve_ue(
         sptt=sptt,
         wall_time_s=time.perf_counter() - t0,
         method=method,
+        generalized_cost=gen_cost,
+        total_cost=total,
+        total_toll=total_of("toll"),
+        total_distance=total_of("length"),
+        toll_factor=prob.toll_factor,
+        distance_factor=prob.distance_factor,
     )

@@ -7,7 +7,10 @@ static traffic-assignment instance in plain text files:
     Metadata tags (``<NUMBER OF ZONES> 24``, ``<FIRST THRU NODE> 1``, ...,
     ``<END OF METADATA>``), then one link per line: init node, term node,
     capacity, length, free-flow time, B, power, speed, toll, link type,
-    usually followed by ``;``.
+    usually followed by ``;``. Some networks also carry ``<TOLL FACTOR>`` and
+    ``<DISTANCE FACTOR>``: the TNTP link generalized cost is
+    ``travel time + toll_factor * toll + distance_factor * length`` (see
+    :mod:`twin.assignment.static_ue`); both are 0 when the tags are absent.
 ``*_trips.tntp``
     Metadata, then ``Origin N`` blocks with ``dest : value;`` entries, several
     per line.
@@ -74,7 +77,8 @@ class TntpNetwork:
     b, power : ndarray of float64
         BPR parameters: ``t = free_flow_time * (1 + b * (x / capacity) ** power)``.
     speed, toll : ndarray of float64
-        Speed limit and toll (file units; not used by the BPR cost).
+        Speed limit and toll (file units). The speed is never used; the toll
+        enters the generalized cost with ``toll_factor``.
     link_type : ndarray of int64
         Link type code.
     n_zones, n_nodes, n_links : int
@@ -88,6 +92,12 @@ class TntpNetwork:
         raw value).
     source : str
         The file the network was read from (``"<string>"`` if parsed from text).
+    toll_factor, distance_factor : float
+        The file's ``<TOLL FACTOR>`` and ``<DISTANCE FACTOR>`` (0 when the tag is
+        absent): weights of ``toll`` and ``length`` in the generalized link cost
+        ``t(x) + toll_factor * toll + distance_factor * length``, in units of
+        the free-flow time per unit of toll or length. They are the defaults of
+        :func:`~twin.assignment.static_ue.solve_ue`.
     """
 
     init_node: np.ndarray
@@ -106,6 +116,8 @@ class TntpNetwork:
     first_thru_node: int = 1
     metadata: dict = field(default_factory=dict)
     source: str = "<string>"
+    toll_factor: float = 0.0
+    distance_factor: float = 0.0
 
     @classmethod
     def from_links(
@@ -121,6 +133,9 @@ class TntpNetwork:
         n_nodes=None,
         first_thru_node=1,
         length=None,
+        toll=None,
+        toll_factor=0.0,
+        distance_factor=0.0,
     ):
         """Build a network from link arrays (0-based nodes), e.g. for tests.
 
@@ -140,6 +155,12 @@ class TntpNetwork:
             1-based first node that may be passed through (default 1: all).
         length : array_like of float, optional
             Link lengths (default: the free-flow times, as in many TNTP files).
+        toll : array_like of float, optional
+            Link tolls (default 0).
+        toll_factor, distance_factor : float, optional
+            Generalized-cost weights of ``toll`` and ``length`` (default 0, as
+            a file without ``<TOLL FACTOR>`` / ``<DISTANCE FACTOR>``); checked
+            by :func:`~twin.assignment.static_ue.solve_ue`.
 
         Returns
         -------
@@ -164,12 +185,14 @@ class TntpNetwork:
             b=full(b),
             power=full(power),
             speed=np.zeros(n),
-            toll=np.zeros(n),
+            toll=np.zeros(n) if toll is None else full(toll),
             link_type=np.ones(n, dtype=np.int64),
             n_zones=int(n_zones),
             n_nodes=int(n_nodes),
             n_links=int(n),
             first_thru_node=int(first_thru_node),
+            toll_factor=toll_factor,
+            distance_factor=distance_factor,
         )
 
 
@@ -238,6 +261,24 @@ def _meta_int(meta, tag, source, lines_of, *, required, default=None):
     return int(val)
 
 
+def _meta_factor(meta, tag, source, lines_of):
+    """A generalized-cost factor tag: a finite number >= 0, default 0 when absent."""
+    if tag not in meta:
+        return 0.0
+    raw = meta[tag]
+    try:
+        val = float(raw.split()[0].rstrip(";"))
+    except (ValueError, IndexError):
+        raise ValueError(
+            f"{source}:{lines_of[tag]}: <{tag}> must be a number, got {raw!r}"
+        ) from None
+    if not (np.isfinite(val) and val >= 0):
+        raise ValueError(
+            f"{source}:{lines_of[tag]}: <{tag}> must be a finite number >= 0, got {raw!r}"
+        )
+    return val
+
+
 def _fields(line):
     line = line.strip()
     if line.endswith(";"):
@@ -271,8 +312,9 @@ def parse_tntp_net(text, source="<string>"):
     ------
     ValueError
         On a malformed line (message ``"<source>:<line>: ..."``), a missing
-        ``<NUMBER OF ZONES>`` tag, a node id out of range or a link count that
-        disagrees with ``<NUMBER OF LINKS>``.
+        ``<NUMBER OF ZONES>`` tag, a node id out of range, a link count that
+        disagrees with ``<NUMBER OF LINKS>``, or a ``<TOLL FACTOR>`` /
+        ``<DISTANCE FACTOR>`` that is not a finite number >= 0.
     """
     meta, meta_line = {}, {}
     rows = []
@@ -309,6 +351,8 @@ def parse_tntp_net(text, source="<string>"):
     n_zones = _meta_int(meta, "NUMBER OF ZONES", source, meta_line, required=True)
     n_links_meta = _meta_int(meta, "NUMBER OF LINKS", source, meta_line, required=False)
     ftn = _meta_int(meta, "FIRST THRU NODE", source, meta_line, required=False, default=1)
+    toll_factor = _meta_factor(meta, "TOLL FACTOR", source, meta_line)
+    distance_factor = _meta_factor(meta, "DISTANCE FACTOR", source, meta_line)
     arr = np.array([v for _, v in rows], dtype=np.float64).reshape(-1, _N_NET_COLS)
     max_id = int(arr[:, :2].max()) if len(rows) else 0
     n_nodes = _meta_int(meta, "NUMBER OF NODES", source, meta_line, required=False, default=max_id)
@@ -351,6 +395,8 @@ def parse_tntp_net(text, source="<string>"):
         first_thru_node=ftn,
         metadata=meta,
         source=source,
+        toll_factor=toll_factor,
+        distance_factor=distance_factor,
     )
 
 

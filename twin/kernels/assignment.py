@@ -16,6 +16,12 @@ Link cost is the BPR function ``t(x) = fft * (1 + b * (x / cap) ** power)``.
 Negative flows (round-off) are evaluated as 0. A link with ``b == 0`` (or
 ``power == 0``) has a constant cost ``fft * (1 + b)``.
 
+The ``generalized_*`` kernels add a flow-independent cost per link,
+``fixed_cost`` (the TNTP ``toll_factor * toll + distance_factor * length``):
+generalized cost ``c(x) = t(x) + fixed_cost``, whose integral from 0 to ``x``
+is the BPR integral plus ``fixed_cost * x``. With ``fixed_cost`` all zero they
+return exactly (bit for bit) what the time-only kernels return.
+
 Determinism: Dijkstra breaks ties by ``(cost, node)`` and changes a
 predecessor only on a strict improvement; :func:`aon_load` splits the origins
 into a fixed number of blocks (chosen by the caller, independent of the number
@@ -33,6 +39,9 @@ __all__ = [
     "bpr_cost_derivative",
     "beckmann_objective",
     "beckmann_line_search",
+    "generalized_cost",
+    "generalized_objective",
+    "generalized_line_search",
 ]
 
 
@@ -322,6 +331,59 @@ def beckmann_objective(fft, b, power, capacity, flow):
 
 
 @numba.njit(cache=True)
+def generalized_cost(fft, b, power, capacity, fixed_cost, flow, cost_out):
+    """Generalized link costs ``fft * (1 + b * (flow / capacity) ** power) + fixed_cost``.
+
+    Parameters
+    ----------
+    fft, b, power, capacity : ndarray of float64, shape (n_links,)
+        Free-flow time and BPR parameters.
+    fixed_cost : ndarray of float64, shape (n_links,)
+        Flow-independent cost per link in units of ``fft`` (TNTP:
+        ``toll_factor * toll + distance_factor * length``).
+    flow : ndarray of float64, shape (n_links,)
+        Link flows.
+    cost_out : ndarray of float64, shape (n_links,)
+        Output: generalized link costs (units of ``fft``).
+    """
+    for a in range(flow.shape[0]):
+        cost_out[a] = _cost1(fft[a], b[a], power[a], capacity[a], flow[a]) + fixed_cost[a]
+
+
+@numba.njit(cache=True)
+def generalized_objective(fft, b, power, capacity, fixed_cost, flow):
+    """Generalized Beckmann objective: BPR integral plus ``fixed_cost * flow`` per link.
+
+    Per link: ``fft * (x + b * cap / (power + 1) * (x / cap) ** (power + 1)) + fixed_cost * x``
+    (``fft * (1 + b) * x + fixed_cost * x`` when ``b == 0`` or ``power == 0``).
+
+    Parameters
+    ----------
+    fft, b, power, capacity, fixed_cost, flow : ndarray of float64, shape (n_links,)
+        See :func:`generalized_cost`.
+
+    Returns
+    -------
+    float
+        The objective (units of flow x ``fft``).
+    """
+    total = 0.0
+    for a in range(flow.shape[0]):
+        x = flow[a]
+        if x <= 0.0:
+            continue
+        if b[a] == 0.0 or power[a] == 0.0:
+            total += fft[a] * (1.0 + b[a]) * x + fixed_cost[a] * x
+        else:
+            p1 = power[a] + 1.0
+            total += (
+                fft[a] * (x + b[a] * capacity[a] / p1 * (x / capacity[a]) ** p1)
+                + fixed_cost[a] * x
+            )
+    return total
+
+
+@numba.njit(cache=True)
 def _slope(fft, b, power, capacity, flow, direction, alpha):
     g = 0.0
     h = 0.0
@@ -333,6 +395,41 @@ def _slope(fft, b, power, capacity, flow, direction, alpha):
         g += _cost1(fft[a], b[a], power[a], capacity[a], x) * d
         h += _dcost1(fft[a], b[a], power[a], capacity[a], x) * d * d
     return g, h
+
+
+@numba.njit(cache=True)
+def _line_search(fft, b, power, capacity, flow, direction, fixed_slope, tol):
+    # root of phi'(alpha) = sum_a t_a(x_a + alpha d_a) d_a + fixed_slope on [0, 1]
+    g0, h0 = _slope(fft, b, power, capacity, flow, direction, 0.0)
+    g0 += fixed_slope
+    if g0 >= 0.0:
+        return 0.0
+    g1, h1 = _slope(fft, b, power, capacity, flow, direction, 1.0)
+    g1 += fixed_slope
+    if g1 <= 0.0:
+        return 1.0
+    lo = 0.0
+    hi = 1.0
+    alpha = -g0 / (g1 - g0)  # secant (exact for affine costs)
+    for _ in range(200):
+        g, h = _slope(fft, b, power, capacity, flow, direction, alpha)
+        g += fixed_slope
+        if g == 0.0:
+            return alpha
+        if g > 0.0:
+            hi = alpha
+        else:
+            lo = alpha
+        if hi - lo <= tol:
+            break
+        nxt = alpha - g / h if h > 0.0 else -1.0
+        if not (lo < nxt < hi):
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - alpha) <= tol:
+            alpha = nxt
+            break
+        alpha = nxt
+    return alpha
 
 
 @numba.njit(cache=True)
@@ -355,30 +452,31 @@ def beckmann_line_search(fft, b, power, capacity, flow, direction, tol):
     float
         Step size ``alpha`` in ``[0, 1]``.
     """
-    g0, h0 = _slope(fft, b, power, capacity, flow, direction, 0.0)
-    if g0 >= 0.0:
-        return 0.0
-    g1, h1 = _slope(fft, b, power, capacity, flow, direction, 1.0)
-    if g1 <= 0.0:
-        return 1.0
-    lo = 0.0
-    hi = 1.0
-    alpha = -g0 / (g1 - g0)  # secant (exact for affine costs)
-    for _ in range(200):
-        g, h = _slope(fft, b, power, capacity, flow, direction, alpha)
-        if g == 0.0:
-            return alpha
-        if g > 0.0:
-            hi = alpha
-        else:
-            lo = alpha
-        if hi - lo <= tol:
-            break
-        nxt = alpha - g / h if h > 0.0 else -1.0
-        if not (lo < nxt < hi):
-            nxt = 0.5 * (lo + hi)
-        if abs(nxt - alpha) <= tol:
-            alpha = nxt
-            break
-        alpha = nxt
-    return alpha
+    return _line_search(fft, b, power, capacity, flow, direction, 0.0, tol)
+
+
+@numba.njit(cache=True)
+def generalized_line_search(fft, b, power, capacity, fixed_cost, flow, direction, tol):
+    """Exact line search on the generalized Beckmann objective (see :func:`generalized_objective`).
+
+    The fixed costs add the constant ``sum_a fixed_cost_a d_a`` to the slope
+    ``phi'(alpha)``; the root is found as in :func:`beckmann_line_search`.
+
+    Parameters
+    ----------
+    fft, b, power, capacity, fixed_cost, flow : ndarray of float64, shape (n_links,)
+        See :func:`generalized_cost`.
+    direction : ndarray of float64, shape (n_links,)
+        Search direction ``d`` (target flows minus current flows).
+    tol : float
+        Stop when the bracket or the Newton step is shorter than ``tol``.
+
+    Returns
+    -------
+    float
+        Step size ``alpha`` in ``[0, 1]``.
+    """
+    fixed_slope = 0.0
+    for a in range(flow.shape[0]):
+        fixed_slope += fixed_cost[a] * direction[a]
+    return _line_search(fft, b, power, capacity, flow, direction, fixed_slope, tol)
