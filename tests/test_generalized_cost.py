@@ -416,3 +416,26 @@ def test_generalized_kernels_equal_py_func_closed_forms_and_time_only_kernels():
         fft, b, power, cap, x
     )
     assert ka.generalized_line_search(fft, b, power, cap, zero, x, d, 1e-12) == a0
+
+
+def test_twin_assign_takes_the_factors_and_writes_generalized_costs(tmp_path):
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    p = tmp_path / "tiny_net.tntp"
+    p.write_text(_tntp_net())
+    t = tmp_path / "tiny_trips.tntp"
+    t.write_text(f"<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n 2 : {DEMAND};\n")
+    out = tmp_path / "flows.parquet"
+    res = CliRunner().invoke(app, ["assign", str(p), str(t), "--gap", "1e-10", "--toll-factor", "0.25",
+                                   "--distance-factor", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "toll factor" in res.output and "total generalized cost" in res.output
+    tab = pq.read_table(out).to_pydict()
+    toll, length = np.array([4.0, 0.0]), np.array([2.0, 8.0])
+    np.testing.assert_allclose(tab["flow"], _linear_split(0.25 * toll + length), rtol=1e-6)
+    np.testing.assert_allclose(np.array(tab["generalized_cost"]) - np.array(tab["cost"]), 0.25 * toll + length)
+    res = CliRunner().invoke(app, ["assign", str(p), str(t), "--distance-factor", "nan"])
+    assert res.exit_code == 2 and "--distance-factor: must be a finite number" in res.output

@@ -531,9 +531,15 @@ def assign(
     gap: Annotated[float, typer.Option("--gap", help="Target relative gap.")] = 1e-4,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Iteration cap.")] = 1000,
     demand_factor: Annotated[float, typer.Option("--demand-factor", help="Scale the OD matrix (what-if).")] = 1.0,
+    toll_factor: Annotated[Optional[float], typer.Option(
+        "--toll-factor", help="Generalized cost per unit of toll (default: the file's <TOLL FACTOR>, else 0).")] = None,
+    distance_factor: Annotated[Optional[float], typer.Option(
+        "--distance-factor", help="Generalized cost per unit of length (default: the file's <DISTANCE FACTOR>, "
+        "else 0).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write link flows to this Parquet file.")] = None,
 ) -> None:
-    """Static user equilibrium (BPR costs) of a TNTP network: a planner's quick what-if."""
+    """Static user equilibrium of a TNTP network (BPR time + toll and distance factors, the TNTP
+    generalized cost): a planner's quick what-if."""
     from twin.assignment import METHODS, read_tntp_net, read_tntp_trips, solve_ue
 
     try:
@@ -545,6 +551,9 @@ def assign(
             raise TwinError(f"twin assign: --max-iter: must be >= 1, got {max_iter}")
         if not 0 <= demand_factor < float("inf"):
             raise TwinError(f"twin assign: --demand-factor: must be a finite number >= 0, got {demand_factor}")
+        for flag, v in (("--toll-factor", toll_factor), ("--distance-factor", distance_factor)):
+            if v is not None and not 0 <= v < float("inf"):
+                raise TwinError(f"twin assign: {flag}: must be a finite number >= 0, got {v}")
         for f in (net_file, trips_file):
             _check_input_file(f, "TNTP file")
         if out is not None:
@@ -556,16 +565,28 @@ def assign(
             od = read_tntp_trips(trips_file, net.n_zones) * demand_factor
         except (ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:
             raise InputError(f"{_first_name(exc, net_file, trips_file)}: not a valid TNTP file ({_one_line(str(exc))[:160]})") from None
-        res = solve_ue(net, od, method=method, gap_tol=gap, max_iter=max_iter)
+        try:
+            res = solve_ue(net, od, method=method, gap_tol=gap, max_iter=max_iter, toll_factor=toll_factor,
+                           distance_factor=distance_factor)
+        except ValueError as exc:  # a bad factor in the file, a link with a negative generalized cost
+            raise InputError(f"{net_file}: {_one_line(str(exc))[:200]}") from None
     except TwinError as exc:
         _fail(exc)
         return
     t = Table(title=f"static user equilibrium: {net_file.name}", show_header=False)
     t.add_column("")
     t.add_column("", justify="right")
-    for k, v in (("method", res.method), ("iterations", f"{res.iterations:,}"), ("converged", str(res.converged)),
-                 ("relative gap", f"{res.relative_gap[-1]:.3e}"), ("Beckmann objective", f"{res.objective[-1]:,.6f}"),
-                 ("total system travel time", f"{res.tstt:,.3f}"), ("wall time", f"{res.wall_time_s:.2f} s")):
+    generalized = res.toll_factor > 0 or res.distance_factor > 0
+    rows = [("method", res.method), ("iterations", f"{res.iterations:,}"), ("converged", str(res.converged)),
+            ("relative gap", f"{res.relative_gap[-1]:.3e}"),
+            ("Beckmann objective" + (" (generalized)" if generalized else ""), f"{res.objective[-1]:,.6f}"),
+            ("total system travel time", f"{res.tstt:,.3f}")]
+    if generalized:
+        rows += [("toll factor", f"{res.toll_factor:g}"), ("distance factor", f"{res.distance_factor:g}"),
+                 ("total generalized cost", f"{res.total_cost:,.3f}"), ("total toll", f"{res.total_toll:,.3f}"),
+                 ("total distance", f"{res.total_distance:,.3f}")]
+    rows.append(("wall time", f"{res.wall_time_s:.2f} s"))
+    for k, v in rows:
         t.add_row(k, v)
     console.print(t)
     if out is not None:
@@ -579,7 +600,8 @@ def assign(
             f = Path(tmp) / "flows.parquet"
             write_table({"init_node": net.init_node.astype(np.int64) + 1,
                          "term_node": net.term_node.astype(np.int64) + 1,
-                         "flow": res.flow, "cost": res.cost, "capacity": net.capacity}, f)
+                         "flow": res.flow, "cost": res.cost, "generalized_cost": res.generalized_cost,
+                         "capacity": net.capacity}, f)
             write_output(out, f.read_bytes(), what="link flows")
         console.print(f"link flows written to {out}")
 
