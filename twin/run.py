@@ -185,10 +185,14 @@ def write_links_gpkg(model: Any, path: Path) -> None:
     tt = np.bincount(cols["link_id"], weights=cols["volume_veh"] * cols["mean_travel_time_s"], minlength=L)
     peak_vol = np.zeros(L)
     peak_hour = np.full(L, -1)
-    for link, hour, v in zip(cols["link_id"], cols["hour"], cols["volume_veh"]):
-        if v > peak_vol[link]:
-            peak_vol[link] = v
-            peak_hour[link] = hour
+    # per link its largest hourly volume (> 0) and the first row's hour with it (vectorised)
+    link_id, v = np.asarray(cols["link_id"], np.int64), np.asarray(cols["volume_veh"])
+    if link_id.size:
+        order = np.lexsort((np.arange(link_id.size), -v.astype(np.float64), link_id))
+        top = order[np.r_[True, link_id[order][1:] != link_id[order][:-1]]]
+        top = top[v[top] > 0]
+        peak_vol[link_id[top]] = v[top]
+        peak_hour[link_id[top]] = np.asarray(cols["hour"])[top]
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_speed = np.where(tt > 0, net.link_length_m * vol / tt, net.link_speed_mps)
     ptr = getattr(net, "link_geom_indptr", None)

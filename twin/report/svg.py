@@ -23,6 +23,7 @@ __all__ = [
 OFFSET = 8  # right-hand shift of each direction of a street, in map units
 _FONT = 'font-family="system-ui,sans-serif" font-size="11"'
 SIZE = 10000  # map viewBox: the longer side spans SIZE integer units (about 5 significant digits)
+SIMPLIFY = 1.0  # street shapes are drawn Douglas-Peucker simplified to this many units (~0.1 px)
 
 GREY = "#c9cdd2"
 SEQ_VOLUME = ["#fde68a", "#fbbf24", "#f59e0b", "#ea580c", "#c2410c", "#7f1d1d"]
@@ -81,8 +82,9 @@ def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None 
     ``i``'s vertices are ``indptr[i]:indptr[i+1]``, at least two, from its first to its last
     point); without it each link is the straight segment ``(lon1, lat1) -> (lon2, lat2)``.
     ``mid`` (older form) gives per link an ``(k, 2)`` lon/lat array of intermediate vertices.
-    Vertices are rounded to integer units and those that fall on the previous one are dropped
-    (the map's longer side is ``SIZE`` units, about a tenth of a screen pixel). ``offset`` shifts
+    Vertices are rounded to integer units (the map's longer side is ``SIZE`` units, a unit about
+    a tenth of a screen pixel), those that fall on the previous one are dropped and the shapes
+    simplified to :data:`SIMPLIFY` units (Douglas-Peucker; the ends stay). ``offset`` shifts
     each line to its right by that many units (at the inner vertices of a polyline along the
     bisector, mitred), so that the two directions of a street are drawn side by side.
     """
@@ -152,8 +154,31 @@ def _mid_to_lines(lon1, lat1, lon2, lat2, mid: list) -> tuple[np.ndarray, np.nda
     return ptr, np.concatenate(lon_parts), np.concatenate(lat_parts)
 
 
+def _simplify(X: np.ndarray, Y: np.ndarray, row: np.ndarray, cnt: np.ndarray, tol: float):
+    """Douglas-Peucker (GEOS, one vectorised call) of the lines with inner vertices; their end
+    points stay. Returns the kept ``(X, Y, row, cnt)``, rows in order."""
+    import shapely
+
+    multi = cnt > 2
+    rank = np.cumsum(multi) - 1
+    sel = multi[row]
+    lines = shapely.linestrings(np.column_stack([X[sel], Y[sel]]).astype(np.float64), indices=rank[row[sel]])
+    xy, idx = shapely.get_coordinates(shapely.simplify(lines, tol, preserve_topology=False), return_index=True)
+    rows_multi = np.flatnonzero(multi)
+    new_cnt = cnt.copy()
+    new_cnt[multi] = np.bincount(idx, minlength=rows_multi.size)
+    if (new_cnt[multi] < 2).any():  # never expected from Douglas-Peucker: keep every vertex then
+        return X, Y, row, cnt
+    out_row = np.concatenate([row[~sel], rows_multi[idx]])
+    order = np.argsort(out_row, kind="stable")  # rows in order, each line's vertices in order
+    out_x = np.concatenate([X[~sel], np.rint(xy[:, 0]).astype(np.int64)])[order]
+    out_y = np.concatenate([Y[~sel], np.rint(xy[:, 1]).astype(np.int64)])[order]
+    return out_x, out_y, out_row[order], new_cnt
+
+
 def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float):
-    """Path data of integer polylines (vectorised): repeated vertices dropped, offset to the right.
+    """Path data of integer polylines (vectorised): repeated vertices dropped, simplified, offset
+    to the right.
 
     Returns ``(d, x1, y1, x2, y2, ptr, x, y)``: per row the path string and its drawn end points,
     and the drawn vertices as flat arrays.
@@ -173,11 +198,17 @@ def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float
     run = np.cumsum(start)
     in_last_run = run == run[ptr[1:] - 1][row]
     keep = first | last | (start & ~in_last_run)
-    X, Y, row, first, last = X[keep], Y[keep], row[keep], first[keep], last[keep]
+    X, Y, row = X[keep], Y[keep], row[keep]
     cnt = np.bincount(row, minlength=n)
+    if SIMPLIFY > 0 and (cnt > 2).any():
+        X, Y, row, cnt = _simplify(X, Y, row, cnt, SIMPLIFY)
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(cnt, out=ptr[1:])
     nv = X.size
+    first = np.zeros(nv, bool)
+    first[ptr[:-1]] = True
+    last = np.zeros(nv, bool)
+    last[ptr[1:] - 1] = True
     if offset:
         dx, dy = np.diff(X).astype(float), np.diff(Y).astype(float)
         ln = np.hypot(dx, dy)
