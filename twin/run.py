@@ -208,7 +208,10 @@ def write_links_gpkg(model: Any, path: Path) -> None:
         "osm_way_id": net.link_osmid, "length_m": net.link_length_m, "lanes": net.link_lanes,
         "capacity_vph": net.link_capacity_vph, "freeflow_speed_mps": net.link_speed_mps,
         "volume_day_veh": vol.astype(np.int64), "peak_hour": peak_hour, "peak_volume_veh": peak_vol.astype(np.int64),
-        "peak_vc_ratio": peak_vol / net.link_capacity_vph, "mean_speed_mps": mean_speed,
+        # volumes are the simulated sample's, against the capacity the sample drives on
+        "peak_vc_ratio": peak_vol / (net.link_capacity_vph * float(getattr(model, "sample_share", 1.0))
+                                     * float(model.scenario.simulation.flow_capacity_factor)),
+        "mean_speed_mps": mean_speed,
     }, geometry=geometry, crs="EPSG:4326")
     try:
         import pyogrio  # noqa: F401
