@@ -166,6 +166,13 @@ def _pin_gpkg_dates(path: Path) -> None:
         con.close()
 
 
+def _drive_capacity_factor(model: Any) -> float:
+    """The factor on ``capacity_vph`` that the simulated vehicles drive on (sample share x flow factor)."""
+    sc = getattr(model, "scenario", None)
+    flow = float(sc.simulation.flow_capacity_factor) if sc is not None else 1.0
+    return float(getattr(model, "sample_share", 1.0)) * flow
+
+
 def write_links_gpkg(model: Any, path: Path) -> None:
     """Daily link results (volume, peak hour, speeds, volume/capacity) as a GeoPackage layer.
 
@@ -209,8 +216,7 @@ def write_links_gpkg(model: Any, path: Path) -> None:
         "capacity_vph": net.link_capacity_vph, "freeflow_speed_mps": net.link_speed_mps,
         "volume_day_veh": vol.astype(np.int64), "peak_hour": peak_hour, "peak_volume_veh": peak_vol.astype(np.int64),
         # volumes are the simulated sample's, against the capacity the sample drives on
-        "peak_vc_ratio": peak_vol / (net.link_capacity_vph * float(getattr(model, "sample_share", 1.0))
-                                     * float(model.scenario.simulation.flow_capacity_factor)),
+        "peak_vc_ratio": peak_vol / (net.link_capacity_vph * _drive_capacity_factor(model)),
         "mean_speed_mps": mean_speed,
     }, geometry=geometry, crs="EPSG:4326")
     try:
