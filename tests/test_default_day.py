@@ -72,3 +72,14 @@ def test_sample_share_scales_capacities_and_extensive_kpis():
     assert kh["vkt_km"] == pytest.approx(2 * kf["vkt_km"], abs=2e-3)  # both rounded to 3 decimals
     assert kh["mode_share_car"] == kf["mode_share_car"]
     assert kh["delay_mean_s"] >= kf["delay_mean_s"]  # half the capacity for the same cars
+
+
+def test_the_default_days_report_shows_the_delay_and_the_peak(tmp_path):
+    from twin.report import write_animation
+    from twin.run import run_scenario
+
+    res = run_scenario(load_scenario(ROOT / "scenarios" / "helsinki_commute.yaml"), tmp_path / "run")
+    page = (res.out_dir / "report.html").read_text(encoding="utf-8")
+    assert "no delay on any link" not in page and "delay" in page
+    anim = write_animation(res.out_dir, tmp_path / "a.html", hour=8)
+    assert anim.stat().st_size > 10_000
