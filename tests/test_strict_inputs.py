@@ -126,7 +126,7 @@ def test_devices_are_refused():
      "policies.0.foo: unknown key; allowed keys: type, name, kind, bbox"),
     ({"policies": [{"type": "road_pricing", "bbox": [3, 2, 1, 4]}]}, "west < east"),
     ({"policies": [{"type": "teleport"}]}, "policies.0: unknown type 'teleport'"),
-    ({"population": {"residentz": 3}}, "population.residentz: unknown key; allowed keys: residents, placement"),
+    ({"population": {"residentz": 3}}, "population.residentz: unknown key; allowed keys: residents, sample_share, placement"),
     ({"population": {"residents": 9_000_000}}, "population.residents: 9,000,000 residents need about"),
     ({"seed": 2**128}, "seed"),
     (["a"], "the top level must be a mapping"),
