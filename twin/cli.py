@@ -203,8 +203,8 @@ def run(
             raise TwinError(f"twin run: --seed: must be in 0 .. 2^128-1, got {seed}")
         sc = load_scenario(scenario, overrides={"seed": seed} if seed is not None else None)
         if not quiet and not _kernels_compiled():
-            err_console.print(Text("first run: Numba compiles the simulation kernels once (about 10-20 s on a "
-                                   "2-core machine; later runs reuse them and start in about a second)"))
+            err_console.print(Text("first run: Numba compiles the simulation kernels once (15-40 s on a 2-core "
+                                   "machine; later runs reuse them)"))
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
             TextColumn("{task.fields[info]}", markup=False),
