@@ -56,10 +56,14 @@ def check_runnable(sc: Scenario, path: str | Path | None = None, *, load_network
     from twin.domains.mobility.policies import PolicySet
     from twin.model import load_network as _load
 
+    import time
+
+    t0 = time.perf_counter()
     try:
         net = _load(sc)
     except MapError as exc:
         raise ScenarioError(path, [("map.source", str(exc))]) from None
+    net.meta["preflight_load_s"] = time.perf_counter() - t0  # a run given this network counts it
     if sc.policies:
         try:
             PolicySet(sc.policies, net)

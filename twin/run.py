@@ -701,6 +701,8 @@ def run_scenario(
             t_net = time.perf_counter()
             net = network if network is not None else load_network(scenario)
             net_load_s = time.perf_counter() - t_net
+            if network is not None:  # loaded by the preflight of `twin run`: its time is the network phase's
+                net_load_s += float(net.meta.pop("preflight_load_s", 0.0))
             log.info("network %s: %d nodes, %d links (cache %s, %.2f s)", net.source, net.n_nodes, net.n_links,
                      net.meta.get("cache", "-"), net_load_s)
             if on_network is not None:
