@@ -19,7 +19,6 @@ Phase wall times accumulate in :attr:`CityModel.phase_time_s`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from mesa.agent import AgentSet
 import numpy as np
 
 from twin._csr import assemble, segment_sum, take
+from twin._rng import stream as rng_stream
 from twin._tables import Categorical
 from twin.agents.resident import Resident
 from twin.demand import ACTIVITIES, LEISURE, SCHOOL, SHOP, WORK, build_trips
@@ -170,12 +170,14 @@ class CityModel(mesa.Model):
         sim_cfg = scenario.simulation
         #: share of the real population the residents are a sample of (capacities scale with it)
         self.sample_share = float(scenario.population.sample_share)
-        ss_pop, ss_dem, ss_mode, ss_replan, ss_merge = np.random.SeedSequence(scenario.seed).spawn(5)
+        # named streams (twin._rng): adding one (a new domain's) changes none of these
+        ss_pop, ss_dem, ss_mode, ss_replan, ss_merge = (
+            rng_stream(scenario.seed, n) for n in ("population", "demand", "mode_choice", "replanning", "merge"))
         # merge draws of the queue kernel: the same seed every day (common random numbers, so that
         # day-to-day changes come from the plans, not from new draws at the junctions)
         self._merge_seed = int(ss_merge.generate_state(1, np.uint64)[0])
         self._mode_rng = np.random.default_rng(ss_mode)
-        self._plugin_mode_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(1001,)))
+        self._plugin_mode_rng = np.random.default_rng(rng_stream(scenario.seed, "plugin_mode_choice"))
         self._replan_rng = np.random.default_rng(ss_replan)
 
         with self._phase("network"):
@@ -400,8 +402,7 @@ class CityModel(mesa.Model):
     # ---------------------------------------------------------------- the day
     def mode_rng(self, name: str) -> np.random.Generator:
         """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
-        return np.random.default_rng(np.random.SeedSequence(self.scenario.seed, spawn_key=(1000, key)))
+        return np.random.default_rng(rng_stream(self.scenario.seed, f"mode:{name}"))
 
     def _start_day(self) -> None:
         cfg = self.scenario.simulation
