@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_QUERY = "residents=4000&flow_capacity_factor=0.3&cordon_price=5&run_until_h=8"
+DEFAULT_QUERY = "residents=4800&cordon_price=5&run_until_h=8"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 

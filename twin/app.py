@@ -133,10 +133,11 @@ def app_scenario(*, residents: int = 1500, car_parking_cost: float = 2.0, cordon
         "description": "citytwin interactive app",
         "seed": int(seed),
         "map": {"source": map_source, "network_type": "drive"},
-        "population": {"residents": int(residents), "placement": "buildings"},
+        # as the default scenario: a 10 % sample (capacities scale), its calibrated mode constants
+        "population": {"residents": int(residents), "placement": "buildings", "sample_share": 0.1},
         "demand": {"work_departure": {"kind": "normal", "mean_s": "08:00", "std_s": 2700,
                                       "min_s": "05:30", "max_s": "10:30"}},
-        "modes": {"car_parking_cost": float(car_parking_cost)},
+        "modes": {"car_parking_cost": float(car_parking_cost), "asc_walk": -0.653, "asc_bike": -3.04},
         "replanning": {"iterations": 1},
         "simulation": {"start_s": START_S, "end_s": END_S, "record_interval_s": STEP_S,
                        "flow_capacity_factor": float(flow_capacity_factor)},
