@@ -30,7 +30,7 @@ from pathlib import Path
 
 from twin._errors import OutputError
 
-__all__ = ["write_output", "check_output_file", "rename_noreplace", "os_reason", "special_filesystem"]
+__all__ = ["write_output", "check_output_file", "rename_noreplace", "os_reason", "special_filesystem", "file_kind"]
 
 #: Filesystems that hold no user data: writing there is refused.
 SPECIAL_FS = frozenset({
@@ -86,10 +86,13 @@ def special_filesystem(path: str | Path) -> str | None:
     return None
 
 
-def _kind(mode: int) -> str | None:
-    """What a non-regular file is, in words (``None`` for a regular file)."""
+def file_kind(mode: int) -> str:
+    """What a file is, in words, from its ``st_mode`` (``os.lstat`` for links): "a file", "a folder",
+    "a symbolic link", "a FIFO (named pipe)", "a device", "a socket" or "a special file"."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISREG(mode):
-        return None
+        return "a file"
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -99,6 +102,11 @@ def _kind(mode: int) -> str | None:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "a special file"
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (``None`` for a regular file)."""
+    return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def _libc_renameat2():

@@ -92,7 +92,7 @@ import numpy as np
 
 from twin import __version__
 from twin._errors import OutputError, OutputExistsError
-from twin._fs import os_reason, rename_noreplace, special_filesystem
+from twin._fs import file_kind, os_reason, rename_noreplace, special_filesystem
 from twin._tables import write_table
 from twin.scenario import Scenario, dump_scenario
 
@@ -322,18 +322,7 @@ def _is_run_folder(path: Path) -> bool:
     return isinstance(data, dict) and "citytwin_version" in data
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
+_kind_of = file_kind
 
 
 def _check_existing(out: Path, work: Path, overwrite: bool) -> tuple[int, int] | None:

@@ -131,19 +131,13 @@ def _not_a_regular_file(p: Path) -> str | None:
     """Why ``p`` is no map file to read (a folder, FIFO, device: reading one would block or never end)."""
     import stat
 
+    from twin._fs import file_kind
+
     try:
         mode = p.stat().st_mode
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a map file"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe), not a map file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a map file"
-    return "is not a regular file"
+    return None if stat.S_ISREG(mode) else f"is {file_kind(mode)}, not a map file"
 
 
 def _suffix_kind(p: Path) -> str | None:
