@@ -26,11 +26,14 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from twin._errors import OutputError
 
-__all__ = ["write_output", "check_output_file", "rename_noreplace", "os_reason", "special_filesystem", "file_kind"]
+__all__ = ["write_output", "check_output_file", "rename_noreplace", "os_reason", "special_filesystem", "file_kind",
+           "replacing"]
 
 #: Filesystems that hold no user data: writing there is refused.
 SPECIAL_FS = frozenset({
@@ -225,6 +228,27 @@ def check_output_file(path: str | Path, *, what: str = "output") -> None:
     rel = target.relative_to(anc) if target.is_relative_to(anc) else Path(target.name)
     if any(len(os.fsencode(part)) > name_max for part in rel.parts):
         raise OutputError(f"{path}: cannot write {what}: {os.strerror(errno.ENAMETOOLONG)}")
+
+
+@contextmanager
+def replacing(target: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A hidden temporary file beside ``target`` to write to; renamed over ``target`` (``os.replace``)
+    when the block ends without an exception, removed otherwise. Creates the parent folder. For
+    writers that want a path (``np.savez``, ``osmnx.save_graphml``); :func:`write_output` is the
+    same with data in memory, plus the checks and the one-line error."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def write_output(path: str | Path, data: str | bytes, *, what: str = "output", replace: bool = True) -> Path:

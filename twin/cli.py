@@ -663,12 +663,18 @@ def _kernels_compiled() -> bool:
 
 
 def _check_input_file(f: Path, what: str) -> None:
-    from twin._yaml import read_text_file
+    """A missing file, a folder, FIFO or device as an input: one line (a FIFO would block the reader)."""
+    import stat
+
+    from twin._fs import file_kind
 
     try:
-        read_text_file(f, what=what, max_bytes=1 << 34) if not f.is_file() else None
-    except TwinError as exc:
-        raise InputError(str(exc)) from None
+        mode = f.stat().st_mode
+    except OSError as exc:
+        raise InputError(f"{f}: {what} not found" if isinstance(exc, FileNotFoundError)
+                         else f"{f}: cannot read the {what} ({_os_message(exc)})") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{f}: is {file_kind(mode)}, not a {what}")
 
 
 def _first_name(exc: BaseException, *files: Path) -> str:
@@ -680,24 +686,9 @@ def _first_name(exc: BaseException, *files: Path) -> str:
 
 
 def _read_kpis(run: Path) -> dict:
-    from twin._yaml import read_text_file
     from twin.report import check_run_folder
 
-    check_run_folder(run)  # a damaged run folder is named, never half-compared
-    f = run / "kpis.json"
-    if not run.is_dir():
-        raise InputError(f"{run}: not a run folder ({'a file' if run.exists() else 'no such folder'})")
-    if not f.exists():
-        raise InputError(f"{run}: not a run folder (no kpis.json)")
-    try:
-        doc = json.loads(read_text_file(f, what="kpis.json"))
-    except TwinError as exc:
-        raise InputError(f"{exc} (damaged run folder)") from None
-    except ValueError as exc:
-        raise InputError(f"{f}: not valid JSON ({str(exc)[:80]}); damaged run folder") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{f}: not a JSON object of KPIs; damaged run folder")
-    return doc
+    return check_run_folder(run)  # a damaged run folder is named, never half-compared
 
 
 @maps_app.command("list")

@@ -283,25 +283,15 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
     except Exception as exc:  # osmnx raises many types (geocoder, HTTP, empty response)
         raise MapError(f"{src.label}: download failed: {str(exc).splitlines()[0][:200]}") from exc
     import logging
-    import os
 
-    tmp = None
+    from twin._fs import replacing
+
     try:  # atomic: a temporary file beside it, then rename; a full cache disk costs the cache, not the run
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{cached.stem}.", suffix=".graphml.tmp", dir=cached.parent)
-        os.close(fd)
-        ox.save_graphml(G, tmp)
-        os.replace(tmp, cached)
-        tmp = None
+        with replacing(cached, suffix=".graphml.tmp") as tmp:
+            ox.save_graphml(G, tmp)
     except Exception as exc:
         logging.getLogger("twin").warning("map cache %s not written: %s", cached, str(exc).splitlines()[0][:200]
                                           if str(exc) else type(exc).__name__)
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
     return G
 
 

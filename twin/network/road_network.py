@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -341,24 +340,15 @@ class RoadNetwork:
         """Write the arrays atomically: a hidden temporary file in the same folder, flushed, then
         renamed over ``path``. On any failure (no space, read-only, ...) the temporary file is
         removed and the exception re-raised: ``path`` is never left truncated."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from twin._fs import replacing
+
         meta = {"crs": self.crs, "network_type": self.network_type, "source": self.source,
                 "meta": self.meta, "format_version": FORMAT_VERSION}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                         **{a: getattr(self, a) for a in _ARRAYS})
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with replacing(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+            np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                     **{a: getattr(self, a) for a in _ARRAYS})
+            f.flush()
+            os.fsync(f.fileno())
 
     @classmethod
     def read_npz(cls, path: Path) -> RoadNetwork:

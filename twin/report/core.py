@@ -373,19 +373,7 @@ class ReportContext:
         """A JSON object of the run folder; ``{}`` when the file is missing; a damaged file (not
         readable, not JSON, not an object) is a :class:`ReportError` naming it."""
         p = self.run_dir / name
-        if not p.exists():
-            return {}
-        from twin._yaml import read_text_file
-
-        try:
-            doc = json.loads(read_text_file(p, what="JSON file"))
-        except TwinError as exc:
-            raise ReportError(f"{exc} (damaged run folder {self.run_dir})") from None
-        except ValueError as exc:
-            raise ReportError(f"{p}: not valid JSON ({str(exc)[:80]}); damaged run folder") from None
-        if not isinstance(doc, dict):
-            raise ReportError(f"{p}: not a JSON object; damaged run folder")
-        return doc
+        return _json_object(p, self.run_dir) if p.exists() else {}
 
     @cached_property
     def kpis(self) -> dict:
@@ -624,10 +612,11 @@ def _json_object(p: Path, run_dir: Path) -> dict:
     return doc
 
 
-def check_run_folder(run_dir: str | Path) -> None:
-    """Check that ``run_dir`` is a complete, undamaged citytwin run folder, cheaply (no table is read).
+def check_run_folder(run_dir: str | Path) -> dict:
+    """Check that ``run_dir`` is a complete, undamaged citytwin run folder, cheaply (no table is read),
+    and return its KPIs (``kpis.json``).
 
-    A run folder holds ``manifest.json`` and ``kpis.json`` (JSON objects; KPIs are numbers, strings
+    A run folder holds ``manifest.json`` and ``kpis.json`` (JSON objects; KPIs are finite numbers
     or null), every file the manifest lists (regular files), Parquet tables whose footers read,
     a ``links.gpkg`` that is an SQLite database, and a ``scenario.resolved.yaml`` that is a mapping.
 
@@ -689,6 +678,7 @@ def check_run_folder(run_dir: str | Path) -> None:
                 raise ReportError(f"{exc}; damaged run folder") from None
             if not isinstance(doc, dict):
                 raise ReportError(f"{p}: not a mapping of scenario keys; damaged run folder")
+    return kpis
 
 
 def _gpkg_readable(p: Path) -> bool:
