@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from twin._errors import MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
-from twin.maps import catalog, load_map, load_raw, resolve_source
+from twin.maps import catalog, load_raw, resolve_source
 from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, _FILTERS, network_filter, way_passes
 from twin.network import RoadNetwork
 from twin.network.clean import CAPACITY_VPH_PER_LANE, VEHICLE_LENGTH_M
+from twin.network.load import load_map
 
 SHARED_MAPS = [
     "japan/tsukuba_aist.osm",
@@ -241,3 +242,22 @@ def test_network_is_the_same_in_every_process(shared):
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         out.add(r.stdout.strip().splitlines()[-1])
     assert len(out) == 1
+
+
+def test_maps_layer_does_not_import_the_network_layer():
+    """twin.maps reads OSM; twin.network builds on it, never the other way round (no import cycle)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import twin.maps
+
+    for f in Path(twin.maps.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "twin.network" or n.startswith("twin.network.") for n in names), f
+    code = "import sys, twin.maps, twin.maps._osm; print(any(m.startswith('twin.network') for m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"

@@ -1,6 +1,8 @@
-"""Maps: find, read and clean real OpenStreetMap road networks.
+"""Maps: find and read real OpenStreetMap data (the OSM layer; it knows nothing of road networks).
 
-:func:`load_map` is the one entry point. A *source* is
+:func:`load_raw` reads a *source* into an osmnx graph (filtered, simplified, not yet cleaned) and
+its building footprints; cleaning and compiling into arrays are :mod:`twin.network`'s
+(:func:`twin.network.load.load_map`, :meth:`twin.network.RoadNetwork.load`). A *source* is
 
 * a path to an ``.osm``, ``.osm.bz2``, ``.osm.gz``, ``.osm.pbf`` (read with pyosmium, filtered like
   osmnx's downloads) or ``.graphml`` (an osmnx GraphML export) file; relative paths are also
@@ -33,7 +35,6 @@ __all__ = [
     "MapSource",
     "Buildings",
     "catalog",
-    "load_map",
     "load_raw",
     "resolve_source",
     "availability_problem",
@@ -349,27 +350,3 @@ def _make_bidirectional(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
             dd.pop("geometry", None)
             H.add_edge(v, u, **dd)
     return H
-
-
-def load_map(source: str | Path, network_type: str = "drive", **clean_options: Any) -> nx.MultiDiGraph:
-    """Load and clean a road network from any supported source.
-
-    Parameters
-    ----------
-    source
-        A map file, a catalogue name, ``place:NAME`` or ``bbox:W,S,E,N`` (see module docs).
-    network_type
-        ``"drive"``, ``"walk"``, ``"bike"`` or ``"all"``; osmnx's highway filters.
-    **clean_options
-        Passed to :func:`twin.network.clean.clean_graph` (``min_length_m``, capacities...).
-
-    Returns
-    -------
-    networkx.MultiDiGraph
-        Cleaned graph: strongly connected (drive), positive ``length``, ``speed_kph``,
-        ``travel_time`` (s), ``lanes_n``, ``capacity_vph`` and ``storage_veh`` on every edge.
-    """
-    from twin.network.clean import clean_graph
-
-    G, _, src = load_raw(source, network_type)
-    return clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
