@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # A private cache per test session: tests never read or pollute the user's cache.
 _CACHE = tempfile.mkdtemp(prefix="twin-test-cache-")
 os.environ.setdefault("TWIN_CACHE_DIR", _CACHE)
-os.environ["TWIN_OFFLINE"] = os.environ.get("TWIN_TEST_ONLINE", "") and "0" or "1"
+os.environ["TWIN_OFFLINE"] = (os.environ.get("TWIN_TEST_ONLINE", "") and "0") or "1"
 
 
 def _shared_dir() -> Path | None:

@@ -594,7 +594,7 @@ class Gen:
                 self.scenario_cases("keys", f"unknown-{stem}-{dotted}", stem, d, field=dotted, commands=cmds)
         # misspellings of real keys
         all_keys: set[str] = set(ALL_KEYS)
-        for stem, sc in self.scen.items():
+        for sc in self.scen.values():
             for p in leaf_paths(sc):
                 all_keys.add(p.split(".")[-1])
         for stem, sc in sorted(self.scen.items()):
@@ -632,7 +632,7 @@ class Gen:
         self.scenario_cases("keys", "duplicate-helsinki_cordon-policies.0.price", "helsinki_cordon", d,
                             field="policies.0.price", needles=("duplicate",), commands=("validate", "run"))
         # keys in the wrong section
-        for key, value, wrong, right in WRONG_SECTION:
+        for key, value, wrong, _right in WRONG_SECTION:
             stem = self.stem_for(wrong, key)
             d = self.base(stem)
             if wrong and not has_path(d, wrong):
@@ -752,8 +752,8 @@ class Gen:
                     d["overrides"][k] = v
                     return d
                 self.experiment_case("types", f"{exp}-{tag}", exp, m, field=k)
-            for tag, (k, v) in {"replicates-bool": ("replicates", True), "replicates-string": ("replicates", "3"
-                                + "x"), "seed-float": ("seed", 1.5), "axes-mapping": ("axes", {"grid": {}}),
+            for tag, (k, v) in {"replicates-bool": ("replicates", True), "replicates-string": ("replicates", "3x"),
+                                "seed-float": ("seed", 1.5), "axes-mapping": ("axes", {"grid": {}}),
                                 "overrides-list": ("overrides", ["a"]), "name-int": ("name", 5),
                                 "base-int": ("base", 5)}.items():
                 def m(d, k=k, v=v):
@@ -787,11 +787,12 @@ class Gen:
             ("zero", "population.residents", 0), ("negative", "population.residents", -1),
             ("absurd", "population.residents", 10**12), ("beyond-int64", "population.residents", 2**63),
             ("fraction", "population.residents", 2.5), ("zero", "replanning.iterations", 0),
-            ("absurd", "replanning.iterations", 10**9), ("negative", "seed", -1), ("zero", "population.household_size_mean", 0),
+            ("absurd", "replanning.iterations", 10**9), ("negative", "seed", -1),
+            ("zero", "population.household_size_mean", 0),
             ("zero", "simulation.dt_s", 0), ("tiny", "simulation.dt_s", 1e-9),
             ("tiny", "simulation.record_interval_s", 1e-300), ("inf", "simulation.end_s", math.inf),
-            ("absurd", "simulation.end_s", 1e12), 
-            ("negative", "simulation.start_s", -3600), 
+            ("absurd", "simulation.end_s", 1e12),
+            ("negative", "simulation.start_s", -3600),
             ("absurd", "simulation.flow_capacity_factor", 1e6), ("tiny", "replanning.cost_bin_s", 1e-9),
             ("absurd", "modes.walk_speed_mps", 3e8),
         ):
@@ -831,7 +832,7 @@ class Gen:
             self.scenario_cases("values", f"bbox-{tag}-policies.0.bbox", "helsinki_cordon", d, field="policies.0.bbox")
         # clock times with minutes or seconds >= 60, quoted and unquoted
         clocks = ("08:99", "07:00:75", "8:60", "24:60:00", "99:99", "06:00:60.5", "7:5", "08:00:00:00")
-        for i, f in enumerate(TIME_FIELDS):
+        for f in TIME_FIELDS:
             r = _rng("clock", f)
             for c in sorted(r.sample(clocks, 2)):
                 stem = self.stem_for(f, c)
@@ -850,7 +851,8 @@ class Gen:
         # policies that select no link on the map (found only when the map is read: `twin run`)
         for tag, pol in (
             ("bbox-far", {**LINK_CHANGE, "bbox": [10.0, 10.0, 10.01, 10.01]}),
-            ("cordon-far", {"type": "road_pricing", "kind": "cordon", "bbox": [-70.0, -40.0, -69.9, -39.9], "price": 3}),
+            ("cordon-far", {"type": "road_pricing", "kind": "cordon", "bbox": [-70.0, -40.0, -69.9, -39.9],
+                            "price": 3}),
             ("distance-far", {"type": "road_pricing", "kind": "distance", "bbox": [0.0, 0.0, 0.01, 0.01]}),
             ("way-not-on-map", {"type": "link_change", "osm_way_ids": [1], "closed": True}),
             ("toll-way-not-on-map", {"type": "road_pricing", "kind": "link", "osm_way_ids": [9223372036854775807]}),
@@ -872,7 +874,7 @@ class Gen:
                 self.experiment_case("values", f"{exp}-{tag}", exp, m, field=k)
             axis_key = next(iter(self.exps[exp]["axes"][0]["grid"]))
             for tag, vals in {"axis-nan": [math.nan], "axis-negative": [-5.0], "axis-inf": [math.inf]}.items():
-                def m(d, vals=vals):
+                def m(d, vals=vals, axis_key=axis_key):
                     d["axes"][0]["grid"][axis_key] = vals
                     return d
                 self.experiment_case("values", f"{exp}-{tag}-{axis_key}", exp, m, field=axis_key)
@@ -936,7 +938,7 @@ class Gen:
             "billion-laughs": (bomb_text, None, ()),
             "deep-lists": ("name: x\ndescription: " + "[" * deep + "]" * deep + "\n", None, ()),
             "deep-mappings": ("name: x\ndescription: " + "{a: " * deep + "1" + "}" * deep + "\n", None, ()),
-            "deep-block-mappings": ("".join(" " * i + "a:\n" for i in range(0, 2000)) + " " * 2000 + "a: 1\n",
+            "deep-block-mappings": ("".join(" " * i + "a:\n" for i in range(2000)) + " " * 2000 + "a: 1\n",
                                     None, ()),
             "recursive-alias": ("name: x\ndescription: &r [*r]\n", None, ()),
             "recursive-alias-mapping": ("population: &p {residents: 10, extra: *p}\n", None, ()),
@@ -1150,8 +1152,8 @@ class Gen:
             "scenario-garbage": ((F("rm", "r/scenario.resolved.yaml"), F("text", "r/scenario.resolved.yaml", "[: :\n")),
                                  "scenario.resolved.yaml"),
             "manifest-missing": ((F("rm", "r/manifest.json"),), "manifest.json"),
-            "gpkg-garbage": ((F("rm", "r/links.gpkg"), F("bytes", "r/links.gpkg", b"SQLite format 3\x00" + b"\x01" * 90)),
-                             "links.gpkg"),
+            "gpkg-garbage": ((F("rm", "r/links.gpkg"),
+                              F("bytes", "r/links.gpkg", b"SQLite format 3\x00" + b"\x01" * 90)), "links.gpkg"),
             "links-directory": ((F("rm", "r/links.parquet"), F("dir", "r/links.parquet")), "links.parquet"),
         }
         reads = {  # which command reads which file (a damage concerns the commands that read it)
@@ -1169,7 +1171,8 @@ class Gen:
             for cmd, reads_ in reads.items():
                 if key not in reads_:
                     continue
-                argv = {"compare": ("compare", "good", "r"), "compare_html": ("compare", "good", "r", "--html", "c.html"),
+                argv = {"compare": ("compare", "good", "r"),
+                        "compare_html": ("compare", "good", "r", "--html", "c.html"),
                         "report": ("report", "r"), "report_baseline": ("report", "good", "--baseline", "r"),
                         "animate": ("animate", "r", "--hour", "8")}[cmd]
                 self.add(Case(f"{cmd}-runs-{tag}", "runs", argv, files, file="r", needles=(bad,)))
@@ -1178,7 +1181,8 @@ class Gen:
             ("missing", (), "nowhere", "nowhere"), ("regular-file", (F("text", "afile", "x"),), "afile", "afile"),
             ("fifo", (F("fifo", "pipe"),), "pipe", "pipe"), ("dev-null", (), "/dev/null", "/dev/null"),
             ("empty-dir", (F("dir", "empty"),), "empty", "empty"),
-            ("name-too-long", (), "r" * 300, "r" * 40), ("through-file", (F("text", "afile", "x"),), "afile/run", "afile"),
+            ("name-too-long", (), "r" * 300, "r" * 40),
+            ("through-file", (F("text", "afile", "x"),), "afile/run", "afile"),
         ):
             self.add(Case(f"compare-runs-folder-{tag}", "runs", ("compare", "good", path), (F("run", "good"), *files),
                           file=name, needles=()))
@@ -1204,7 +1208,8 @@ class Gen:
             "osm-gz-truncated": (F("copy", "m.osm.gz", src="map:world/monaco.osm.gz", stop=50_000), "m.osm.gz"),
             "osm-bz2-truncated": (F("copy", "m.osm.bz2", src="map:world/west_oakland.osm.bz2", stop=3000), "m.osm.bz2"),
             "garbage-osm": (F("bytes", "g.osm", bytes(_rng("g1").randrange(256) for _ in range(2000))), "g.osm"),
-            "garbage-pbf": (F("bytes", "g.osm.pbf", bytes(_rng("g2").randrange(256) for _ in range(2000))), "g.osm.pbf"),
+            "garbage-pbf": (F("bytes", "g.osm.pbf", bytes(_rng("g2").randrange(256) for _ in range(2000))),
+                            "g.osm.pbf"),
             "garbage-gz": (F("bytes", "g.osm.gz", b"\x1f\x8b" + bytes(_rng("g3").randrange(256) for _ in range(500))),
                            "g.osm.gz"),
             "text-as-pbf": (F("text", "t.osm.pbf", "this is not a map\n"), "t.osm.pbf"),
@@ -1494,7 +1499,8 @@ def _tiny_osm() -> str:
         for j in range(3):
             nid += 1
             ids[i, j] = nid
-            nodes.append(f'  <node id="{nid}" version="1" lat="{60.17 + 0.001 * i:.4f}" lon="{24.94 + 0.0015 * j:.4f}"/>')
+            nodes.append(f'  <node id="{nid}" version="1" lat="{60.17 + 0.001 * i:.4f}" '
+                         f'lon="{24.94 + 0.0015 * j:.4f}"/>')
     wid = 100
     for i in range(3):
         refs = "".join(f'<nd ref="{ids[i, j]}"/>' for j in range(3))
@@ -1521,8 +1527,8 @@ def _tntp_files() -> tuple[F, F]:
     links = [(1, 2, 25900.20064), (2, 1, 25900.20064), (2, 3, 9000.0), (3, 2, 9000.0), (3, 4, 12000.0),
              (4, 3, 12000.0), (4, 1, 8000.0), (1, 4, 8000.0), (1, 3, 5000.0), (3, 1, 5000.0)]
     net = ["<NUMBER OF ZONES> 4", "<NUMBER OF NODES> 4", "<FIRST THRU NODE> 1", f"<NUMBER OF LINKS> {len(links)}",
-           "<END OF METADATA>", "", "~\tinit_node\tterm_node\tcapacity\tlength\tfree_flow_time\tb\tpower\tspeed\ttoll"
-           "\tlink_type\t;"]
+           "<END OF METADATA>", "", ("~\tinit_node\tterm_node\tcapacity\tlength\tfree_flow_time\tb\tpower\tspeed\ttoll"
+                                     "\tlink_type\t;")]
     for a, b, c in links:
         net.append(f"\t{a}\t{b}\t{c}\t5\t5\t0.15\t4\t0\t0\t1\t;")
     trips = ["<NUMBER OF ZONES> 4", "<TOTAL OD FLOW> 1200.0", "<END OF METADATA>", ""]
@@ -1840,7 +1846,7 @@ def zygote_main() -> None:
     import signal
 
     os.environ.setdefault("TWIN_OFFLINE", "1")
-    import typer.main
+    import typer.main  # noqa: F401  (imported once here, before the children fork)
 
     import twin.cli
     for mod in ("twin.scenario", "twin.sweep", "twin.run", "twin.model", "twin.maps", "twin.network",

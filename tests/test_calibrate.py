@@ -37,12 +37,13 @@ def test_calibration_reaches_the_default_scenarios_targets_from_uncalibrated_con
 
 def test_bad_targets_are_named():
     sc = scenario_from_dict({"population": {"residents": 20}})
-    for targets, needle in (({}, "no target shares"), ({"tram": 0.5}, "modes.target_shares.tram: not in modes.available"),
+    for targets, needle in (({}, "no target shares"),
+                            ({"tram": 0.5}, "modes.target_shares.tram: not in modes.available"),
                             ({"car": 1.2}, "modes.target_shares"), ({"car": 0.6, "walk": 0.6}, "sum to 1.2"),
                             ({"car": 0.3, "walk": 0.3, "bike": 0.3}, "sum to 0.9")):
         with pytest.raises(ScenarioError, match=needle):
             calibrate(sc, targets)
-    with pytest.raises(ScenarioError, match="modes.target_shares.car"):
+    with pytest.raises(ScenarioError, match=r"modes\.target_shares\.car"):
         scenario_from_dict({"modes": {"target_shares": {"car": 1.5}}})
 
 

@@ -53,7 +53,8 @@ BAD_CASES = {
     "negative_count": ("population: {residents: -5}\n", ["population.residents", "greater than or equal to 1"]),
     "bad_enum": ("map: {network_type: boat}\n", ["map.network_type", "'drive'", "'walk'"]),
     "bad_time": ("demand: {work_departure: {mean_s: 'eight'}}\n", ["demand.work_departure.mean_s"]),
-    "bad_mode": ("modes: {available: [car, teleport]}\n", ["modes.available", "'teleport'", "allowed: car, walk, bike, taxi"]),
+    "bad_mode": ("modes: {available: [car, teleport]}\n",
+                 ["modes.available", "'teleport'", "allowed: car, walk, bike, taxi"]),
     "bad_policy": ("policies: [{type: road_pricing, kind: cordon}]\n", ["policies.0", "bbox"]),
     "unknown_policy": ("policies: [{type: teleport}]\n", ["policies.0", "link_change", "road_pricing"]),
     "missing_grid": ("population: {grid: nowhere.gpkg}\n", ["population.grid", "nowhere.gpkg"]),
@@ -205,7 +206,8 @@ def test_assign_siouxfalls(shared, tmp_path):
     assert t.num_rows == 76 and min(t.column("flow").to_pylist()) >= 0
     code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(tmp_path / "none.tntp"))
     assert_one_line_error(code, text, "none.tntp", "not found")
-    code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(d / "SiouxFalls_trips.tntp"), "--method", "magic")
+    code, text = run_cli("assign", str(d / "SiouxFalls_net.tntp"), str(d / "SiouxFalls_trips.tntp"),
+                         "--method", "magic")
     assert_one_line_error(code, text, "--method", "bfw")
 
 

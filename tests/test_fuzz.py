@@ -19,9 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import fuzz_cases as fc
+import pytest
 
 ALL = fc.build_cases()
 BY_ID = {c.id: c for c in ALL}

@@ -257,7 +257,8 @@ def test_map_polylines_are_offset_to_the_right_and_drop_repeated_vertices():
     from twin.report import svg as S
 
     # straight links given as polylines draw exactly as segments do
-    lon1, lat1, lon2, lat2 = np.array([24.0, 24.01]), np.array([60.0, 60.0]), np.array([24.01, 24.0]), np.array([60.0, 60.0])
+    lon1, lat1 = np.array([24.0, 24.01]), np.array([60.0, 60.0])
+    lon2, lat2 = np.array([24.01, 24.0]), np.array([60.0, 60.0])
     ptr = np.array([0, 2, 4])
     lines = (ptr, np.array([24.0, 24.01, 24.01, 24.0]), np.array([60.0, 60.0, 60.0, 60.0]))
     a = S.project_lines(np.arange(2), lon1, lat1, lon2, lat2)
@@ -268,7 +269,7 @@ def test_map_polylines_are_offset_to_the_right_and_drop_repeated_vertices():
     g = S.project_lines(np.arange(1), [0.0], [0.0], [1.0], [1.0], lines=lines)
     assert g.path_ptr.tolist() == [0, 3]  # the vertex that rounds onto the first one is dropped
     xs, ys = g.path_x.tolist(), g.path_y.tolist()
-    assert g.d[0] == "M%d %dL%d %dL%d %d" % (xs[0], ys[0], xs[1], ys[1], xs[2], ys[2])
+    assert g.d[0] == "M%d %dL%d %dL%d %d" % (xs[0], ys[0], xs[1], ys[1], xs[2], ys[2])  # noqa: UP031  (%d truncates)
     w, h = g.width - 10, g.height - 10  # the south-east corner (y grows southwards in SVG)
     assert (xs[0], ys[0]) == (10, h + S.OFFSET)  # heading east: shifted south
     assert (xs[1], ys[1]) == (w + S.OFFSET, h + S.OFFSET)  # the corner, mitred

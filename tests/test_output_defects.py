@@ -167,7 +167,8 @@ def test_route_links_counts_car_links_and_is_zero_for_other_modes(day):
     assert "route_links" in doc and "walk" in doc and "0 for walk" in doc
     car = trips[(trips["mode"] == "car") & (trips["origin_osmid"] != trips["destination_osmid"])]
     enters = events[events["type"] == "enter_link"].groupby("trip_id").size()
-    np.testing.assert_array_equal(car["route_links"].to_numpy(), enters.reindex(car["trip_id"], fill_value=0).to_numpy())
+    np.testing.assert_array_equal(car["route_links"].to_numpy(),
+                                  enters.reindex(car["trip_id"], fill_value=0).to_numpy())
     assert (car["route_links"] > 0).all()
     other = trips[trips["mode"] != "car"]
     assert (other["route_links"] == 0).all()

@@ -92,6 +92,7 @@ def test_named_streams_keep_the_legacy_keys_and_new_names_collide_with_none():
     names = ["maas.dispatch", "maas.rebalance", "evacuation.response", "energy.ev", "mode:taxi", "mode:shuttle"]
     keys = [spawn_key(n) for n in names] + list(LEGACY_KEYS.values())
     assert len(set(keys)) == len(keys)
-    assert stream(42, "maas.dispatch").generate_state(2).tolist() == stream(42, "maas.dispatch").generate_state(2).tolist()
+    assert (stream(42, "maas.dispatch").generate_state(2).tolist()
+            == stream(42, "maas.dispatch").generate_state(2).tolist())
     with pytest.raises(ValueError):
         stream(42, "")

@@ -417,7 +417,8 @@ def test_identical_runs_give_identical_files(tmp_path, net):
     for name in names:
         if name in ("manifest.json", "run.log"):
             continue
-        assert hashlib.sha256((a / name).read_bytes()).digest() == hashlib.sha256((b / name).read_bytes()).digest(), name
+        assert (hashlib.sha256((a / name).read_bytes()).digest()
+                == hashlib.sha256((b / name).read_bytes()).digest()), name
     import pyogrio
 
     assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None  # restored after writing
@@ -503,7 +504,8 @@ def test_full_cache_disk_leaves_no_cache_file_and_the_run_succeeds(tmp_path, mou
     monkeypatch.setenv("TWIN_CACHE_DIR", str(cache))
     r = run_scenario(small(), tmp_path / "run")
     assert r.kpis["trips_completed"] > 0
-    assert "network cache" in (r.out_dir / "run.log").read_text() and "not written" in (r.out_dir / "run.log").read_text()
+    log = (r.out_dir / "run.log").read_text()
+    assert "network cache" in log and "not written" in log
     assert _cache_files(cache) == []  # neither a truncated .npz nor a temporary file
 
 

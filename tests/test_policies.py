@@ -105,7 +105,7 @@ def test_population_grid_places_homes_in_cells(shared, nets):
     assert w.sum() <= cells["population"].sum() + 1e-6
     m = CityModel(sc(population={"residents": 2000, "grid": str(grid)}), network=nets[0], walk_network=nets[1])
     assert np.all(w[m.pop.home_node] > 0)
-    with pytest.raises(Exception, match="population.grid_population_column"):
+    with pytest.raises(Exception, match=r"population\.grid_population_column"):
         grid_home_weights(net, grid, "inhabitants")
 
 

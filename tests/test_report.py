@@ -222,7 +222,7 @@ def test_report_is_deterministic(runs, tmp_path):
 def test_errors_name_the_problem(tmp_path):
     from twin._errors import TwinError
 
-    with pytest.raises(TwinError, match="not a run folder .no such folder."):
+    with pytest.raises(TwinError, match=r"not a run folder .no such folder."):
         write_report(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(TwinError, match="not a run folder"):

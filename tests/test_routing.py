@@ -115,7 +115,7 @@ def test_tree_costs_match_networkx(graph):
 def test_pred_links_are_consistent(graph):
     router, _ = graph
     dist, pred = router.tree(5)
-    reach = np.flatnonzero((pred >= 0))
+    reach = np.flatnonzero(pred >= 0)
     e = pred[reach]
     assert np.array_equal(router.link_head[e], reach)
     # dist[v] == dist[tail] + w exactly (path order)
@@ -371,7 +371,7 @@ def test_property_matches_networkx(n, data):
     r = make_router(n, tail, head, w)
     G = to_nx(r)
     s = data.draw(st.integers(0, n - 1))
-    dist, pred = r.tree(s)
+    dist, _pred = r.tree(s)
     ref, ref_dict = nx_dist_array(G, s, n)
     assert np.array_equal(dist, ref)
     assert set(np.flatnonzero(np.isfinite(dist)).tolist()) == set(ref_dict)

@@ -13,7 +13,7 @@ from twin.network.routing import Router
 
 def test_baltimore_1000_od_pairs_equal_networkx(shared):
     path = shared / "maps/world/baltimore.osm.pbf"
-    G_raw, b, _ = load_raw(path, "drive")
+    G_raw, _b, _ = load_raw(path, "drive")
     G = clean_graph(G_raw, network_type="drive")
     net = RoadNetwork.from_graph(G)
     router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)

@@ -116,7 +116,7 @@ def test_defaults_come_from_the_models(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("name: mine\n")
-    with pytest.raises(TwinError, match="exists.*--force"):
+    with pytest.raises(TwinError, match=r"exists.*--force"):
         write_starter(path, "mine", "helsinki")
     assert path.read_text() == "name: mine\n"
     write_starter(path, "mine", "helsinki", overwrite=True)

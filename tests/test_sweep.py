@@ -30,7 +30,8 @@ BASE = {
 
 def write_exp(tmp_path: Path, **over) -> Path:
     exp = {"name": "t", "scenario": BASE, "axes": [{"grid": {"policies.0.price": [0.0, 5.0]}},
-                                                    {"zip": {"modes.asc_walk": [0.0, 0.5], "modes.car_cost_per_km": [0.1, 0.3]}}],
+                                                    {"zip": {"modes.asc_walk": [0.0, 0.5],
+                                                             "modes.car_cost_per_km": [0.1, 0.3]}}],
            "replicates": 3, "seed": 7}
     exp.update(over)
     p = tmp_path / "exp.yaml"
@@ -59,8 +60,8 @@ def test_expansion_ids_and_seeds(tmp_path):
 
 
 def test_lhs_axis_covers_strata(tmp_path):
-    exp, base = load_experiment(write_exp(tmp_path, axes=[{"lhs": {"samples": 10, "params": {"modes.car_cost_per_km": [0.0, 1.0]}}}],
-                                          replicates=1))
+    axes = [{"lhs": {"samples": 10, "params": {"modes.car_cost_per_km": [0.0, 1.0]}}}]
+    exp, base = load_experiment(write_exp(tmp_path, axes=axes, replicates=1))
     vals = sorted(r.params["modes.car_cost_per_km"] for r in expand_runs(exp, base))
     assert [int(v * 10) for v in vals] == list(range(10))  # one sample per tenth
 
@@ -146,7 +147,8 @@ def _ray_task_pids() -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to find Ray worker processes")
 def test_killing_a_ray_worker_loses_and_duplicates_nothing(tmp_path):
-    exp, base = load_experiment(write_exp(tmp_path, axes=[{"grid": {"policies.0.price": [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]}}],
+    exp, base = load_experiment(write_exp(tmp_path,
+                                          axes=[{"grid": {"policies.0.price": [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]}}],
                                           replicates=2))
     runs = expand_runs(exp, base)
     killed: list[int] = []

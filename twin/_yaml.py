@@ -217,14 +217,14 @@ def load_yaml_text(text: str, source: str | Path | None = None) -> Any:
             size, depth = _expanded_size(node)
         except _Recursive as rec:
             m = rec.node.start_mark
-            raise ScenarioError(source, [("", f"not valid YAML (line {m.line + 1}, column {m.column + 1}: "
-                                              "an alias refers to the node that contains it)")]) from None
+            raise ScenarioError(source, [("", (f"not valid YAML (line {m.line + 1}, column {m.column + 1}: "
+                                               "an alias refers to the node that contains it)"))]) from None
         if size > MAX_EXPANDED_NODES:
-            raise ScenarioError(source, [("", f"not valid YAML (more than {MAX_EXPANDED_NODES:,} values once its "
-                                              "aliases are expanded; is it an alias bomb?)")])
+            raise ScenarioError(source, [("", (f"not valid YAML (more than {MAX_EXPANDED_NODES:,} values once its "
+                                               "aliases are expanded; is it an alias bomb?)"))])
         if depth > MAX_DEPTH:
-            raise ScenarioError(source, [("", f"not valid YAML (nesting deeper than {MAX_DEPTH} levels once its "
-                                              "aliases are expanded)")])
+            raise ScenarioError(source, [("", (f"not valid YAML (nesting deeper than {MAX_DEPTH} levels once its "
+                                               "aliases are expanded)"))])
         dup = _duplicate_key(node)
         if dup is not None:
             raise ScenarioError(source, [dup])

@@ -154,8 +154,8 @@ def calibrate(
     modes = list(sc.modes.available)
     problems = []
     if not targets:
-        problems.append(("modes.target_shares", "no target shares to calibrate to (give e.g. {car: 0.3, walk: 0.5, "
-                                                "bike: 0.2})"))
+        problems.append(("modes.target_shares", ("no target shares to calibrate to (give e.g. {car: 0.3, walk: 0.5, "
+                                                 "bike: 0.2})")))
     for m, v in targets.items():
         if m not in modes:
             problems.append((f"modes.target_shares.{m}", f"not in modes.available ({', '.join(modes)})"))
@@ -163,8 +163,8 @@ def calibrate(
             problems.append((f"modes.target_shares.{m}", f"must be a share in (0, 1), got {v!r}"))
     total = sum(v for v in targets.values() if isinstance(v, int | float))
     if not problems and (total > 1 + 1e-9 or (set(targets) == set(modes) and abs(total - 1) > 1e-6)):
-        problems.append(("modes.target_shares", f"shares sum to {total:g}; they must sum to 1 over all available "
-                                                "modes, or to less when some modes are free"))
+        problems.append(("modes.target_shares", (f"shares sum to {total:g}; they must sum to 1 over all available "
+                                                 "modes, or to less when some modes are free")))
     if problems:
         raise ScenarioError(None, problems)
     if reference is None:

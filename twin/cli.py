@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from twin import __version__
-from twin._errors import InputError, OutputError, TwinError
+from twin._errors import InputError, TwinError
 
 try:  # typer >= 0.20 vendors its own copy of Click
     from typer._click import exceptions as _cx
@@ -113,7 +113,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     """citytwin command line."""
@@ -186,8 +186,8 @@ def _kpi_table(kpis: dict, title: str) -> Table:
 @_guard
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/NAME).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scenario's seed.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default runs/NAME).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -256,21 +256,20 @@ def run(
 @_guard
 def calibrate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (targets in modes.target_shares).")],
-    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="MODE=SHARE, e.g. car=0.3 "
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="MODE=SHARE, e.g. car=0.3 "
                                                         "(repeat; overrides modes.target_shares).")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Stop when every share is this close "
                                              "(0.01 = 1 point).")] = 0.01,
     max_iterations: Annotated[int, typer.Option("--max-iterations", help="Simulations at most.")] = 15,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder of the calibrated scenario "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder of the calibrated scenario "
                                                 "(default runs/NAME-calibrated).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """Fit the mode constants to target mode shares; write a run of the calibrated scenario with the
     fitted constants (calibrated_modes.yaml) and the iterations (calibration.parquet)."""
-    from twin.calibrate import asc_snippet
+    from twin.calibrate import asc_snippet, write_calibration
     from twin.calibrate import calibrate as fit
-    from twin.calibrate import write_calibration
     from twin.preflight import check_runnable
     from twin.run import check_target, run_scenario
     from twin.scenario import ScenarioError, load_scenario
@@ -337,11 +336,10 @@ def validate(file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) 
 
 @app.command()
 @_guard
-def schema(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file.")] = None) -> None:
+def schema(out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None) -> None:
     """Print the JSON Schema of scenario files (for editor completion and validation)."""
-    from twin.scenario import scenario_schema
-
     from twin._fs import write_output
+    from twin.scenario import scenario_schema
 
     text = json.dumps(scenario_schema(), indent=2)
     if out is None:
@@ -357,7 +355,7 @@ def new(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file to create.")],
     map_source: Annotated[str, typer.Option("--map", "-m", help="Catalogue name (twin maps list), map file, "
                                             "place:NAME or bbox:W,S,E,N.")] = "helsinki",
-    name: Annotated[Optional[str], typer.Option("--name", help="Scenario name (default: from the file name).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Scenario name (default: from the file name).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing file.")] = False,
 ) -> None:
     """Write a commented starter scenario: the most useful keys with their defaults."""
@@ -378,7 +376,7 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Policy run folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison report (HTML) here.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the comparison report (HTML) here.")] = None,
 ) -> None:
     """Compare the KPIs of two runs, such as a policy run against its baseline."""
     try:
@@ -440,12 +438,12 @@ def compare(
 @_guard
 def sweep(
     experiment: Annotated[str, typer.Argument(help="Experiment YAML file (or 'report' followed by the file).")],
-    report_target: Annotated[Optional[Path], typer.Argument(help="With 'report': the experiment file.",
+    report_target: Annotated[Path | None, typer.Argument(help="With 'report': the experiment file.",
                                                             show_default=False)] = None,
     executor: Annotated[str, typer.Option("--executor", "-e", help="ray (default) or serial.")] = "ray",
-    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Local Ray workers (default: cores).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Store folder (default runs/sweeps/NAME).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster: auto or HOST:PORT.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Local Ray workers (default: cores).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Store folder (default runs/sweeps/NAME).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -460,8 +458,8 @@ def sweep(
         if path is None:
             raise TwinError("twin sweep report: missing argument EXPERIMENT (twin sweep report EXPERIMENT.yaml)")
         if not is_report and report_target is not None:
-            raise TwinError(f"twin sweep: unexpected argument {report_target}; use twin sweep EXPERIMENT or twin sweep report "
-                            "EXPERIMENT")
+            raise TwinError(f"twin sweep: unexpected argument {report_target}; use twin sweep EXPERIMENT or "
+                            "twin sweep report EXPERIMENT")
         if executor not in ("ray", "serial"):
             raise TwinError(f"twin sweep: --executor: must be ray or serial, got {executor!r}")
         if workers is not None and workers < 1:
@@ -531,12 +529,12 @@ def assign(
     gap: Annotated[float, typer.Option("--gap", help="Target relative gap.")] = 1e-4,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Iteration cap.")] = 1000,
     demand_factor: Annotated[float, typer.Option("--demand-factor", help="Scale the OD matrix (what-if).")] = 1.0,
-    toll_factor: Annotated[Optional[float], typer.Option(
+    toll_factor: Annotated[float | None, typer.Option(
         "--toll-factor", help="Generalized cost per unit of toll (default: the file's <TOLL FACTOR>, else 0).")] = None,
-    distance_factor: Annotated[Optional[float], typer.Option(
+    distance_factor: Annotated[float | None, typer.Option(
         "--distance-factor", help="Generalized cost per unit of length (default: the file's <DISTANCE FACTOR>, "
         "else 0).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write link flows to this Parquet file.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write link flows to this Parquet file.")] = None,
 ) -> None:
     """Static user equilibrium of a TNTP network (BPR time + toll and distance factors, the TNTP
     generalized cost): a planner's quick what-if."""
@@ -564,7 +562,8 @@ def assign(
             net = read_tntp_net(net_file)
             od = read_tntp_trips(trips_file, net.n_zones) * demand_factor
         except (ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:
-            raise InputError(f"{_first_name(exc, net_file, trips_file)}: not a valid TNTP file ({_one_line(str(exc))[:160]})") from None
+            raise InputError(f"{_first_name(exc, net_file, trips_file)}: not a valid TNTP file "
+                             f"({_one_line(str(exc))[:160]})") from None
         try:
             res = solve_ue(net, od, method=method, gap_tol=gap, max_iter=max_iter, toll_factor=toll_factor,
                            distance_factor=distance_factor)
@@ -590,11 +589,10 @@ def assign(
         t.add_row(k, v)
     console.print(t)
     if out is not None:
-        from twin.run import write_table
-
         import tempfile
 
         from twin._fs import write_output
+        from twin.run import write_table
 
         with tempfile.TemporaryDirectory(prefix=".twin-flows-") as tmp:
             f = Path(tmp) / "flows.parquet"
@@ -610,8 +608,9 @@ def assign(
 @_guard
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder.")],
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="Baseline run folder to compare with.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN/report.html).")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", "-b",
+                                                  help="Baseline run folder to compare with.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN/report.html).")] = None,
 ) -> None:
     """(Re)write the HTML report of a run, optionally with a comparison against a baseline run."""
     from twin.report import write_report
@@ -630,7 +629,7 @@ def animate(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (needs events.parquet).")],
     hour: Annotated[int, typer.Option("--hour", help="Hour of the day to animate.")] = 8,
     max_vehicles: Annotated[int, typer.Option("--max-vehicles", help="Cap on animated cars.")] = 5000,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN/animation_HH.html).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN/animation_HH.html).")] = None,
 ) -> None:
     """An offline HTML animation of the cars on the network during one hour."""
     from twin.report import write_animation
@@ -707,7 +706,8 @@ def maps_list() -> None:
             src = resolve_source(name)
             problem = availability_problem(src)
             if problem is not None and src.kind == "download" and src.expected_file:
-                where = f"unavailable offline: file {src.expected_file} not found (put it in ./maps or a folder of TWIN_MAPS_PATH)"
+                where = (f"unavailable offline: file {src.expected_file} not found "
+                         "(put it in ./maps or a folder of TWIN_MAPS_PATH)")
             elif problem is not None:
                 where = f"unavailable: {problem}"
             elif src.kind == "download":

@@ -53,10 +53,10 @@ def check_runnable(sc: Scenario, path: str | Path | None = None, *, load_network
         raise ScenarioError(path, [("map.source", problem)])
     if not load_network:
         return None
+    import time
+
     from twin.domains.mobility.policies import PolicySet
     from twin.model import load_network as _load
-
-    import time
 
     t0 = time.perf_counter()
     try:

@@ -175,7 +175,8 @@ def starter_yaml(name: str, map_source: str) -> str:
             f"utility per unit of money (< 0); value of time {m.value_of_time_per_h:g}/h")
     w.field(2, m, "car_cost_per_km", "money per km driven")
     w.field(2, m, "car_parking_cost", "money per car tour")
-    w.field(2, m, "target_shares", "observed trip shares by mode for `twin calibrate`, e.g. {car: 0.3, walk: 0.5, bike: 0.2}")
+    w.field(2, m, "target_shares",
+            "observed trip shares by mode for `twin calibrate`, e.g. {car: 0.3, walk: 0.5, bike: 0.2}")
     w.field(2, m, "plugins", "options of plug-in modes in available, e.g. taxi: {wait_s: 240} (docs/modes.md)")
     w.raw()
 

@@ -54,7 +54,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from twin._errors import OutputError, ScenarioError, TwinError
+from twin._errors import ScenarioError, TwinError
 from twin._tables import write_table
 from twin._yaml import load_yaml
 from twin.scenario import NAME_PATTERN, Scenario, scenario_from_dict, validation_problems
@@ -117,7 +117,8 @@ class Experiment(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted-path values applied to every run.")
     axes: list[Axis] = Field(default_factory=list)
     replicates: int = Field(1, ge=1, le=10_000, description="Runs per parameter point, with different seeds.")
-    seed: int = Field(0, ge=0, le=2**128 - 1, description="Experiment root seed; run seeds derive from it and the run's parameters.")
+    seed: int = Field(0, ge=0, le=2**128 - 1,
+                      description="Experiment root seed; run seeds derive from it and the run's parameters.")
     seed_mode: Literal["per_run", "common"] = Field(
         "per_run", description="'per_run': seed from parameters + replicate; 'common': from the replicate only "
         "(common random numbers: every parameter point sees the same population)."
@@ -282,7 +283,7 @@ def expand_runs(exp: Experiment, base: dict[str, Any], path: str | Path | None =
         points = [{**p, **q} for p in points for q in _points(axis, rng)]
     runs = []
     problems: list[tuple[str, str]] = []
-    for pi, params in enumerate(points):
+    for params in points:
         for rep in range(exp.replicates):
             data = copy.deepcopy(base)
             try:
@@ -325,7 +326,7 @@ def _run_one(spec_dict: dict[str, Any], out_dir: str, networks: dict[str, Any] |
     try:
         run_scenario(sc, out, network=nets.get("drive"), walk_network=nets.get("walk"),
                      bike_network=nets.get("bike"), overwrite=out.exists())
-    except Exception as exc:  # a failed run is recorded, the sweep goes on
+    except Exception as exc:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     return {"status": "ok", "wall_s": time.perf_counter() - t0, "host": platform.node(), "pid": os.getpid()}
 
@@ -481,7 +482,7 @@ def _run_ray(todo, out, nets, address, workers, progress):
                     r = pending.pop(ref)
                     try:
                         res = ray.get(ref)
-                    except Exception as exc:  # the task died more often than it may be retried
+                    except Exception as exc:  # noqa: BLE001 - the task died more often than it may be retried
                         res = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": ""}
                     _record(out, r, res, "ray")
                     n_failed += res["status"] == "failed"
@@ -643,8 +644,8 @@ def check_store(out_dir: str | Path) -> None:
                 raise OSError("not a regular file")
             pq.ParquetFile(p)
         except (OSError, pa.ArrowException) as exc:
-            raise ScenarioError(p, [("", f"not a readable Parquet table ({str(exc).splitlines()[0][:80]}); damaged "
-                                         "sweep store (delete it and run the sweep again to rebuild it)")]) from None
+            raise ScenarioError(p, [("", (f"not a readable Parquet table ({str(exc).splitlines()[0][:80]}); damaged "
+                                          "sweep store (delete it and run the sweep again to rebuild it)"))]) from None
 
 
 def count_failed(runs: list[RunSpec], out_dir: str | Path) -> int:

@@ -11,6 +11,8 @@ Nothing here imports matplotlib, pandas or geopandas: the GeoPackage is read wit
 SVG is formatted with numpy and string joins, so a report costs a few percent of a run.
 """
 
+from twin.report import sections as _sections  # noqa: F401  (registers the default sections)
+from twin.report.animation import write_animation
 from twin.report.core import (
     ReportContext,
     ReportError,
@@ -26,11 +28,9 @@ from twin.report.core import (
     write_compare_report,
     write_report,
 )
-from twin.report import sections as _sections  # noqa: F401  (registers the default sections)
-from twin.report.animation import write_animation
 
 __all__ = [
-    "ReportContext", "ReportError", "Section", "format_kpi", "kpi_label", "read_gpkg_lines", "register_kpi", "register_section",
-    "registered_sections", "unregister_section", "write_compare_report", "write_report", "write_animation",
-    "check_run_folder",
+    "ReportContext", "ReportError", "Section", "format_kpi", "kpi_label", "read_gpkg_lines", "register_kpi",
+    "register_section", "registered_sections", "unregister_section", "write_compare_report", "write_report",
+    "write_animation", "check_run_folder",
 ]

@@ -20,8 +20,8 @@ share one read of each table, and nothing is read that no section needs.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import sqlite3
 import struct
 import time
@@ -463,8 +463,8 @@ class ReportContext:
             t, h = np.asarray(net.link_tail), np.asarray(net.link_head)
             ptr = getattr(net, "link_geom_indptr", None)  # the street shapes (RoadNetwork)
             lines = None if ptr is None else (ptr, net.link_geom_lon, net.link_geom_lat)
-            return S.project_lines(np.arange(t.size), net.node_lon[t], net.node_lat[t], net.node_lon[h], net.node_lat[h],
-                                   lines=lines)
+            return S.project_lines(np.arange(t.size), net.node_lon[t], net.node_lat[t],
+                                   net.node_lon[h], net.node_lat[h], lines=lines)
         g = self._geometry_arg
         if g is not None:
             lon1, lat1, lon2, lat2 = (np.asarray(a, float) for a in g)

@@ -107,9 +107,10 @@ def run_policies(ctx: ReportContext) -> list[dict]:
     for i in range(max(len(summ), len(scen))):
         sm = summ[i] if i < len(summ) and isinstance(summ[i], dict) else {}
         sc = scen[i] if i < len(scen) and isinstance(scen[i], dict) else {}
-        get = lambda k: sm.get(k, sc.get(k))  # noqa: E731
+        get = lambda k: sm.get(k, sc.get(k))  # noqa: E731, B023  (called in this iteration only)
         ids = sm.get("link_ids")
-        ids = ids if isinstance(ids, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in ids) else None
+        ids_ok = isinstance(ids, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in ids)
+        ids = ids if ids_ok else None
         n = sm.get("links")
         n = n if isinstance(n, int) and not isinstance(n, bool) else (len(ids) if ids is not None else None)
         ways = sc.get("osm_way_ids")
@@ -224,12 +225,12 @@ def _policy_overlay(ctx: ReportContext) -> tuple[str, str]:
             kind = p["kind"] or "cordon"
             if kind in ("cordon", "distance") and p["bbox"]:
                 layers.append({"kind": "area", "policy": i, "name": name, "bbox": p["bbox"]})
-                legend.append(("area", f"{name}: {'cordon' if kind == 'cordon' else 'charged area'}, "
-                                       f"{_policy_what(p)}, {when}"))
+                legend.append(("area", (f"{name}: {'cordon' if kind == 'cordon' else 'charged area'}, "
+                                        f"{_policy_what(p)}, {when}")))
             if kind in ("cordon", "link") and ids:
                 layers.append({"kind": "priced", "policy": i, "name": name, "link_ids": ids})
-                legend.append(("priced", f"{name}: {len(ids):,} charged {'entry ' if kind == 'cordon' else ''}"
-                                         f"link{'' if len(ids) == 1 else 's'}"))
+                legend.append(("priced", (f"{name}: {len(ids):,} charged {'entry ' if kind == 'cordon' else ''}"
+                                          f"link{'' if len(ids) == 1 else 's'}")))
             elif kind == "link":
                 missing.append(name)
         elif ids:
@@ -255,8 +256,10 @@ def header(ctx: ReportContext) -> str:
     commit = man.get("git_commit")
     t0, t1 = _sim_window(ctx)  # clock strings ("05:00") in the resolved scenario, or seconds
     facts = [
-        ("map", f"{mp.get('source', net.get('source', '-'))} ({mp.get('network_type', net.get('network_type', 'drive'))})"),
-        ("network", f"{net.get('nodes', k.get('network_nodes', '-')):,} nodes, {net.get('links', k.get('network_links', '-')):,} links"
+        ("map", (f"{mp.get('source', net.get('source', '-'))} "
+                 f"({mp.get('network_type', net.get('network_type', 'drive'))})")),
+        ("network", f"{net.get('nodes', k.get('network_nodes', '-')):,} nodes, "
+                    f"{net.get('links', k.get('network_links', '-')):,} links"
          if isinstance(net.get("nodes", k.get("network_nodes")), int) else "-"),
         ("seed", sc.get("seed", man.get("seed", "-"))),
         ("residents", f"{k.get('residents', pop.get('residents', 0)):,}"),
@@ -326,10 +329,10 @@ def comparison(ctx: ReportContext) -> str | None:
     key_html = "".join(f'<span style="color:{VERDICT_COLORS[v]}">{t}</span> ' for v, t in
                        (("better", "green: better"), ("worse", "red: worse"),
                         ("neutral", "grey: no direction (e.g. mode shares) or unchanged")))
-    out = [f"<p>A (baseline): <b>{na}</b> <code>{escape(str(base.run_dir))}</code><br>"
-           f"B (this run): <b>{nb}</b> <code>{escape(str(ctx.run_dir))}</code></p>",
-           '<table class="kpi"><thead><tr><th>KPI</th><th>A (baseline)</th><th>B (this run)</th><th>B − A</th>'
-           f'<th>change</th></tr></thead><tbody>{"".join(rows)}</tbody></table>',
+    out = [(f"<p>A (baseline): <b>{na}</b> <code>{escape(str(base.run_dir))}</code><br>"
+            f"B (this run): <b>{nb}</b> <code>{escape(str(ctx.run_dir))}</code></p>"),
+           ('<table class="kpi"><thead><tr><th>KPI</th><th>A (baseline)</th><th>B (this run)</th><th>B − A</th>'
+            f'<th>change</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'),
            f'<p class="note">Changes by each KPI\'s desirable direction: {key_html}</p>']
     out.append(_diff_map(ctx, base))
     return "".join(out)
@@ -337,7 +340,8 @@ def comparison(ctx: ReportContext) -> str | None:
 
 def _same_network(ctx: ReportContext, base: ReportContext) -> bool:
     sa, sb = base.network_summary, ctx.network_summary
-    return not (base.n_links != ctx.n_links or (sa.get("source") and sb.get("source") and sa.get("source") != sb.get("source")))
+    return not (base.n_links != ctx.n_links
+                or (sa.get("source") and sb.get("source") and sa.get("source") != sb.get("source")))
 
 
 def _diff_map(ctx: ReportContext, base: ReportContext) -> str:
@@ -451,7 +455,8 @@ def network_maps(ctx: ReportContext) -> str | None:
     no_cars = _no_cars(ctx)
     if g is None:
         extra = f"; {_no_cars_note(ctx)}" if no_cars else ""
-        return f'<p class="empty">no network maps: no link geometry, {escape(_absent(ctx, "links.gpkg"))}{escape(extra)}</p>'
+        return (f'<p class="empty">no network maps: no link geometry, '
+                f'{escape(_absent(ctx, "links.gpkg"))}{escape(extra)}</p>')
     if g.n == 0:
         return '<p class="empty">the network has no links</p>'
     lm = ctx.link_metrics
@@ -477,7 +482,8 @@ def network_maps(ctx: ReportContext) -> str | None:
     fields = [("volume (veh/day)", vol, 0), ("delay (veh·h/day)", delay, 2),
               (f"speed ratio {peak:02d}h" if peak is not None else "speed ratio", ratio, 2)]
     if ab:
-        peak_a = lma.get("peak_hour")
+        # NOTE: unused: the A/B link table has no "speed ratio A" column although the map draws ratio_a
+        peak_a = lma.get("peak_hour")  # noqa: F841
         fields = [("volume B (veh/day)", vol, 0), ("volume A (veh/day)", vol_a, 0), ("delay B (veh·h/day)", delay, 2),
                   ("delay A (veh·h/day)", delay_a, 2), (f"speed ratio B {peak:02d}h" if peak is not None
                                                         else "speed ratio B", ratio, 2)]
@@ -521,8 +527,8 @@ def network_maps(ctx: ReportContext) -> str | None:
         figs.append((f"Speed ratio, {hours}", svg_r,
                      S.legend_html(pal_r, ["no traffic", *S.range_labels(rb, fmt=lambda v: f"{v:.2f}")],
                                    title="mean / free-flow speed") + pol_legend,
-                     "Mean speed of the vehicles that left each link in the network's busiest hour, over the free-flow "
-                     "speed: 1 is free flow, low values are queues.", {"map": "ratio", "breaks": rb}))
+                     ("Mean speed of the vehicles that left each link in the network's busiest hour, over the "
+                      "free-flow speed: 1 is free flow, low values are queues."), {"map": "ratio", "breaks": rb}))
     # 3. delay
     d_ok = np.isfinite(delay) & (delay > 0.005)
     da_ok = np.isfinite(delay_a) & (delay_a > 0.005) if ab else np.zeros(0, bool)
@@ -540,11 +546,11 @@ def network_maps(ctx: ReportContext) -> str | None:
                      "Vehicle hours lost on each link against free-flow travel: volume × (mean − free-flow time)."
                      + shared.replace("volume", "delay"), {"map": "delay", "breaks": db}))
     elif no_cars:
-        figs.append(("Daily delay", f'<p class="note">{escape(_no_cars_note(ctx))}, so no delay on any link</p>', "", "",
-                     {}))
+        figs.append(("Daily delay", f'<p class="note">{escape(_no_cars_note(ctx))}, so no delay on any link</p>',
+                     "", "", {}))
     elif lm.get("hourly") is None:
-        figs.append(("Daily delay", '<p class="note">no link delays: they need the hourly link results '
-                                    '(links.parquet)</p>', "", "", {}))
+        figs.append(("Daily delay", ('<p class="note">no link delays: they need the hourly link results '
+                                     '(links.parquet)</p>'), "", "", {}))
     else:
         figs.append(("Daily delay", '<p class="note">no delay on any link: traffic flows freely all day</p>', "", "",
                      {}))
@@ -568,8 +574,8 @@ def network_maps(ctx: ReportContext) -> str | None:
         capped += (f'<p class="note">no hourly link results ({escape(why)}): peak-hour speeds and delays '
                    "unavailable" + (", daily volumes from links.gpkg" if ctx.has("links.gpkg") else "") + "</p>")
     if g.n > max_links:
-        capped += (f'<p class="note">{g.n:,} links: the {max_links:,} most relevant of each map are drawn on their own, '
-                  "the rest as a thin grey background.</p>")
+        capped += (f'<p class="note">{g.n:,} links: the {max_links:,} most relevant of each map are drawn on their '
+                   "own, the rest as a thin grey background.</p>")
     return (f'<p class="hint">Wheel to zoom, drag to pan, double-click to reset; hover a link for its values.</p>'
             f'{_AB_STYLE if ab else ""}{capped}<div class="grid">{body}</div>{data}')
 

@@ -327,8 +327,9 @@ def _path_elements(geom: Geometry, widths: np.ndarray) -> np.ndarray:
 
 # Policy overlays: how each kind of policy effect is drawn on top of a map (SVG presentation
 # attributes, so that no stylesheet is needed; widths and dashes are screen pixels: map paths do not
-# scale their strokes, and have round caps, which lengthen each dash by its width). Kinds: closed links, changed links (capacity or speed), priced links (a marker at
-# the link's middle), areas (a bbox outline).
+# scale their strokes, and have round caps, which lengthen each dash by its width). Kinds: closed
+# links, changed links (capacity or speed), priced links (a marker at the link's middle), areas (a
+# bbox outline).
 POLICY_STYLES = {
     "closed": {"stroke": "#111827", "stroke-width": "4", "stroke-dasharray": "4 8"},
     "changed": {"stroke": "#0891b2", "stroke-width": "4", "stroke-dasharray": "0.1 7"},
