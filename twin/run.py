@@ -620,6 +620,12 @@ def _write_text(out: Path, path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+#: file stems of the core outputs (a domain's table cannot take them)
+RESERVED_TABLES = frozenset({"trips", "links", "events", "iterations", "timeseries", "manifest", "kpis", "network",
+                             "report", "run", "scenario"})
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
 def run_scenario(
     scenario: Scenario,
     out_dir: str | Path | None = None,
@@ -723,6 +729,12 @@ def run_scenario(
                     write_links_gpkg(model, tmp / "links.gpkg")
             with _writing(out, "iterations.parquet"):
                 write_table(model.iterations_columns(), tmp / "iterations.parquet")
+            for stem, cols in model.domain_tables().items():  # tables of the other domains
+                name = f"{stem}.parquet"
+                if not NAME_RE.match(stem) or (tmp / name).exists() or stem in RESERVED_TABLES:
+                    raise ValueError(f"a domain's table {stem!r} is not a valid or free name")
+                with _writing(out, name):
+                    write_table(cols, tmp / name)
             if scenario.output.timeseries:
                 df = model.datacollector.get_model_vars_dataframe()
                 with _writing(out, "timeseries.parquet"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,6 +48,12 @@ from twin._yaml import load_yaml
 
 __all__ = [
     "Scenario",
+    "Section",
+    "TimelineEvent",
+    "Seconds",
+    "Share",
+    "scenario_class",
+    "timeline_event_types",
     "MapConfig",
     "PopulationConfig",
     "DemandConfig",
@@ -495,8 +502,40 @@ class OutputConfig(_Strict):
     report: bool = Field(True, description="Write report.html: a self-contained page with KPIs, maps and charts.")
 
 
+class Section(_Strict):
+    """Base of a domain's scenario section (``maas:``, ``energy:``, ...): unknown keys rejected, strict
+    types, finite floats, clock strings for :data:`Seconds` fields; see docs/domains.md."""
+
+
+class TimelineEvent(_Strict):
+    """Base of a timeline event type: a subclass sets ``type: Literal["its_name"]`` and adds its fields.
+
+    A scenario's ``timeline:`` lists events of the types the installed domains register; each goes to
+    its domain's :meth:`~twin.domains.base.Domain.on_event` in the first model step whose interval
+    contains ``at_s``.
+    """
+
+    type: str = Field(description="Event type (registered by a domain).")
+    at_s: Seconds = Field(ge=0, description="When it happens: seconds after midnight or 'HH:MM'.")
+
+
+def _no_timeline_event(value: Any) -> Any:
+    raise ValueError(f"unknown type {_echo(value.get('type') if isinstance(value, dict) else value)}; no installed "
+                     f"domain has timeline events (installed domains: {', '.join(_domain_names())})")
+
+
+def _domain_names() -> list[str]:
+    from twin.registry import DOMAINS
+
+    return ["mobility", *DOMAINS.names()]
+
+
 class Scenario(_Strict):
-    """A citytwin scenario: one synthetic population on one road network, simulated for a day."""
+    """A citytwin scenario: one synthetic population on one road network, simulated for a day.
+
+    Domains add their own sections (``maas:``, ``energy:``, ...) and timeline event types: a scenario
+    is validated by :func:`scenario_class`, the subclass with the installed domains' sections.
+    """
 
     name: str = Field("scenario", min_length=1, max_length=100, pattern=NAME_PATTERN,
                       description="Run name (letters, digits, '_', '-', '.'); the default output folder is runs/NAME.")
@@ -511,6 +550,24 @@ class Scenario(_Strict):
     policies: list[Policy] = Field(default_factory=list, description="Mobility policies (see docs/policies.md).")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    timeline: list[Annotated[Any, BeforeValidator(_no_timeline_event)]] = Field(
+        default_factory=list, description="Timed events of the day, validated by their domains (see docs/domains.md).")
+
+    def section(self, name: str) -> BaseModel | None:
+        """The validated section of domain ``name`` (``None`` when the scenario has none)."""
+        value = getattr(self, name, None) if name not in Scenario.model_fields else None
+        return value if isinstance(value, BaseModel) else None
+
+    def __reduce__(self) -> Any:
+        # the class may be a scenario_class() made in this process: rebuild it where it is unpickled
+        return (_rebuild_scenario, (self.model_dump(mode="json"),))
+
+    @model_validator(mode="after")
+    def _timeline_order(self) -> Scenario:
+        at = [e.at_s for e in self.timeline]
+        if any(b < a for a, b in zip(at, at[1:])):
+            raise ValueError("timeline: events must be listed in time order (at_s)")
+        return self
 
     @model_validator(mode="after")
     def _durations(self) -> Scenario:
@@ -524,6 +581,80 @@ class Scenario(_Strict):
         if self.demand.home_before_leisure.min_s < step:
             raise ValueError(f"demand.home_before_leisure.min_s must be >= simulation.record_interval_s ({step:g})")
         return self
+
+
+def _rebuild_scenario(data: dict[str, Any]) -> Scenario:
+    return scenario_class().model_validate(data)
+
+
+_CLASS_CACHE: dict[int, type[Scenario]] = {}
+
+
+def scenario_class() -> type[Scenario]:
+    """:class:`Scenario` with a field per installed domain section and the domains' timeline event
+    types (a discriminated union on ``type``); rebuilt when a domain is registered.
+
+    Raises
+    ------
+    TypeError
+        Two domains register the same timeline event type, or a section named like a core field.
+    """
+    from pydantic import create_model
+
+    from twin.registry import DOMAINS
+
+    classes = DOMAINS.classes()  # loads the entry points first
+    key = DOMAINS.version
+    cached = _CLASS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    fields: dict[str, Any] = {}
+    events: dict[str, type[BaseModel]] = {}
+    for name, cls in classes.items():
+        cfg = getattr(cls, "Config", None)
+        if cfg is not None:
+            if name in Scenario.model_fields:
+                raise TypeError(f"domain {name!r}: its section would replace the core field {name!r}")
+            doc = (cls.__doc__ or "").strip().splitlines()
+            fields[name] = (cfg | None, Field(None, description=f"Domain {name}: " + (doc[0] if doc else name)))
+        for ev, model in getattr(cls, "timeline_events", {}).items():
+            if ev in events:
+                raise TypeError(f"timeline event type {ev!r} is registered by two domains")
+            tag = typing.get_args(model.model_fields["type"].annotation)
+            if tag != (ev,):
+                raise TypeError(f"domain {name!r}: event {ev!r} must declare type: Literal[{ev!r}]")
+            events[ev] = model
+    if events:
+        models = tuple(events.values())
+        item: Any = models[0] if len(models) == 1 else Annotated[typing.Union[models], Field(discriminator="type")]
+        item = Annotated[item, BeforeValidator(_known_event_type(tuple(events)))]
+        fields["timeline"] = (list[item], Field(
+            default_factory=list, description="Timed events of the day, validated by their domains "
+            f"(types: {', '.join(events)}; see docs/domains.md)."))
+    new = create_model("Scenario", __base__=Scenario, __module__=__name__, __doc__=Scenario.__doc__, **fields)
+    _CLASS_CACHE.clear()
+    _CLASS_CACHE[key] = new
+    return new
+
+
+def _known_event_type(names: tuple[str, ...]) -> Any:
+    def check(value: Any) -> Any:
+        tag = value.get("type") if isinstance(value, dict) else None
+        if tag not in names:
+            what = "needs a `type`" if tag is None else f"unknown type {_echo(tag)}"
+            raise ValueError(f"{what}; allowed: {', '.join(names)} (installed domains: {', '.join(_domain_names())})")
+        return value
+    return check
+
+
+def timeline_event_types() -> dict[str, type[BaseModel]]:
+    """Installed timeline event types: name -> model."""
+    from twin.registry import DOMAINS
+
+    out: dict[str, type[BaseModel]] = {}
+    for cls in DOMAINS.classes().values():
+        out.update(getattr(cls, "timeline_events", {}))
+    return out
 
 
 # ----------------------------------------------------------------------------- loading
@@ -600,19 +731,23 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
                 continue
             union_alts[key] = [err]
         # drop the discriminated union's tag from the shown location: policies.0.link_change.x -> policies.0.x
+        tags = ("link_change", "road_pricing", *timeline_event_types())
         shown = [p for i, p in enumerate(loc)
-                 if not (i > 0 and isinstance(loc[i - 1], int) and isinstance(p, str)
-                         and p in ("link_change", "road_pricing"))]
+                 if not (i > 0 and isinstance(loc[i - 1], int) and isinstance(p, str) and p in tags)]
         field = ".".join(str(p) for p in shown)
         typ = err["type"]
         if typ == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
             msg = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+            if len(loc) == 1 and isinstance(model, type) and issubclass(model, Scenario):
+                msg += f" (installed domains: {', '.join(_domain_names())})"
         elif typ == "missing":
             msg = "required"
         elif typ == "union_tag_invalid":
             ctx = err.get("ctx") or {}
             msg = f"unknown type {_echo(ctx.get('tag'))}; allowed: {ctx.get('expected_tags', '')}"
+            if loc and loc[0] == "timeline":
+                msg += f" (installed domains: {', '.join(_domain_names())})"
         elif typ == "union_tag_not_found":
             msg = "needs a `type` (allowed: link_change, road_pricing)"
         else:
@@ -662,7 +797,7 @@ def _is_union_member(part: Any) -> bool:
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    return validation_problems(exc, Scenario)
+    return validation_problems(exc, scenario_class())
 
 
 def scenario_from_dict(data: Any, path: str | Path | None = None, *, check_memory: bool = True) -> Scenario:
@@ -682,7 +817,8 @@ def scenario_from_dict(data: Any, path: str | Path | None = None, *, check_memor
     if bad:
         raise ScenarioError(path, [("", f"key {_echo(bad[0])} is not a name (keys are strings)")])
     try:
-        sc = Scenario.model_validate(data)
+        cls = scenario_class()
+        sc = cls.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(path, _problems(exc)[:10]) from None
     except RecursionError:
@@ -830,7 +966,11 @@ _Dumper.add_representer(str, _represent_str)
 
 def dump_scenario(sc: Scenario) -> str:
     """The fully resolved scenario as YAML (every default spelled out, times as clock strings)."""
-    return yaml.dump(sc.model_dump(mode="json"), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    data = sc.model_dump(mode="json")
+    for name in type(sc).model_fields:  # domain sections the scenario does not have
+        if name not in Scenario.model_fields and data.get(name) is None:
+            data.pop(name, None)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _time_fields(model: type[BaseModel]) -> list[tuple[str, Any]]:
@@ -852,14 +992,14 @@ def scenario_schema() -> dict[str, Any]:
     Time fields are ``number`` (seconds, with their bounds) or a clock-time ``string`` with a pattern;
     every field as :func:`load_scenario` accepts it.
     """
-    schema = Scenario.model_json_schema()
+    schema = scenario_class().model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "citytwin scenario"
     # pydantic drops the bounds of time fields when it shows their input types: put them back on the number
     defs = schema.get("$defs", {})
 
     def visit(model: type[BaseModel]) -> None:
-        node = schema if model is Scenario else defs.get(model.__name__)
+        node = schema if isinstance(model, type) and issubclass(model, Scenario) else defs.get(model.__name__)
         for name, f in model.model_fields.items():
             for alt in _unwrap(f.annotation):
                 if isinstance(alt, type) and issubclass(alt, BaseModel) and alt is not model:

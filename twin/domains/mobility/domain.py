@@ -1,0 +1,844 @@
+"""The mobility domain: residents' trips by car, walk, bike and plug-in modes on the real road network.
+
+It is the first :class:`~twin.domains.base.Domain` and the one the others stand on. It owns
+
+* the **trips** of the day (:mod:`twin.demand`) and their modes (multinomial logit over generalized
+  cost, :mod:`twin.domains.mobility.mode_choice`; plug-in modes, :mod:`twin.domains.mobility.modes`);
+* **routing** per cost bin (experienced link times plus tolls through the value of time) and the
+  **policies** in force (:mod:`twin.domains.mobility.policies`);
+* the **queue kernel** (:class:`twin.kernels.queue.QueueSim`) that moves every car, and the vehicles
+  other domains add to it;
+* the built-in phases ``demand`` (residents whose activity ends start their next trip), ``dispatch``
+  (plug-in modes serve requests; policies change link capacities and speeds) and ``move`` (the
+  kernel advances to the end of the step);
+* the end of a day: **score** (experienced link times, relative gap) and **plan** (re-routing and
+  mode re-choice of a share of trips and tours, MSA by default);
+* the outputs ``trips.parquet``, ``links.parquet``, ``events.parquet`` and ``iterations.parquet``
+  (:mod:`twin.domains.mobility.outputs`) and the day's KPIs.
+
+Events (``depart``, ``enter_link``, ``leave_link``, ``arrive``, ``aborted``, ``mode_change``) are
+published on the run's event bus in the step they happen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+
+from twin._csr import assemble, segment_sum, take
+from twin._rng import stream as rng_stream
+from twin.demand import LEISURE, SCHOOL, SHOP, WORK, build_trips
+from twin.domains.base import Domain
+from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
+from twin.domains.mobility.outputs import MobilityOutputs
+from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
+from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
+from twin.kernels.queue import STATUS_ARRIVED, QueueSim
+from twin.locations import Locations
+from twin.network.road_network import RoadNetwork
+from twin.network.routing import Router
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.context import DomainContext
+
+__all__ = ["MobilityDomain", "ModeContext", "load_network"]
+
+
+def load_network(scenario: Any, network_type: str | None = None) -> RoadNetwork:
+    """The :class:`RoadNetwork` a scenario names (cached on disk after the first load)."""
+    return RoadNetwork.load(
+        scenario.map.source, network_type or scenario.map.network_type, min_length_m=scenario.map.min_link_length_m
+    )
+
+
+def _group_route(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
+                 weights: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Route OD pairs whose cost array is ``weights[groups[i]]``; costs and CSR routes in input order."""
+    cost = np.full(origins.shape[0], np.inf)
+    parts = []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        router.set_weight(weights[int(g)])
+        rs = router.route(origins[idx], dests[idx])
+        cost[idx] = rs.cost
+        parts.append((idx, rs.route_indptr, rs.route_links))
+    indptr, links = assemble(origins.shape[0], parts)
+    return cost, indptr, links
+
+
+def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups: np.ndarray,
+                 weights: dict[int, np.ndarray]) -> np.ndarray:
+    cost = np.full(origins.shape[0], np.inf)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        router.set_weight(weights[int(g)])
+        cost[idx] = router.costs(origins[idx], dests[idx])
+    return cost
+
+
+@numba.njit(cache=True)
+def _split_arrived(pending, arrive_s, t_s):
+    """``pending`` split into the trips with ``arrive_s <= t_s`` and the others (order kept)."""
+    n = pending.shape[0]
+    due = np.empty(n, np.int64)
+    rest = np.empty(n, np.int64)
+    a = 0
+    b = 0
+    for j in range(n):
+        i = pending[j]
+        if arrive_s[i] <= t_s:
+            due[a] = i
+            a += 1
+        else:
+            rest[b] = i
+            b += 1
+    return due[:a], rest[:b]
+
+
+@numba.njit(cache=True)
+def _trip_counts(state, depart_s, t_s):
+    """(departed, under way, done) at ``t_s``: started trips whose departure time has passed,
+    those of them still under way (state 1), and the trips done (state 2)."""
+    departed = 0
+    under = 0
+    done = 0
+    for i in range(state.shape[0]):
+        s = state[i]
+        if s == 2:
+            done += 1
+        if s > 0 and depart_s[i] < t_s:
+            departed += 1
+            if s == 1:
+                under += 1
+    return departed, under, done
+
+
+class ModeContext:
+    """What a plug-in mode (:class:`~twin.domains.mobility.modes.ModeProvider`) sees of the run: the
+    network, the trips, a router, the scenario, the clock and its random streams; not the model."""
+
+    def __init__(self, mobility: MobilityDomain) -> None:
+        self._mob = mobility
+
+    @property
+    def network(self) -> RoadNetwork:
+        return self._mob.network
+
+    @property
+    def trips(self) -> Any:
+        return self._mob.trips
+
+    @property
+    def router(self) -> Router:
+        return self._mob.router
+
+    @property
+    def scenario(self) -> Any:
+        return self._mob.scenario
+
+    @property
+    def t_s(self) -> float:
+        return self._mob.sim.t_s
+
+    def mode_rng(self, name: str) -> np.random.Generator:
+        """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
+        return self._mob.mode_rng(name)
+
+
+class MobilityDomain(MobilityOutputs, Domain):
+    """Residents' trips on the road network: demand, modes, routing, policies, the queue kernel.
+
+    Parameters
+    ----------
+    walk_network, bike_network
+        Networks for walk and bike trips (loaded when those modes are available and omitted).
+    route_progress
+        Optional callback ``f(done, total)`` called while routing the first day.
+
+    Attributes
+    ----------
+    trips : twin.demand.Trips, every resident's trips (columns)
+    trip_mode : int8 (m,), index into mode_names (MODES, then the plug-in modes)
+    trip_same_node : bool (m,), origin == destination (same drive node): such a trip arrives at
+        its departure time, with no length, on any mode, and never enters the network
+    sim : QueueSim, the traffic state of the current day (car trips only)
+    iteration_records : list of dict, KPIs per simulated day
+    """
+
+    name = "mobility"
+    always = True
+
+    def __init__(self, config: Any = None, *, walk_network: RoadNetwork | None = None,
+                 bike_network: RoadNetwork | None = None,
+                 route_progress: Callable[[int, int], None] | None = None) -> None:
+        super().__init__(config)
+        self._walk_network = walk_network
+        self._bike_network = bike_network
+        self._route_progress = route_progress
+
+    def attach(self, ctx: DomainContext) -> None:
+        """Build the trips, route them and choose their modes (the first day's plans)."""
+        self.ctx = ctx
+        self.events = ctx.events
+        scenario = ctx.scenario
+        self.scenario = scenario
+        self.network = net = ctx.network
+        self.pop = ctx.population
+        #: share of the real population the residents are a sample of (capacities scale with it)
+        self.sample_share = float(scenario.population.sample_share)
+        # named streams (twin._rng): adding one (a new domain's) changes none of these
+        ss_dem, ss_mode, ss_replan, ss_merge = (
+            rng_stream(scenario.seed, n) for n in ("demand", "mode_choice", "replanning", "merge"))
+        # merge draws of the queue kernel: the same seed every day (common random numbers, so that
+        # day-to-day changes come from the plans, not from new draws at the junctions)
+        self._merge_seed = int(ss_merge.generate_state(1, np.uint64)[0])
+        self._mode_rng = np.random.default_rng(ss_mode)
+        self._plugin_mode_rng = np.random.default_rng(rng_stream(scenario.seed, "plugin_mode_choice"))
+        self._replan_rng = np.random.default_rng(ss_replan)
+        self.mode_ctx = ModeContext(self)
+        self.iteration = 0
+        self.iteration_records: list[dict[str, Any]] = []
+        with ctx.phase("population"):
+            self.trips = build_trips(net, self.pop, scenario.demand, np.random.default_rng(ss_dem))
+            self.trip_same_node = self.trips.origin == self.trips.dest
+            self._any_same_node = bool(self.trips.n and self.trip_same_node.any())
+
+        # time bins of link costs and policies
+        self.bin_s = float(scenario.replanning.cost_bin_s)
+        self.n_bins = int(math.ceil(scenario.simulation.end_s / self.bin_s)) + 1
+        self.policies = PolicySet(scenario.policies, net)
+        self.vot_per_h = scenario.modes.value_of_time_per_h
+        self._bin_arrays = [self.policies.arrays(b * self.bin_s, (b + 1) * self.bin_s) for b in range(self.n_bins)]
+        self.link_freeflow_s = np.stack([net.link_fftt_s / a.speed_factor for a in self._bin_arrays], axis=1)
+        for b, a in enumerate(self._bin_arrays):
+            self.link_freeflow_s[a.closed, b] = np.inf
+        self.link_toll = np.stack([a.toll for a in self._bin_arrays], axis=1)
+        self.link_time_s = self.link_freeflow_s.copy()  # experienced (after a day) or free flow
+        self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)
+        # plug-in modes (twin.domains.mobility.modes): indices 3, 4, ... after car, walk, bike
+        mcfg = scenario.modes
+        self.mode_providers: list[ModeProvider] = [
+            get_mode(n)(validate_mode_options(n, mcfg.plugins.get(n, {})))
+            for n in mcfg.available if n not in BUILTIN_MODES
+        ]
+        self.mode_names: tuple[str, ...] = MODES + tuple(p.name for p in self.mode_providers)
+
+        with ctx.phase("plan"):
+            self._init_mode_skims(self._walk_network, self._bike_network)
+            self._walk_network = self._bike_network = None
+            for p in self.mode_providers:
+                p.attach(self.mode_ctx)
+                self.router.set_weight(net.link_fftt_s)
+            m = self.trips.n
+            self.trip_mode = np.full(m, CAR, dtype=np.int8)
+            self.route_indptr = np.zeros(m + 1, dtype=np.int64)  # car routes of all trips (CSR)
+            self.route_links = np.zeros(0, dtype=np.int32)
+            self.trip_depart_s = np.full(m, np.nan)
+            self.trip_arrive_s = np.full(m, np.nan)
+            plan_dep = self._planned_departures()
+            self._route(np.arange(m), plan_dep, progress=self._route_progress)
+            self._choose_modes(np.arange(self.trips.n_tours), plan_dep, first=True)
+
+    # ----------------------------------------------------------------- helpers
+    def _bin_of(self, t_s: np.ndarray) -> np.ndarray:
+        b = np.floor(np.nan_to_num(t_s, nan=0.0) / self.bin_s).astype(np.int64)
+        return np.clip(b, 0, self.n_bins - 1)
+
+    def _weights(self, bins: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Generalized-cost weight arrays (s) per bin; equal arrays share one group."""
+        groups = np.empty(bins.shape[0], dtype=np.int64)
+        weights: dict[int, np.ndarray] = {}
+        keys: dict[bytes, int] = {}
+        for b in np.unique(bins):
+            w = self.link_time_s[:, b] + self.link_toll[:, b] * 3600.0 / self.vot_per_h
+            k = w.tobytes()
+            g = keys.setdefault(k, len(keys))
+            weights[g] = w
+            groups[bins == b] = g
+        return groups, weights
+
+    def _init_mode_skims(self, walk_network: RoadNetwork | None, bike_network: RoadNetwork | None) -> None:
+        """Static walk/bike distances of every trip (uncongested modes), on their own networks."""
+        from scipy.spatial import cKDTree
+
+        from twin.network.road_network import _project
+
+        cfg = self.scenario.modes
+        m = self.trips.n
+        self.trip_walk_m = np.full(m, np.inf)
+        self.trip_bike_m = np.full(m, np.inf)
+        drive = self.network
+        for mode, attr, supplied in (("walk", "trip_walk_m", walk_network), ("bike", "trip_bike_m", bike_network)):
+            if mode not in cfg.available or m == 0:
+                continue
+            net = supplied if supplied is not None else load_network(self.scenario, mode)
+            x, y = _project(net.node_lon, net.node_lat, drive.crs)
+            _, snap = cKDTree(np.column_stack([x, y])).query(np.column_stack([drive.node_x_m, drive.node_y_m]))
+            o = snap[self.trips.origin]
+            d = snap[self.trips.dest]
+            r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)
+            dist = r.costs(o, d)
+            # same node after snapping: the straight-line distance between the drive nodes
+            same = o == d
+            dx = drive.node_x_m[self.trips.origin] - drive.node_x_m[self.trips.dest]
+            dy = drive.node_y_m[self.trips.origin] - drive.node_y_m[self.trips.dest]
+            dist[same] = np.hypot(dx, dy)[same]
+            setattr(self, attr, dist)
+        self.trip_car_cost_s = np.full(m, np.inf)  # generalized cost of the car route (s)
+        self.trip_car_m = np.full(m, np.inf)
+        self.trip_car_toll = np.zeros(m)
+
+    def _planned_departures(self) -> np.ndarray:
+        """Expected departure of every trip (first departures plus free-flow times and durations)."""
+        t = self.trips
+        dep = np.full(t.n, np.nan)
+        ff = np.zeros(t.n)
+        if t.n:
+            self.router.set_weight(self.network.link_fftt_s)
+            ff = self.router.costs(t.origin, t.dest)
+        # walk the chains: trips of a person are contiguous and in order
+        for j in range(int(np.diff(t.person_ptr).max(initial=0))):
+            idx = t.person_ptr[:-1] + j
+            ok = idx < t.person_ptr[1:]
+            idx = idx[ok]
+            if j == 0:
+                dep[idx] = t.first_depart_s[idx]
+            else:
+                prev = idx - 1
+                dep[idx] = dep[prev] + ff[prev] + np.where(np.isfinite(t.act_duration_s[prev]), t.act_duration_s[prev], 0.0)
+        return dep
+
+    def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray, progress=None) -> None:
+        """Least generalized-cost car routes of ``trip_idx`` for their departure bins."""
+        if trip_idx.size == 0:
+            return
+        t = self.trips
+        bins = self._bin_of(depart_s[trip_idx])
+        groups, weights = self._weights(bins)
+        # chunks keep memory bounded and drive the progress bar
+        order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
+        chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))
+        done = 0
+        parts = []
+        for ch in chunks:
+            idx = trip_idx[ch]
+            cost, ptr, links = _group_route(self.router, t.origin[idx], t.dest[idx], groups[ch], weights)
+            self.trip_car_cost_s[idx] = cost
+            self.trip_car_m[idx] = segment_sum(self.network.link_length_m[links], ptr)
+            bin_of_pos = np.repeat(bins[ch], np.diff(ptr))
+            self.trip_car_toll[idx] = segment_sum(self.link_toll[links, bin_of_pos], ptr)
+            parts.append((idx, ptr, links))
+            done += ch.size
+            if progress is not None:
+                progress(done, trip_idx.size)
+        self.route_indptr, self.route_links = assemble(t.n, parts, base=(self.route_indptr, self.route_links))
+
+    def _choose_modes(self, tours: np.ndarray, depart_s: np.ndarray, *, first: bool = False) -> None:
+        """(Re)choose the mode of ``tours`` by multinomial logit on generalized cost."""
+        if tours.size == 0:
+            return
+        cfg = self.scenario.modes
+        t = self.trips
+        time_h = np.column_stack([
+            np.where(np.isfinite(self.trip_car_cost_s), self.trip_car_cost_s - self.trip_car_toll * 3600.0 / self.vot_per_h, np.inf) / 3600.0,
+            self.trip_walk_m / cfg.walk_speed_mps / 3600.0,
+            self.trip_bike_m / cfg.bike_speed_mps / 3600.0,
+        ])
+        n_modes = len(self.mode_names)
+        money = np.zeros((t.n, n_modes))
+        money[:, CAR] = self.trip_car_m / 1000.0 * cfg.car_cost_per_km + self.trip_car_toll
+        avail = np.zeros((t.n_tours, n_modes), dtype=bool)
+        drive = self.pop.can_drive[t.tour_person]
+        avail[:, CAR] = drive & ("car" in cfg.available)
+        avail[:, WALK] = "walk" in cfg.available
+        avail[:, BIKE] = "bike" in cfg.available
+        fixed = np.zeros((t.n_tours, n_modes))
+        fixed[:, CAR] = cfg.car_parking_cost
+        asc = np.array([cfg.asc_car, cfg.asc_walk, cfg.asc_bike] + [p.options.asc for p in self.mode_providers])
+        if self.mode_providers:
+            extra_h = np.empty((t.n, len(self.mode_providers)))
+            for j, p in enumerate(self.mode_providers):
+                ts, cost = p.skim(self.mode_ctx, np.arange(t.n), depart_s)
+                extra_h[:, j] = np.asarray(ts, dtype=np.float64) / 3600.0
+                money[:, 3 + j] = cost
+                avail[:, 3 + j] = True
+            if self._any_same_node:  # a trip to the same node takes no time and costs nothing
+                z = self.trip_same_node[:, None] & np.isfinite(extra_h)
+                extra_h[z] = 0.0
+                money[:, 3:][z] = 0.0
+            time_h = np.column_stack([time_h, extra_h])
+        v = tour_utilities(t.n_tours, t.tour, time_h, money, asc=asc, beta_time_per_h=cfg.beta_time_per_h,
+                           beta_cost_per_money=cfg.beta_cost_per_money, available=avail, tour_fixed_money=fixed)
+        none = ~np.isfinite(v).any(axis=1)
+        if none.any():  # no mode available/reachable: fall back to walking (always possible in the model)
+            v[none, WALK] = 0.0
+        # draws for all tours (reproducible whatever the subset); plug-in modes draw from their own
+        # stream, so the built-in modes' draws are those of the same scenario without them
+        draw = choose_modes(v, self._mode_rng, n_base=len(MODES), extra_rng=self._plugin_mode_rng)
+        tour_mode = np.zeros(t.n_tours, dtype=np.int8) if first else self.tour_mode
+        tour_mode[tours] = draw[tours]
+        self.tour_mode = tour_mode
+        self.trip_mode = tour_mode[t.tour].astype(np.int8)
+
+    # ---------------------------------------------------------------- the day
+    def mode_rng(self, name: str) -> np.random.Generator:
+        """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
+        return np.random.default_rng(rng_stream(self.scenario.seed, f"mode:{name}"))
+
+    # ---------------------------------------------------------------- the day
+    def start_day(self, ctx: DomainContext | None = None) -> None:
+        cfg = self.scenario.simulation
+        for p in self.mode_providers:
+            p.start_day(self.mode_ctx)
+        net = self.network
+        t = self.trips
+        # a car trip without a route (destination unreachable, e.g. behind a closure): its tour walks.
+        # A trip to its own origin node has no route either, but needs none (it takes no time).
+        no_route = np.flatnonzero((self.trip_mode == CAR) & (np.diff(self.route_indptr) == 0) & ~self.trip_same_node)
+        if no_route.size:
+            self.tour_mode[np.unique(t.tour[no_route])] = WALK
+            self.trip_mode = self.tour_mode[t.tour].astype(np.int8)
+        # the car trips that drive on the network (the kernel's trips): every one has at least one
+        # link; car trips whose origin is their destination arrive at once and never enter the kernel
+        self.car_trips = np.flatnonzero((self.trip_mode == CAR) & ~self.trip_same_node)
+        self.car_index = np.full(t.n, -1, dtype=np.int64)
+        self.car_index[self.car_trips] = np.arange(self.car_trips.size)
+        indptr, links = take(self.route_indptr, self.route_links, self.car_trips)
+        self.car_route_indptr, self.car_route_links = indptr, links
+        if self.car_trips.size == 0:  # keep the kernel's invariants with one dummy trip that never departs
+            indptr = np.array([0, 1], dtype=np.int64)
+            links = np.zeros(1, np.int32)
+        self.sim = QueueSim(
+            fftt_s=net.link_fftt_s.copy(),
+            # a sample of the population drives on roads scaled to the sample (MATSim's flowCapacityFactor)
+            cap_veh_per_s=net.link_capacity_vph / 3600.0 * cfg.flow_capacity_factor * self.sample_share,
+            storage_veh=np.maximum(1.0, net.link_storage_veh * cfg.storage_capacity_factor * self.sample_share),
+            route_indptr=indptr,
+            route_links=links,
+            dt_s=cfg.dt_s,
+            t_start_s=cfg.start_s,
+            stuck_time_s=cfg.stuck_time_s,
+            stuck_action=cfg.stuck_action,
+            merge_seed=self._merge_seed,
+            n_hours=self.n_bins,
+            bin_s=self.bin_s,
+            backend=cfg.backend,
+        )
+        self._base_cap = self.sim.cap_veh_per_step.copy()
+        self._base_fftt = self.sim.fftt_s.copy()
+        self.trip_depart_s = np.full(t.n, np.nan)
+        self.trip_arrive_s = np.full(t.n, np.nan)
+        # 0 planned, 1 scheduled or under way (departed once depart_s has passed), 2 done, 3 aborted
+        self.trip_state = np.zeros(t.n, dtype=np.int8)
+        self._succ_started = np.zeros(t.n, dtype=bool)  # the trip after this one has started
+        # bookkeeping by events, not by passes over all trips at every step: the kernel's finish
+        # log (read up to _fin_seen), the started non-car trips not yet done, the trips done since
+        # the last demand phase, and the number of trips under way (state 1)
+        self._fin_seen = 0
+        self._tele_pending = np.zeros(0, np.int64)
+        self._dep_pending = np.zeros(0, np.int64)  # begun trips whose departure is not published yet
+        self._cur_trip = np.full(self.pop.n, -1, np.int64)  # each resident's last begun trip
+        self._newly_done: list[np.ndarray] = []
+        self._n_under = 0
+        self._counts = None
+        first = t.person_ptr[:-1][np.diff(t.person_ptr) > 0]
+        dep = np.maximum(t.first_depart_s[first], cfg.start_s)
+        self._begin_trips(first, dep)
+
+    def _begin_trips(self, idx: np.ndarray, depart_s: np.ndarray) -> None:
+        """Start trips ``idx`` at ``depart_s``: cars go to the kernel, others take their free time;
+        trips whose origin is their destination arrive at their departure time, on any mode."""
+        if idx.size == 0:
+            return
+        cfg = self.scenario.modes
+        self.trip_depart_s[idx] = depart_s
+        self.trip_state[idx] = 1
+        self._cur_trip[t_person := self.trips.person[idx]] = idx
+        del t_person
+        self._dep_pending = np.concatenate([self._dep_pending, idx])
+        self._n_under += idx.size
+        self._counts = None
+        mode = self.trip_mode[idx]
+        car = self.car_index[idx] >= 0  # car trips on the network (not those to their own origin)
+        if car.any():
+            self.sim.schedule(self.car_index[idx[car]], depart_s[car])
+        if not car.all():
+            self._tele_pending = np.concatenate([self._tele_pending, idx[~car]])
+        for m, dist, speed in ((WALK, self.trip_walk_m, cfg.walk_speed_mps), (BIKE, self.trip_bike_m, cfg.bike_speed_mps)):
+            sel = mode == m
+            if sel.any():
+                self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
+        same = None
+        if self._any_same_node:
+            same = self.trip_same_node[idx]
+            if same.any():
+                self.trip_arrive_s[idx[same]] = depart_s[same]
+            else:
+                same = None
+        for j, p in enumerate(self.mode_providers):
+            sel = mode == 3 + j
+            if same is not None:
+                sel &= ~same  # providers never see trips to the same node
+            if sel.any():
+                self.trip_arrive_s[idx[sel]] = np.nan  # set when the provider reports the arrival
+                p.begin(self.mode_ctx, idx[sel], depart_s[sel])
+
+    def demand(self, ctx: DomainContext | None = None) -> None:
+        """Start the next trip of every resident whose current activity ends."""
+        t_now = self.sim.t_s
+        t = self.trips
+        self.collect_finishes()
+        # trips of the other modes whose (known or reported) arrival has passed
+        if self._tele_pending.size:
+            done_other, self._tele_pending = _split_arrived(self._tele_pending, self.trip_arrive_s, t_now)
+            if done_other.size:
+                self.trip_state[done_other] = 2
+                self._publish_trips("arrive", done_other, self.trip_arrive_s[done_other])
+                self._n_under -= done_other.size
+                self._newly_done.append(done_other)
+                self._counts = None
+        # successors of trips done since the last step (in trip order)
+        if not self._newly_done:
+            return
+        done = np.sort(np.concatenate(self._newly_done))
+        self._newly_done = []
+        self._succ_started[done] = True
+        has_next = done + 1 < t.person_ptr[t.person[done] + 1]
+        prev = done[has_next]
+        if prev.size == 0:
+            return
+        d = self.scenario.demand
+        arrive = self.trip_arrive_s[prev]
+        dur = t.act_duration_s[prev]
+        act = t.purpose[prev]
+        opens = np.zeros(prev.size)
+        closes = np.full(prev.size, np.inf)
+        for a, cfg in ((WORK, d.work), (SCHOOL, d.school), (SHOP, d.shop), (LEISURE, d.leisure)):
+            sel = act == a
+            opens[sel] = cfg.opens_s
+            closes[sel] = cfg.closes_s
+        start = np.maximum(arrive, opens)
+        end = np.minimum(start + dur, np.maximum(closes, arrive))
+        end = np.maximum(end, arrive + self.scenario.simulation.record_interval_s)
+        depart = np.maximum(end, t_now)
+        self._begin_trips(prev + 1, depart)
+
+    def dispatch(self, ctx: DomainContext | None = None) -> None:
+        """Plug-in modes serve their requests up to the end of the step; the link changes of policies in
+        force at the current time go to the kernel arrays."""
+        if self.mode_providers:
+            cfg = self.scenario.simulation
+            t_now = self.sim.t_s
+            t_end = min(t_now + cfg.record_interval_s, cfg.end_s)
+            for p in self.mode_providers:
+                trips, arrive_s = p.advance(self.mode_ctx, t_now, t_end)
+                trips = np.asarray(trips, dtype=np.int64)
+                self.trip_arrive_s[trips] = arrive_s
+        if not len(self.policies):
+            return
+        b = int(self._bin_of(np.array([self.sim.t_s]))[0])
+        a = self._bin_arrays[b]
+        cap = self._base_cap * a.capacity_factor
+        cap[a.closed] = self._base_cap[a.closed] * CLOSED_CAPACITY_FACTOR
+        self.sim.cap_veh_per_step[:] = cap
+        self.sim.fftt_s[:] = self._base_fftt / a.speed_factor
+
+    def collect_finishes(self) -> None:
+        """Car trips the kernel finished since the last call (its finish log): arrived → done,
+        removed when stuck → aborted."""
+        fin = self.sim.finished(self._fin_seen)
+        if fin.size == 0 or self.car_trips.size == 0:
+            return
+        self._fin_seen += fin.size
+        trips = self.car_trips[fin]
+        arrived = self.sim.status[fin] == STATUS_ARRIVED
+        done = trips[arrived]
+        self.trip_arrive_s[done] = self.sim.arrive_s[fin[arrived]]
+        self.trip_state[done] = 2
+        ab = trips[~arrived]
+        self.trip_state[ab] = 3
+        self._publish_trips("arrive", done, self.trip_arrive_s[done])
+        self._publish_trips("aborted", ab, np.full(ab.size, np.nan))
+        self._n_under -= trips.size
+        self._newly_done.append(done)
+        self._counts = None
+
+    def trip_counts(self) -> tuple[int, int, int]:
+        """Trips departed, under way and done at the current time (one pass, cached per step)."""
+        key = (self.sim.t_s, self.iteration)
+        if self._counts is None or self._counts[0] != key:
+            self._counts = (key, _trip_counts(self.trip_state, self.trip_depart_s, self.sim.t_s))
+        return self._counts[1]
+
+    def move(self) -> None:
+        """The ``move`` phase: the queue kernel runs to the end of the step; the step's departures
+        (and the link events, when someone subscribes to them) go to the event bus."""
+        cfg = self.scenario.simulation
+        t_end = min(self.sim.t_s + cfg.record_interval_s, cfg.end_s)
+        self.sim.advance(t_end)
+        self._publish_departures()
+
+    def _publish_departures(self) -> None:
+        """``depart`` (and ``mode_change``) events of the begun trips whose departure time has passed."""
+        if not self._dep_pending.size:
+            return
+        due, self._dep_pending = _split_arrived(self._dep_pending, self.trip_depart_s,
+                                                np.nextafter(self.sim.t_s, -np.inf))
+        if due.size == 0:
+            return
+        due = np.sort(due)
+        self._publish_trips("depart", due, self.trip_depart_s[due])
+        prev = getattr(self, "prev_trip_mode", None)
+        if prev is not None:
+            mc = due[prev[due] != self.trip_mode[due]]
+            self._publish_trips("mode_change", mc, self.trip_depart_s[mc])
+
+    def _publish_trips(self, type_name: str, trips: np.ndarray, t_s: np.ndarray) -> None:
+        if trips.size and self.events.wants(type_name):
+            self.events.publish(type_name, {"t_s": t_s, "trip_id": trips, "resident_id": self.trips.person[trips],
+                                            "mode": self.trip_mode[trips]})
+
+    def next_day(self) -> bool:
+        """After a day was scored: count it, and say whether another day is simulated (iterations
+        left and the relative gap above ``replanning.gap_threshold``)."""
+        self.iteration += 1
+        rcfg = self.scenario.replanning
+        gap = self.iteration_records[-1]["relative_gap"]
+        converged = rcfg.gap_threshold > 0 and gap is not None and gap <= rcfg.gap_threshold
+        return self.iteration < rcfg.iterations and not converged
+
+    def day_done(self) -> bool:
+        if self.sim.t_s >= self.scenario.simulation.end_s:
+            return True
+        # every trip done or aborted, or no further trip can start (a chain ended by an aborted trip)
+        return self._n_under == 0 and not self._newly_done
+
+    # --------------------------------------------------------- score, replan
+    def _experienced_link_times(self) -> np.ndarray:
+        vol = self.sim.link_volume
+        with np.errstate(invalid="ignore", divide="ignore"):
+            exp = self.sim.link_tt_sum_s / vol
+        exp = np.where(vol > 0, np.maximum(exp, self.link_freeflow_s), self.link_freeflow_s)
+        return exp
+
+    def _car_done(self) -> np.ndarray:
+        return self.car_trips[self.trip_state[self.car_trips] == 2]
+
+    def score_day(self) -> None:
+        """Experienced link times → relative gap of the routes driven today; record the day's KPIs."""
+        self.link_time_s = self._experienced_link_times()
+        done = self._car_done()
+        gap = None
+        # the gap needs a shortest path per car trip: only worth it when days are iterated
+        if done.size and self.scenario.replanning.iterations > 1:
+            bins = self._bin_of(self.trip_depart_s[done])
+            groups, weights = self._weights(bins)
+            best = _group_costs(self.router, self.trips.origin[done], self.trips.dest[done], groups, weights)
+            ptr, links = take(self.route_indptr, self.route_links, done)
+            w_all = np.stack([weights[g] for g in range(len(weights))], axis=1)
+            cur = segment_sum(w_all[links, np.repeat(groups, np.diff(ptr))], ptr)
+            ok = np.isfinite(best) & np.isfinite(cur)
+            if ok.any() and cur[ok].sum() > 0:
+                gap = float((cur[ok].sum() - best[ok].sum()) / cur[ok].sum())
+        k = self.kpis_day()
+        k.update({"iteration": self.iteration, "relative_gap": gap})
+        k.update(getattr(self, "_replan_stats", {"trips_rerouted": 0, "tours_mode_changed": 0}))
+        self.iteration_records.append(k)
+
+    def replan(self) -> None:
+        rcfg = self.scenario.replanning
+        share = 1.0 / (self.iteration + 1) if rcfg.route_share == "msa" else float(rcfg.route_share)
+        t = self.trips
+        u_route = self._replan_rng.random(t.n)
+        u_mode = self._replan_rng.random(t.n_tours)
+        dep = np.where(np.isfinite(self.trip_depart_s), self.trip_depart_s, self._planned_departures())
+        # skims for mode choice under today's experienced times: the current car cost of every trip
+        replan_tours = np.flatnonzero(u_mode < rcfg.mode_share)
+        reroute = np.flatnonzero((self.trip_mode == CAR) & (u_route < share))
+        new_car_candidates = np.flatnonzero(np.isin(t.tour, replan_tours))
+        old_mode = self.trip_mode.copy()
+        old_tour_mode = self.tour_mode.copy()
+        old_ptr, old_links = self.route_indptr, self.route_links
+        self._route(np.union1d(reroute, new_car_candidates), dep)
+        self._choose_modes(replan_tours, dep)
+        # what changed, for the iteration records and the mode_change events
+        was_car = np.flatnonzero((old_mode == CAR) & (self.trip_mode == CAR))
+        a_ptr, a_links = take(old_ptr, old_links, was_car)
+        b_ptr, b_links = take(self.route_indptr, self.route_links, was_car)
+        same_len = np.diff(a_ptr) == np.diff(b_ptr)
+        changed = ~same_len
+        if same_len.any() and a_links.size == b_links.size:
+            diff = segment_sum((a_links != b_links).astype(np.float64), a_ptr)
+            changed |= diff > 0
+        elif same_len.any():
+            for j in np.flatnonzero(same_len):
+                changed[j] = not np.array_equal(a_links[a_ptr[j]:a_ptr[j + 1]], b_links[b_ptr[j]:b_ptr[j + 1]])
+        self.prev_trip_mode = old_mode
+        self._replan_stats = {"trips_rerouted": int(changed.sum()),
+                              "tours_mode_changed": int(np.count_nonzero(old_tour_mode != self.tour_mode))}
+
+    # ---------------------------------------------------------------- results
+
+    # ---------------------------------------------------------------- results
+    def kpis_day(self) -> dict[str, Any]:
+        """KPIs of the current day (deterministic: no wall times)."""
+        t = self.trips
+        done = self.trip_state == 2
+        tt = (self.trip_arrive_s - self.trip_depart_s)[done]
+        car_done = done & (self.trip_mode == CAR)
+        free = self._freeflow_times()
+        delay = self._delay_s(self.trip_arrive_s - self.trip_depart_s, free)[car_done]
+        dist = self._trip_distance_m()
+        vkt = float(dist[car_done].sum()) / 1000.0
+        vht = float((self.trip_arrive_s - self.trip_depart_s)[car_done].sum()) / 3600.0
+
+        def r(x: float, nd: int = 3) -> float | None:
+            return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+        scale = 1.0 / self.sample_share  # extensive KPIs: for the population the sample stands for
+
+        shares = {}
+        for m, name in enumerate(self.mode_names):
+            shares[f"mode_share_{name}"] = r(np.count_nonzero(self.trip_mode == m) / max(1, t.n), 6)
+        return {
+            "residents": int(self.pop.n),
+            "sample_share": self.sample_share,
+            "population_represented": int(round(self.pop.n / self.sample_share)),
+            "trips_total": int(t.n),
+            "trips_completed": int(done.sum()),
+            "trips_aborted": int(np.count_nonzero(self.trip_state == 3)),
+            "completion_rate": r(done.sum() / max(1, t.n), 6),
+            **shares,
+            "car_trips": int(np.count_nonzero(self.trip_mode == CAR)),
+            "travel_time_mean_s": r(tt.mean()) if tt.size else None,
+            "travel_time_p50_s": r(np.percentile(tt, 50)) if tt.size else None,
+            "travel_time_p95_s": r(np.percentile(tt, 95)) if tt.size else None,
+            "car_travel_time_mean_s": r((self.trip_arrive_s - self.trip_depart_s)[car_done].mean()) if car_done.any() else None,
+            "delay_mean_s": r(delay.mean()) if delay.size else None,
+            "delay_total_veh_h": r(scale * delay.sum() / 3600.0) if delay.size else 0.0,
+            "vkt_km": r(scale * vkt),
+            "vht_h": r(scale * vht),
+            "mean_speed_kmh": r(vkt / vht) if vht > 0 else None,
+            "tolls_paid": r(scale * float(self.trip_car_toll[car_done].sum()), 2),
+            "forced_moves": int(self.sim.n_forced_moves),
+            "removed_stuck": int(self.sim.n_removed),
+            "last_arrival_s": r(np.nanmax(self.trip_arrive_s[done])) if done.any() else None,
+        }
+
+    def _freeflow_times(self) -> np.ndarray:
+        cfg = self.scenario.modes
+        free = np.full(self.trips.n, np.nan)
+        car = self.trip_mode == CAR
+        ff = self.network.link_fftt_s
+        free[car] = segment_sum(ff[self.route_links], self.route_indptr)[car]
+        free[self.trip_mode == WALK] = (self.trip_walk_m / cfg.walk_speed_mps)[self.trip_mode == WALK]
+        free[self.trip_mode == BIKE] = (self.trip_bike_m / cfg.bike_speed_mps)[self.trip_mode == BIKE]
+        for j, p in enumerate(self.mode_providers):
+            idx = np.flatnonzero(self.trip_mode == 3 + j)
+            free[idx] = p.freeflow_time_s(self, idx)
+        if self.mode_providers and self._any_same_node:
+            free[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
+        return free
+
+    @staticmethod
+    def _delay_s(travel_time_s: np.ndarray, freeflow_s: np.ndarray) -> np.ndarray:
+        """Travel time − free-flow time; a negative difference within round-off (1e-6 of the free-flow
+        time, at least 1 µs) is 0, so uncongested trips have no negative delay. NaN when not arrived."""
+        with np.errstate(invalid="ignore"):  # unfinished or unreachable trips give nan
+            delay = travel_time_s - freeflow_s
+            tol = 1e-6 * np.maximum(np.abs(freeflow_s), 1.0)
+            return np.where((delay <= 0.0) & (delay > -tol), 0.0, delay)
+
+    def _trip_distance_m(self) -> np.ndarray:
+        d = np.select([self.trip_mode == CAR, self.trip_mode == WALK, self.trip_mode == BIKE],
+                      [self.trip_car_m, self.trip_walk_m, self.trip_bike_m], np.nan)
+        for j, p in enumerate(self.mode_providers):
+            idx = np.flatnonzero(self.trip_mode == 3 + j)
+            d[idx] = p.distance_m(self, idx)
+        if self.mode_providers and self._any_same_node:
+            d[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
+        return d
+
+    # ------------------------------------------------------------------ where people are
+    def locations(self) -> Locations:
+        """Every resident's location at the kernel's current time (see :mod:`twin.locations`).
+
+        A resident's current trip is the last one begun (demand phase). Before its departure time
+        the resident is at the previous activity (home before the first trip); after its arrival at
+        the destination's activity: for cars the kernel's state decides (arrived, waiting, on a link,
+        removed when stuck), for the other modes the arrival time.
+        """
+        from twin.demand import HOME
+        from twin.kernels.queue import STATUS_ON_LINK, STATUS_REMOVED
+
+        T = float(self.sim.t_s)
+        t = self.trips
+        pop = self.pop
+        n = pop.n
+        cur = self._cur_trip
+        has = cur >= 0
+        i = np.where(has, cur, 0)
+        state = np.zeros(n, np.int8)
+        activity = np.full(n, HOME, np.int8)
+        node = pop.home_node.astype(np.int64).copy()
+        trip_id = cur.copy()
+        vehicle = np.full(n, -1, np.int64)
+        link = np.full(n, -1, np.int64)
+        if t.n:
+            departed = has & (self.trip_depart_s[i] < T)
+            # not departed yet: at the previous trip's destination (home before the first)
+            waiting_prev = has & ~departed
+            first = t.seq[i] == 0
+            prev = np.maximum(i - 1, 0)
+            wp = waiting_prev & ~first
+            activity[wp] = t.purpose[prev[wp]]
+            node[wp] = t.dest[prev[wp]]
+            node[waiting_prev & first] = t.origin[i[waiting_prev & first]]
+            trip_id[waiting_prev & first] = -1
+            trip_id[wp] = prev[wp]
+            # departed: arrived, or under way by its mode
+            v = np.where(departed, self.car_index[i], -1)
+            car = departed & (v >= 0)
+            kst = np.zeros(n, np.int8)
+            kst[car] = self.sim.status[v[car]]
+            with np.errstate(invalid="ignore"):
+                arrived_other = departed & ~car & (self.trip_arrive_s[i] <= T)
+            arrived = arrived_other | (car & (kst == STATUS_ARRIVED))
+            stranded = car & (kst == STATUS_REMOVED)
+            activity[arrived] = t.purpose[i[arrived]]
+            node[arrived] = t.dest[i[arrived]]
+            moving = departed & ~arrived & ~stranded
+            mode = self.trip_mode[i]
+            on_link = moving & car & (kst == STATUS_ON_LINK)
+            waiting = moving & car & ~on_link
+            state[waiting] = 1
+            state[on_link] = 2
+            vehicle[waiting | on_link] = v[waiting | on_link]
+            if on_link.any():
+                vo = v[on_link]
+                link[on_link] = self.car_route_links[self.car_route_indptr[vo] + self.sim.pos[vo]]
+            other = moving & ~car
+            state[other & (mode == WALK)] = 3
+            state[other & (mode == BIKE)] = 4
+            state[other & (mode != WALK) & (mode != BIKE)] = 5
+            state[stranded] = 6
+            activity[moving | stranded] = -1
+            node[waiting | other] = t.origin[i[waiting | other]]
+            node[on_link | stranded] = -1
+        building = np.full(n, -1, np.int64)
+        at = state == 0
+        hb = getattr(pop, "home_building", None)
+        wb = getattr(pop, "work_building", None)
+        if hb is not None:
+            sel = at & (activity == HOME) & (node == pop.home_node)
+            building[sel] = hb[sel]
+        if wb is not None:
+            from twin.demand import WORK as _WORK
+
+            sel = at & (activity == _WORK) & (node == pop.work_node)
+            building[sel] = wb[sel]
+        return Locations(T, state, activity, node, building, trip_id, vehicle, link)
