@@ -243,3 +243,21 @@ def test_location_query_matches_the_kernel(tmp_path):
         assert np.count_nonzero(loc.state == DRIVING) + np.count_nonzero(loc.state == WAITING) <= m.sim.n_on_links + m.sim.n_waiting + m.sim.n_finished
         assert np.count_nonzero(loc.state == DRIVING) == m.sim.n_on_links
     assert seen_driving > 0
+
+
+def test_schema_reference_and_starter_include_installed_domains(installed):
+    from twin.scenario import scenario_reference_markdown, scenario_schema
+    from twin.starter import starter_yaml
+
+    schema = scenario_schema()
+    assert "occupancy" in schema["properties"]
+    md = scenario_reference_markdown()
+    assert "`occupancy.period_s`" in md and "timeline[] with type: census" in md
+    text = starter_yaml("occ", "helsinki")
+    assert "# occupancy:" in text and "#   period_s:" in text and "type: census" in text
+    # uncommented, the starter's domain section validates
+    from twin._yaml import load_yaml_text
+
+    data = load_yaml_text(text)
+    data["occupancy"] = {"period_s": 600}
+    assert scenario_from_dict(data).section("occupancy").period_s == 600

@@ -1050,6 +1050,12 @@ def scenario_reference_markdown() -> str:
         for name, f in model.model_fields.items():
             ann = f.annotation
             default = getattr(defaults, name) if defaults is not None else f.get_default(call_default_factory=True)
+            alts = [a for a in _unwrap(ann) if a is not type(None)]
+            if len(alts) == 1 and isinstance(alts[0], type) and issubclass(alts[0], BaseModel) and ann is not alts[0]:
+                subs.append((name, alts[0], alts[0]()))  # a domain's optional section: its defaults
+                continue
+            if name == "timeline":
+                continue  # listed below, by event type
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 subs.append((name, ann, default))
                 continue
@@ -1069,20 +1075,29 @@ def scenario_reference_markdown() -> str:
             desc = (f.description or "").replace("|", "\\|")
             if bounds:
                 desc += f" ({', '.join(bounds)})"
-            rows.append(f"| `{prefix}{name}` | {typ} | `{default!r}` | {desc} |")
+            shown = "required" if f.is_required() else f"`{default!r}`"
+            rows.append(f"| `{prefix}{name}` | {typ} | {shown} | {desc} |")
         if rows:
             title = prefix.rstrip(".") or "top level"
-            if prefix == "policies[].":
-                title = f"policies[] with type: {model.model_fields['type'].annotation.__args__[0]}"
+            if prefix in ("policies[].", "timeline[]."):
+                title = f"{prefix[:-1]} with type: {model.model_fields['type'].annotation.__args__[0]}"
             lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
                           "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
         for name, sub, default in subs:
             walk(sub, f"{prefix}{name}.", default)
 
-    walk(Scenario, "")
+    walk(scenario_class(), "")
     lines.extend(["## Policies", "", "Entries of `policies:` (a list), chosen by their `type`.", ""])
     for cls in (LinkChangePolicy, RoadPricingPolicy):
         walk(cls, "policies[].")
+    events = timeline_event_types()
+    lines.extend(["## Timeline", "", "Entries of `timeline:` (a list in time order), chosen by their `type`; each "
+                  "is handled by the domain that registers the type (installed domains: "
+                  f"{', '.join(_domain_names())}).", ""])
+    if not events:
+        lines.extend(["No installed domain has timeline events.", ""])
+    for ev in events.values():
+        walk(ev, "timeline[].")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -91,6 +92,35 @@ class _Writer:
         self.key(indent + 2, "duration", _dist(obj.duration), "how long it lasts (HH:MM)")
         self.key(indent + 2, "opens_s", _clock(obj.opens_s), "arrivals before opening wait")
         self.key(indent + 2, "closes_s", _clock(obj.closes_s), "the activity ends at closing at the latest")
+
+
+def _domain_sections(w: _Writer) -> None:
+    """Commented sections of the installed domains (a section switches its domain on) and their
+    timeline event types."""
+    from twin.registry import DOMAINS
+    from twin.scenario import timeline_event_types
+
+    for name, cls in DOMAINS.classes().items():
+        cfg = getattr(cls, "Config", None)
+        if cfg is None:
+            continue
+        doc = (cls.__doc__ or "").strip().splitlines()
+        w.raw(f"# {name}:  # domain {name}: {doc[0] if doc else ''} (uncomment to switch it on)")
+        default = cfg()
+        for key, f in cfg.model_fields.items():
+            value = getattr(default, key)
+            shown = _scalar(value) if isinstance(value, int | float | str | bool) else json.dumps(
+                default.model_dump(mode="json")[key])
+            w.raw(f"#   {key}: {shown}  # {f.description or ''}".rstrip())
+        w.raw()
+    events = timeline_event_types()
+    if events:
+        w.raw("# timeline:  # timed events, in time order; types: " + ", ".join(events))
+        for ev, model in events.items():
+            req = {k: "..." for k, f in model.model_fields.items() if f.is_required() and k not in ("type", "at_s")}
+            extra = "".join(f", {k}: {v}" for k, v in req.items())
+            w.raw(f'#  - {{type: {ev}, at_s: "12:00"{extra}}}')
+        w.raw()
 
 
 def starter_yaml(name: str, map_source: str) -> str:
@@ -220,6 +250,7 @@ def starter_yaml(name: str, map_source: str) -> str:
     w.field(2, o, "geopackage", "links.gpkg: daily link results for GIS tools")
     w.field(2, o, "report", "report.html: KPIs, maps and charts in one offline page")
 
+    _domain_sections(w)
     text = "\n".join(w.lines) + "\n"
     scenario_from_dict(load_yaml_text(text))  # the starter itself must always be valid
     return text
