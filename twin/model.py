@@ -314,14 +314,16 @@ class CityModel(mesa.Model):
             "network_nodes": self.network.n_nodes,
             "network_links": self.network.n_links,
         })
+        k.update(self.mobility.replanning_kpis())
         for d in self.domains[1:]:
             k.update(d.kpis(self._ctx[d.name]))
         return k
 
     def domain_tables(self) -> dict[str, dict[str, np.ndarray]]:
-        """Output tables of the domains other than mobility: file stem -> columns."""
+        """Output tables of the domains besides mobility's core tables (trips, links, events,
+        iterations): file stem -> columns."""
         out: dict[str, dict[str, np.ndarray]] = {}
-        for d in self.domains[1:]:
+        for d in self.domains:
             for stem, cols in d.tables(self._ctx[d.name]).items():
                 if stem in out:
                     raise ValueError(f"domain {d.name!r}: table {stem!r} is written by another domain too")

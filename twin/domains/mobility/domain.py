@@ -35,6 +35,7 @@ from twin.demand import LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.base import Domain
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
 from twin.domains.mobility.outputs import MobilityOutputs
+from twin.domains.mobility.replanning import WithinDayReplanning
 from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
 from twin.kernels.queue import STATUS_ARRIVED, QueueSim
@@ -149,7 +150,7 @@ class ModeContext:
         return self._mob.mode_rng(name)
 
 
-class MobilityDomain(MobilityOutputs, Domain):
+class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
     """Residents' trips on the road network: demand, modes, routing, policies, the queue kernel.
 
     Parameters
@@ -272,25 +273,38 @@ class MobilityDomain(MobilityOutputs, Domain):
         self.trip_walk_m = np.full(m, np.inf)
         self.trip_bike_m = np.full(m, np.inf)
         drive = self.network
+        #: walk/bike network routers and the snap of every drive node to their nodes (kept for the
+        #: trips that domains add within the day)
+        self._skim_nets: dict[str, tuple[Router, np.ndarray]] = {}
         for mode, attr, supplied in (("walk", "trip_walk_m", walk_network), ("bike", "trip_bike_m", bike_network)):
             if mode not in cfg.available or m == 0:
                 continue
             net = supplied if supplied is not None else load_network(self.scenario, mode)
             x, y = _project(net.node_lon, net.node_lat, drive.crs)
             _, snap = cKDTree(np.column_stack([x, y])).query(np.column_stack([drive.node_x_m, drive.node_y_m]))
-            o = snap[self.trips.origin]
-            d = snap[self.trips.dest]
             r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)
-            dist = r.costs(o, d)
-            # same node after snapping: the straight-line distance between the drive nodes
-            same = o == d
-            dx = drive.node_x_m[self.trips.origin] - drive.node_x_m[self.trips.dest]
-            dy = drive.node_y_m[self.trips.origin] - drive.node_y_m[self.trips.dest]
-            dist[same] = np.hypot(dx, dy)[same]
-            setattr(self, attr, dist)
+            self._skim_nets[mode] = (r, snap)
+            setattr(self, attr, self._uncongested_m(mode, self.trips.origin, self.trips.dest))
         self.trip_car_cost_s = np.full(m, np.inf)  # generalized cost of the car route (s)
         self.trip_car_m = np.full(m, np.inf)
         self.trip_car_toll = np.zeros(m)
+
+    def _uncongested_m(self, mode: str, origin: np.ndarray, dest: np.ndarray) -> np.ndarray:
+        """Shortest-path length (m) on the walk or bike network between drive nodes (``inf`` when the
+        mode is not available)."""
+        if mode not in self._skim_nets:
+            return np.full(origin.shape[0], np.inf)
+        r, snap = self._skim_nets[mode]
+        o = snap[origin]
+        d = snap[dest]
+        dist = r.costs(o, d)
+        # same node after snapping: the straight-line distance between the drive nodes
+        same = o == d
+        drive = self.network
+        dx = drive.node_x_m[origin] - drive.node_x_m[dest]
+        dy = drive.node_y_m[origin] - drive.node_y_m[dest]
+        dist[same] = np.hypot(dx, dy)[same]
+        return dist
 
     def _planned_departures(self) -> np.ndarray:
         """Expected departure of every trip (first departures plus free-flow times and durations)."""
@@ -391,6 +405,8 @@ class MobilityDomain(MobilityOutputs, Domain):
 
     # ---------------------------------------------------------------- the day
     def start_day(self, ctx: DomainContext | None = None) -> None:
+        """Start a day from the plans: the kernel with every car trip, the first trip of everyone."""
+        self._restore_plan()  # trips that domains added during the previous day are dropped
         cfg = self.scenario.simulation
         for p in self.mode_providers:
             p.start_day(self.mode_ctx)
@@ -435,6 +451,16 @@ class MobilityDomain(MobilityOutputs, Domain):
         # 0 planned, 1 scheduled or under way (departed once depart_s has passed), 2 done, 3 aborted
         self.trip_state = np.zeros(t.n, dtype=np.int8)
         self._succ_started = np.zeros(t.n, dtype=bool)  # the trip after this one has started
+        # the next trip of each trip in its resident's day (-1: the last); within-day replanning
+        # (replace_plans) rewires it to the trips it adds
+        self.trip_next = np.arange(1, t.n + 1, dtype=np.int64)
+        if t.n:
+            self.trip_next[t.person_ptr[1:][np.diff(t.person_ptr) > 0] - 1] = -1
+        self.trip_prev = np.arange(-1, t.n - 1, dtype=np.int64)  # the trip before (-1: the first)
+        if t.n:
+            self.trip_prev[t.seq == 0] = -1
+        self.trip_go_on = np.zeros(t.n, dtype=bool)  # the next trip leaves on arrival (replanned)
+        self.trip_source = np.zeros(t.n, np.int16)  # 0: the plan; k: added by replacement source k
         # bookkeeping by events, not by passes over all trips at every step: the kernel's finish
         # log (read up to _fin_seen), the started non-car trips not yet done, the trips done since
         # the last demand phase, and the number of trips under way (state 1)
@@ -507,8 +533,7 @@ class MobilityDomain(MobilityOutputs, Domain):
         done = np.sort(np.concatenate(self._newly_done))
         self._newly_done = []
         self._succ_started[done] = True
-        has_next = done + 1 < t.person_ptr[t.person[done] + 1]
-        prev = done[has_next]
+        prev = done[self.trip_next[done] >= 0]
         if prev.size == 0:
             return
         d = self.scenario.demand
@@ -525,7 +550,10 @@ class MobilityDomain(MobilityOutputs, Domain):
         end = np.minimum(start + dur, np.maximum(closes, arrive))
         end = np.maximum(end, arrive + self.scenario.simulation.record_interval_s)
         depart = np.maximum(end, t_now)
-        self._begin_trips(prev + 1, depart)
+        go_on = self.trip_go_on[prev]
+        if go_on.any():  # within-day replanning: the new chain leaves on arrival
+            depart[go_on] = np.maximum(arrive[go_on], t_now)
+        self._begin_trips(self.trip_next[prev], depart)
 
     def dispatch(self, ctx: DomainContext | None = None) -> None:
         """Plug-in modes serve their requests up to the end of the step; the link changes of policies in
@@ -555,6 +583,9 @@ class MobilityDomain(MobilityOutputs, Domain):
             return
         self._fin_seen += fin.size
         trips = self.car_trips[fin]
+        if self.trip_next.size > self._m_plan or self._plan_changes:
+            live = self.trip_state[trips] != 4  # cancelled by within-day replanning: counted then
+            fin, trips = fin[live], trips[live]
         arrived = self.sim.status[fin] == STATUS_ARRIVED
         done = trips[arrived]
         self.trip_arrive_s[done] = self.sim.arrive_s[fin[arrived]]
@@ -792,8 +823,9 @@ class MobilityDomain(MobilityOutputs, Domain):
             departed = has & (self.trip_depart_s[i] < T)
             # not departed yet: at the previous trip's destination (home before the first)
             waiting_prev = has & ~departed
-            first = t.seq[i] == 0
-            prev = np.maximum(i - 1, 0)
+            prev_trip = self.trip_prev[i]
+            first = prev_trip < 0
+            prev = np.maximum(prev_trip, 0)
             wp = waiting_prev & ~first
             activity[wp] = t.purpose[prev[wp]]
             node[wp] = t.dest[prev[wp]]
