@@ -41,8 +41,8 @@ def test_taxi_trips_take_wait_plus_freeflow_route_time(nets):
     assert len(taxi) == round(k["mode_share_taxi"] * k["trips_total"])
     assert taxi["completed"].all()
     # the provider's model: 240 s wait + the shortest free-flow car route between the trip's nodes
-    m.router.set_weight(m.network.link_fftt_s)
-    ff = m.router.costs(m.trips.origin[taxi.index.to_numpy()], m.trips.dest[taxi.index.to_numpy()])
+    ff = m.router.costs(m.trips.origin[taxi.index.to_numpy()], m.trips.dest[taxi.index.to_numpy()],
+                        weight=m.network.link_fftt_s)
     np.testing.assert_allclose(taxi["travel_time_s"], 240.0 + ff, rtol=0, atol=1e-6)
     np.testing.assert_allclose(taxi["delay_s"], 0.0, atol=1e-6)
     assert (taxi["route_length_m"] > 0).all()

@@ -58,8 +58,9 @@ def gohome():
     DOMAINS.unregister("gohome")
 
 
-def _scenario(with_domain=True, mode="keep"):
+def _scenario(with_domain=True, mode="keep", iterations=1):
     data = {"name": "gohome", "map": {"source": "helsinki"}, "population": {"residents": 800},
+            "replanning": {"iterations": iterations},
             "simulation": {"end_s": "30:00"}, "output": {"report": False, "geopackage": False}}
     if with_domain:
         data["gohome"] = {"mode": mode}
@@ -118,10 +119,12 @@ def test_everyone_goes_home_at_the_order(gohome, tmp_path):
 def test_walking_home(gohome, tmp_path):
     from twin.run import run_scenario
 
-    run = run_scenario(_scenario(mode="walk"), tmp_path / "w")
+    run = run_scenario(_scenario(mode="walk", iterations=2), tmp_path / "w")  # the order again on day 2
     trips = _table(run, "trips.parquet")
     added = trips[trips.trip_id >= len(trips) - len(_table(run, "plan_changes.parquet"))]
     assert (added["mode"] == "walk").all()
     same = added.route_length_m == 0
     speed = added.route_length_m[~same] / added.travel_time_s[~same]
     assert np.allclose(speed, 1.33)
+    it = _table(run, "iterations.parquet")
+    assert len(it) == 2

@@ -177,20 +177,32 @@ class Router:
         return self.link_head.size
 
     def set_weight(self, weight) -> None:
-        """Replace link costs (e.g. congested travel times in s), same validation."""
-        weight = np.asarray(weight)
-        if weight.shape != (self.n_links,):
+        """Replace the default link costs (e.g. congested travel times in s), same validation.
+
+        Callers that share a router (domains, plug-in modes) pass their costs per call instead
+        (``weight=`` of :meth:`tree`, :meth:`trees`, :meth:`costs`, :meth:`route`), so that no one
+        changes the costs another one routes on."""
+        self.weight = self._weight_of(weight)
+
+    def _weight_of(self, weight):
+        """``weight`` validated (``None``: the default costs given to the constructor / set_weight)."""
+        if weight is None:
+            return self.weight
+        w = np.asarray(weight)
+        if w.shape != (self.n_links,):
             raise ValueError(f"weight must have shape ({self.n_links},)")
-        self.weight = self._check_weight(weight)
+        return self._check_weight(w)
 
     # ------------------------------------------------------------------ trees
-    def tree(self, source):
+    def tree(self, source, *, weight=None):
         """One-to-all least-cost tree.
 
         Parameters
         ----------
         source : int
             Root node.
+        weight : array_like of float, shape (n_links,), optional
+            Link costs of this call (default: the router's).
 
         Returns
         -------
@@ -203,15 +215,16 @@ class Router:
         source = int(_node_array(source, self.n_nodes, "source")[0])
         dist_s = np.empty(self.n_nodes, dtype=np.float64)
         pred_link = np.empty(self.n_nodes, dtype=np.int32)
-        sssp_tree(self.indptr, self.link_head, self.weight, source, dist_s, pred_link)
+        sssp_tree(self.indptr, self.link_head, self._weight_of(weight), source, dist_s, pred_link)
         return dist_s, pred_link
 
-    def trees(self, sources):
-        """Trees for many sources (parallel). Returns ``(dist_2d, pred_2d)``."""
+    def trees(self, sources, *, weight=None):
+        """Trees for many sources (parallel), on ``weight`` (default: the router's costs).
+        Returns ``(dist_2d, pred_2d)``."""
         sources = _node_array(sources, self.n_nodes, "sources")
         dist = np.empty((sources.size, self.n_nodes), dtype=np.float64)
         pred = np.empty((sources.size, self.n_nodes), dtype=np.int32)
-        sssp_trees(self.indptr, self.link_head, self.weight, sources, dist, pred)
+        sssp_trees(self.indptr, self.link_head, self._weight_of(weight), sources, dist, pred)
         return dist, pred
 
     # ------------------------------------------------------------------ OD
@@ -222,7 +235,7 @@ class Router:
             raise ValueError("origins and destinations must have the same length")
         return o, d
 
-    def costs(self, origins, destinations):
+    def costs(self, origins, destinations, *, weight=None):
         """Least costs of OD pairs.
 
         Each distinct origin runs one search (in parallel over origins) that
@@ -231,6 +244,8 @@ class Router:
         Parameters
         ----------
         origins, destinations : array_like of int, shape (k,)
+        weight : array_like of float, shape (n_links,), optional
+            Link costs of this call (default: the router's).
 
         Returns
         -------
@@ -247,11 +262,11 @@ class Router:
         tgt_indptr = np.append(start, o.size).astype(np.int64)
         tgt = np.ascontiguousarray(d[order])
         cost_sorted = np.empty(o.size, dtype=np.float64)
-        od_costs(self.indptr, self.link_head, self.weight, uo, tgt_indptr, tgt, cost_sorted)
+        od_costs(self.indptr, self.link_head, self._weight_of(weight), uo, tgt_indptr, tgt, cost_sorted)
         cost[order] = cost_sorted
         return cost
 
-    def route(self, origins, destinations, *, chunk_size=None, max_tree_bytes=256 * 2**20):
+    def route(self, origins, destinations, *, weight=None, chunk_size=None, max_tree_bytes=256 * 2**20):
         """Least-cost routes for many OD pairs.
 
         Pairs are grouped by origin; the trees of the distinct origins are
@@ -261,6 +276,8 @@ class Router:
         Parameters
         ----------
         origins, destinations : array_like of int, shape (k,)
+        weight : array_like of float, shape (n_links,), optional
+            Link costs of this call (default: the router's).
         chunk_size : int, optional
             Origins per parallel batch. Default: as many as fit in
             ``max_tree_bytes`` (12 bytes per node per tree), at least 1.
@@ -276,6 +293,7 @@ class Router:
             ``chunk_size`` and thread count.
         """
         o, d = self._od(origins, destinations)
+        w = self._weight_of(weight)
         k = o.size
         n = self.n_nodes
         if chunk_size is None:
@@ -302,7 +320,7 @@ class Router:
         for c0 in range(0, uo.size, chunk_size):
             c1 = min(c0 + chunk_size, uo.size)
             srcs = np.ascontiguousarray(uo[c0:c1])
-            sssp_trees(self.indptr, self.link_head, self.weight, srcs, dist, pred)
+            sssp_trees(self.indptr, self.link_head, w, srcs, dist, pred)
             a, b = pair_start[c0], pair_start[c1]
             rows = np.ascontiguousarray(row_s[a:b] - c0)
             cost_s[a:b] = dist[rows, d_s[a:b]]

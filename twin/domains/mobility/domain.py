@@ -63,8 +63,7 @@ def _group_route(router: Router, origins: np.ndarray, dests: np.ndarray, groups:
     parts = []
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        router.set_weight(weights[int(g)])
-        rs = router.route(origins[idx], dests[idx])
+        rs = router.route(origins[idx], dests[idx], weight=weights[int(g)])
         cost[idx] = rs.cost
         parts.append((idx, rs.route_indptr, rs.route_links))
     indptr, links = assemble(origins.shape[0], parts)
@@ -76,8 +75,7 @@ def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups:
     cost = np.full(origins.shape[0], np.inf)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        router.set_weight(weights[int(g)])
-        cost[idx] = router.costs(origins[idx], dests[idx])
+        cost[idx] = router.costs(origins[idx], dests[idx], weight=weights[int(g)])
     return cost
 
 
@@ -233,7 +231,6 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             self._walk_network = self._bike_network = None
             for p in self.mode_providers:
                 p.attach(self.mode_ctx)
-                self.router.set_weight(net.link_fftt_s)
             m = self.trips.n
             self.trip_mode = np.full(m, CAR, dtype=np.int8)
             self.route_indptr = np.zeros(m + 1, dtype=np.int64)  # car routes of all trips (CSR)
@@ -312,8 +309,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         dep = np.full(t.n, np.nan)
         ff = np.zeros(t.n)
         if t.n:
-            self.router.set_weight(self.network.link_fftt_s)
-            ff = self.router.costs(t.origin, t.dest)
+            ff = self.router.costs(t.origin, t.dest, weight=self.network.link_fftt_s)
         # walk the chains: trips of a person are contiguous and in order
         for j in range(int(np.diff(t.person_ptr).max(initial=0))):
             idx = t.person_ptr[:-1] + j
@@ -681,6 +677,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self.iteration_records.append(k)
 
     def replan(self) -> None:
+        self._restore_plan()  # the day's within-day changes are not replanned
         rcfg = self.scenario.replanning
         share = 1.0 / (self.iteration + 1) if rcfg.route_share == "msa" else float(rcfg.route_share)
         t = self.trips

@@ -187,10 +187,9 @@ class TeleportTaxi(ModeProvider):
 
     def attach(self, model: CityModel) -> None:
         t = model.trips
-        model.router.set_weight(model.network.link_fftt_s)
-        self._time_s = model.router.costs(t.origin, t.dest) if t.n else np.zeros(0)
-        model.router.set_weight(model.network.link_length_m)
-        self._dist_m = model.router.costs(t.origin, t.dest) if t.n else np.zeros(0)
+        net = model.network
+        self._time_s = model.router.costs(t.origin, t.dest, weight=net.link_fftt_s) if t.n else np.zeros(0)
+        self._dist_m = model.router.costs(t.origin, t.dest, weight=net.link_length_m) if t.n else np.zeros(0)
         self._arrive_s = np.full(t.n, np.nan)
 
     def skim(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

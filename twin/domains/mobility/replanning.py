@@ -77,8 +77,10 @@ class WithinDayReplanning:
         k = self._k_plan
         self.trips = Trips(**{f: getattr(t, f)[:m] for f in _TRIP_FIELDS}, person_ptr=t.person_ptr,
                            tour_person=t.tour_person[:k])
-        for name in _PLAN_ARRAYS:
-            setattr(self, name, getattr(self, name)[:m])
+        for name in _PLAN_ARRAYS + _DAY_ARRAYS:
+            a = getattr(self, name, None)
+            if a is not None and a.shape[0] > m:
+                setattr(self, name, a[:m])
         self.tour_mode = self.tour_mode[:k]
         self.route_indptr = self.route_indptr[: m + 1]
         self.route_links = self.route_links[: self.route_indptr[-1]]
