@@ -261,3 +261,82 @@ def test_maps_layer_does_not_import_the_network_layer():
     code = "import sys, twin.maps, twin.maps._osm; print(any(m.startswith('twin.network') for m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def _same_arrays(a: RoadNetwork, b: RoadNetwork) -> list[str]:
+    from twin.network.road_network import _ARRAYS
+
+    bad = [n for n in _ARRAYS if getattr(a, n).dtype != getattr(b, n).dtype
+           or getattr(a, n).tobytes() != getattr(b, n).tobytes()]
+    for col in ("osm_id", "footprint_area_m2", "levels", "kind", "node", "lon", "lat"):
+        if getattr(a.buildings, col).tobytes() != getattr(b.buildings, col).tobytes():
+            bad.append("building_" + col)
+    return bad
+
+
+OSM_MAPS = [m for m in SHARED_MAPS if not m.endswith(".graphml")]
+
+
+@pytest.mark.parametrize("rel", OSM_MAPS)
+@pytest.mark.parametrize("network_type", ["drive", "walk"])
+def test_direct_builder_equals_the_osmnx_path(shared, rel, network_type):
+    """twin.network.build compiles OSM files without osmnx graphs: the same network, bit for bit."""
+    direct = RoadNetwork.load(shared / "maps" / rel, network_type, use_cache=False)
+    ref = RoadNetwork.load(shared / "maps" / rel, network_type, use_cache=False, builder="osmnx")
+    assert _same_arrays(direct, ref) == []
+    assert direct.meta == ref.meta
+
+
+@pytest.mark.parametrize("source,network_type", [("helsinki", nt) for nt in NETWORK_TYPES]
+                         + [("tsukuba", "bike"), ("tsukuba", "all"), ("luxembourg", "all")])
+def test_direct_builder_equals_the_osmnx_path_other_types(shared, source, network_type):
+    direct = RoadNetwork.load(source, network_type, use_cache=False)
+    ref = RoadNetwork.load(source, network_type, use_cache=False, builder="osmnx")
+    assert _same_arrays(direct, ref) == []
+
+
+def test_direct_builder_on_tricky_topology(tmp_path):
+    """Parallel ways, a ring, a loop way, duplicate nodes, a one-way pair and a reversed one-way."""
+    nodes = {1: (24.0, 60.0), 2: (24.001, 60.0), 3: (24.002, 60.0), 4: (24.003, 60.0), 5: (24.002, 60.001),
+             6: (24.001, 60.001), 7: (24.0015, 60.0015), 8: (24.01, 60.01), 9: (24.011, 60.01), 10: (24.011, 60.011),
+             11: (24.0005, 60.0005)}
+    ways = [
+        (100, [1, 2, 3, 4], {"highway": "primary", "maxspeed": "50"}),
+        (101, [2, 6, 5, 3], {"highway": "residential"}),  # a parallel route 2 -> 3
+        (102, [2, 7, 3], {"highway": "residential", "lanes": "3"}),  # another one
+        (103, [4, 5, 5, 6, 1], {"highway": "tertiary", "oneway": "yes"}),  # duplicate node 5
+        (104, [8, 9, 10, 8], {"highway": "residential"}),  # a ring, not connected
+        (105, [1, 11, 1], {"highway": "service"}),  # a loop way (filtered: service)
+        (106, [3, 4], {"highway": "primary", "oneway": "-1", "maxspeed": "30 mph"}),
+        (107, [4, 3], {"highway": "secondary", "maxspeed": "50|30"}),
+    ]
+    xml = ["<?xml version='1.0' encoding='UTF-8'?>", "<osm version='0.6'>"]
+    xml += [f"<node id='{i}' lat='{lat}' lon='{lon}'/>" for i, (lon, lat) in nodes.items()]
+    for wid, refs, tags in ways:
+        xml.append(f"<way id='{wid}'>" + "".join(f"<nd ref='{r}'/>" for r in refs)
+                   + "".join(f"<tag k='{k}' v='{v}'/>" for k, v in tags.items()) + "</way>")
+    xml.append("</osm>")
+    f = tmp_path / "tricky.osm"
+    f.write_text("\n".join(xml))
+    for nt in ("drive", "walk", "all"):
+        direct = RoadNetwork.load(f, nt, use_cache=False)
+        ref = RoadNetwork.load(f, nt, use_cache=False, builder="osmnx")
+        assert _same_arrays(direct, ref) == [], nt
+        assert direct.n_links > 3
+
+
+def test_cache_key_does_not_depend_on_spelling_out_defaults(tmp_path, monkeypatch):
+    """`twin maps info` (no options) and a scenario (min_length_m=5.0) share one cache entry."""
+    from twin.network.road_network import cache_key
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
+    assert cache_key("x", "drive", {}) == cache_key("x", "drive", {"min_length_m": 5.0}) == \
+        cache_key("x", "drive", {"min_length_m": 5})
+    assert cache_key("x", "drive", {}) != cache_key("x", "drive", {"min_length_m": 2.0})
+    assert cache_key("x", "drive", {}) != cache_key("x", "walk", {})
+    a = RoadNetwork.load("helsinki", "drive")
+    b = RoadNetwork.load("helsinki", "drive", min_length_m=5.0)
+    assert (a.meta["cache"], b.meta["cache"]) == ("miss", "hit")
+    assert len(list((tmp_path / "networks").glob("*.npz"))) == 1
+    with pytest.raises(TypeError, match="min_lenght_m"):
+        RoadNetwork.load("helsinki", "drive", min_lenght_m=5.0)

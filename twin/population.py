@@ -15,8 +15,8 @@ from twin._errors import ScenarioError
 from twin.network.road_network import RoadNetwork
 from twin.scenario import PopulationConfig, TimeDistribution
 
-__all__ = ["Population", "AGE_CHILD", "AGE_ADULT", "AGE_SENIOR", "synthesize_population",
-           "sample_times", "grid_home_weights"]
+__all__ = ["Population", "AGE_CHILD", "AGE_ADULT", "AGE_SENIOR", "BUILDING_STREAM", "building_rng",
+           "draw_buildings", "synthesize_population", "sample_times", "grid_home_weights"]
 
 AGE_CHILD, AGE_ADULT, AGE_SENIOR = 0, 1, 2
 
@@ -31,6 +31,12 @@ class Population:
     home_node, work_node, school_node : int32 (n,), network node indices (-1: none)
     age_group : int8 (n,), AGE_CHILD / AGE_ADULT / AGE_SENIOR
     employed, student, can_drive : bool (n,)
+    home_building, work_building : int64 (n,)
+        Rows of the network's building table (:attr:`twin.network.RoadNetwork.buildings`): the
+        building a resident lives in (the same for a whole household) and works in (-1: no
+        workplace). Each snaps to ``home_node`` / ``work_node``; it is an OSM building of a kind
+        that holds homes (jobs) or, where the node has none, the node's synthetic building.
+        ``None`` when constructing means -1 everywhere.
     """
 
     household: np.ndarray
@@ -41,6 +47,13 @@ class Population:
     can_drive: np.ndarray
     work_node: np.ndarray
     school_node: np.ndarray
+    home_building: np.ndarray | None = None
+    work_building: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("home_building", "work_building"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(self.home_node.shape[0], -1, dtype=np.int64))
 
     @property
     def n(self) -> int:
@@ -89,10 +102,75 @@ def grid_home_weights(net: RoadNetwork, path: str | Path, column: str) -> np.nda
     return w
 
 
+#: name of the random stream (:func:`twin._rng.stream`) that picks residents' buildings
+BUILDING_STREAM = "population.buildings"
+
+
+def building_rng(rng: np.random.Generator) -> np.random.Generator:
+    """The generator of stream :data:`BUILDING_STREAM` of the root seed of ``rng``.
+
+    ``rng`` is the population's generator (in a :class:`~twin.model.CityModel`, stream
+    ``"population"`` of the scenario seed); its seed sequence's entropy is that root seed, so this
+    is ``default_rng(stream(seed, "population.buildings"))``, and no draw is taken from ``rng``.
+
+    Raises
+    ------
+    ValueError
+        ``rng`` has no seed sequence (a bit generator made from a bare state): pass
+        ``buildings_rng`` to :func:`synthesize_population` instead.
+    """
+    from twin._rng import stream
+
+    ss = getattr(rng.bit_generator, "seed_seq", None)
+    if not isinstance(ss, np.random.SeedSequence):
+        raise ValueError("the population's generator has no seed sequence to derive the buildings stream "
+                         "from; pass buildings_rng")
+    return np.random.default_rng(stream(ss.entropy, BUILDING_STREAM))
+
+
+def draw_buildings(net: RoadNetwork, nodes: np.ndarray, role: str, rng: np.random.Generator) -> np.ndarray:
+    """One building per entry of ``nodes`` (-1 stays -1), uniformly among the node's candidates.
+
+    Parameters
+    ----------
+    net
+        The network whose :attr:`~twin.network.RoadNetwork.buildings` table is drawn from.
+    nodes : int (k,)
+        Node indices; -1 means none.
+    role
+        ``"home"`` or ``"work"`` (:meth:`twin.network.buildings.BuildingTable.at_nodes`).
+    rng
+        Consumes one uniform per entry (also for -1 entries, so draws do not shift).
+
+    Returns
+    -------
+    int64 (k,)
+        Building ids (rows of the table), -1 where ``nodes`` is -1.
+    """
+    indptr, cand = net.buildings.at_nodes(role, net.n_nodes)
+    nodes = np.asarray(nodes, dtype=np.int64)
+    u = rng.random(nodes.shape[0])
+    out = np.full(nodes.shape[0], -1, dtype=np.int64)
+    ok = nodes >= 0
+    v = nodes[ok]
+    count = indptr[v + 1] - indptr[v]
+    k = np.minimum((u[ok] * count).astype(np.int64), count - 1)
+    out[ok] = cand[indptr[v] + k]
+    return out
+
+
 def synthesize_population(
-    net: RoadNetwork, cfg: PopulationConfig, rng: np.random.Generator, *, base_dir: Path | None = None
+    net: RoadNetwork, cfg: PopulationConfig, rng: np.random.Generator, *, base_dir: Path | None = None,
+    buildings_rng: np.random.Generator | None = None,
 ) -> Population:
-    """Draw households and residents (see :class:`~twin.scenario.PopulationConfig`)."""
+    """Draw households and residents (see :class:`~twin.scenario.PopulationConfig`).
+
+    Every node draw comes from ``rng``, in the order it always had. Then each household gets a
+    home building at its home node and each employed resident a workplace building at the work
+    node (:func:`draw_buildings`), from ``buildings_rng``: by default stream
+    ``"population.buildings"`` of ``rng``'s root seed (:func:`building_rng`), so ``rng``'s draws,
+    and so every other column, are what they were before residents had buildings.
+    """
     n = cfg.residents
     if net.n_nodes < 2:
         raise ValueError("a population needs a network with at least two nodes")
@@ -150,7 +228,11 @@ def synthesize_population(
             same = same[dest[same] == home[same]]
         if same.size:  # all weight on the home node: use a neighbour index
             dest[same] = (home[same] + 1) % net.n_nodes
-    return Population(household, home, age, employed, student, can_drive, work, school)
+    brng = buildings_rng if buildings_rng is not None else building_rng(rng)
+    home_building = draw_buildings(net, hh_home, "home", brng)[household]
+    work_building = draw_buildings(net, work, "work", brng)
+    return Population(household, home, age, employed, student, can_drive, work, school,
+                      home_building, work_building)
 
 
 def sample_times(dist: TimeDistribution, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import yaml
 
 from twin import settings
 from twin._errors import MapError, MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
-from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, read_osm, write_osm_xml
+from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, OsmExtract, read_osm, write_osm_xml
 
 __all__ = [
     "NETWORK_TYPES",
@@ -36,6 +36,7 @@ __all__ = [
     "Buildings",
     "catalog",
     "load_raw",
+    "no_road_message",
     "resolve_source",
     "availability_problem",
 ]
@@ -80,10 +81,43 @@ class MapSource:
 
 @dataclass
 class Buildings:
-    """Building centroids (lon, lat) of a map and their kind (0 residential, 1 generic, 2 work)."""
+    """The building footprints of a map, as read (see :class:`twin.maps._osm.OsmExtract`).
 
-    lonlat: np.ndarray  # float64 (n, 2)
-    kind: np.ndarray  # int8 (n,)
+    Attributes
+    ----------
+    lonlat : float64 (n, 2)
+        Mean of each footprint's vertices (WGS84 degrees): where the building snaps to the network.
+    kind : int8 (n,)
+        ``twin.maps._osm.BUILDING_*``: 0 residential, 1 generic, 2 work, 3 education, 4 retail.
+    osm_id : int64 (n,)
+        OSM way id.
+    levels : float64 (n,)
+        ``building:levels`` (its first number); NaN when untagged.
+    ring_indptr : int64 (n + 1,), ring_lonlat : float64 (v, 2)
+        Footprint ring of building ``b``: ``ring_lonlat[ring_indptr[b]:ring_indptr[b + 1]]``, its
+        distinct vertices (empty for open or incomplete ways).
+    """
+
+    lonlat: np.ndarray
+    kind: np.ndarray
+    osm_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ring_indptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    ring_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+
+    def __post_init__(self) -> None:
+        n = len(self.kind)
+        if len(self.osm_id) != n:  # built from centroids and kinds only (older callers)
+            self.osm_id = np.full(n, -1, dtype=np.int64)
+            self.levels = np.full(n, np.nan)
+            self.ring_indptr = np.zeros(n + 1, dtype=np.int64)
+            self.ring_lonlat = np.zeros((0, 2))
+
+    @classmethod
+    def from_extract(cls, ext: OsmExtract) -> Buildings:
+        """The buildings :func:`twin.maps._osm.read_osm` read."""
+        return cls(ext.building_lonlat, ext.building_kind, ext.building_osm_id, ext.building_levels,
+                   ext.building_ring_indptr, ext.building_ring_lonlat)
 
 
 def _catalog_file() -> Path:
@@ -297,7 +331,7 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
 
 
 def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tuple[nx.MultiDiGraph, Buildings, MapSource]:
-    """Read a map into an osmnx graph (simplified, not yet cleaned) plus its building centroids.
+    """Read a map into an osmnx graph (simplified, not yet cleaned) plus its buildings.
 
     Raises
     ------
@@ -326,18 +360,21 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
 
     ext = read_osm(src.path, network_type)
     if not ext.ways:
-        raise NoDrivableRoadError(
-            f"{src.path}: no road usable for network_type '{network_type}' "
-            f"({ext.n_highway_ways} highway ways in the file, none passes the '{network_type}' filter"
-            f"{'' if network_type == 'walk' else '; try network_type walk'})"
-        )
+        raise NoDrivableRoadError(no_road_message(src.path, ext, network_type))
     with tempfile.TemporaryDirectory(prefix="twin-osm-") as tmp:
         xml = write_osm_xml(ext, Path(tmp))
         try:
             G = ox.graph_from_xml(xml, bidirectional=network_type == "walk", simplify=True, retain_all=False)
         except Exception as exc:
             raise MapFormatError(f"{src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
-    return G, Buildings(ext.building_lonlat, ext.building_kind), src
+    return G, Buildings.from_extract(ext), src
+
+
+def no_road_message(path: Path, ext: OsmExtract, network_type: str) -> str:
+    """The error message for an OSM file none of whose ways passes ``network_type``'s filter."""
+    return (f"{path}: no road usable for network_type '{network_type}' "
+            f"({ext.n_highway_ways} highway ways in the file, none passes the '{network_type}' filter"
+            f"{'' if network_type == 'walk' else '; try network_type walk'})")
 
 
 def _make_bidirectional(G: nx.MultiDiGraph) -> nx.MultiDiGraph:

@@ -20,7 +20,7 @@ import numpy as np
 
 from twin._errors import MapFormatError
 
-__all__ = ["NETWORK_TYPES", "OsmExtract", "network_filter", "read_osm", "way_passes"]
+__all__ = ["NETWORK_TYPES", "OsmExtract", "building_kind", "network_filter", "parse_levels", "read_osm", "way_passes"]
 
 NETWORK_TYPES = ("drive", "walk", "bike", "all")
 
@@ -70,9 +70,9 @@ _WAY_TAGS = (
 )
 _NODE_TAGS = ("highway", "junction", "railway", "ref")
 
-# building values that mark homes (kind 0); "yes" and unknown values are generic (kind 1: homes or
-# jobs); every other tagged use (shops, offices, schools, factories...) holds jobs (kind 2)
-# jobs); education (kind 3) and retail (kind 4) buildings also hold jobs.
+# building values that mark homes (kind 0); "yes" and a few placeholders are generic (kind 1: homes or
+# jobs); every other tagged use (offices, factories...) holds jobs (kind 2); education (kind 3) and
+# retail (kind 4) buildings also hold jobs.
 BUILDING_RESIDENTIAL, BUILDING_GENERIC, BUILDING_WORK, BUILDING_EDUCATION, BUILDING_RETAIL = 0, 1, 2, 3, 4
 GENERIC_BUILDINGS = frozenset({"yes", "building", "construction", "roof", "ruins"})
 EDUCATION_BUILDINGS = frozenset({"school", "kindergarten", "university", "college"})
@@ -114,7 +114,17 @@ def way_passes(tags: dict[str, str], conditions) -> bool:
 
 @dataclass
 class OsmExtract:
-    """What :func:`read_osm` keeps of an OSM file."""
+    """What :func:`read_osm` keeps of an OSM file.
+
+    Buildings (closed or open ways tagged ``building``; multipolygon relations are not read) are
+    rows ``0..B-1`` in file order: ``building_osm_id`` (way id), ``building_kind`` (``BUILDING_*``),
+    ``building_levels`` (float64: the first number of the ``building:levels`` tag, NaN when it is
+    missing or holds no number), ``building_lonlat`` (the mean of the footprint's vertices present in
+    the file, the closing vertex counted once: where the building snaps to the network) and the
+    footprint ring ``building_ring_lonlat[building_ring_indptr[b]:building_ring_indptr[b + 1]]``
+    (its distinct vertices, closing vertex dropped; empty when the way is not closed, has fewer
+    than three distinct vertices or references nodes missing from the file).
+    """
 
     n_highway_ways: int = 0  # ways with a highway tag, before the network-type filter
     n_kept_ways: int = 0  # after the filter
@@ -124,6 +134,10 @@ class OsmExtract:
     ways: list[tuple[int, list[int], dict[str, str]]] = field(default_factory=list)
     building_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     building_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    building_osm_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    building_levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    building_ring_indptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    building_ring_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 def read_osm(path: Path, network_type: str) -> OsmExtract:
@@ -170,12 +184,8 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
             elif "building" in tags:
                 refs = [n.ref for n in w.nodes]
                 if refs:
-                    b = tags["building"]
-                    kind = (BUILDING_RESIDENTIAL if b in RESIDENTIAL_BUILDINGS
-                            else BUILDING_GENERIC if b in GENERIC_BUILDINGS
-                            else BUILDING_EDUCATION if b in EDUCATION_BUILDINGS
-                            else BUILDING_RETAIL if b in RETAIL_BUILDINGS else BUILDING_WORK)
-                    buildings.append((refs, kind))
+                    buildings.append((refs, building_kind(tags["building"]), w.id,
+                                      parse_levels(tags.get("building:levels"))))
                     needed.update(refs)
         for n in osmium.FileProcessor(str(path), osmium.osm.NODE):
             if n.id in needed:
@@ -219,7 +229,11 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
 
     cents = []
     resid = []
-    for refs, kind in buildings:
+    osm_ids = []
+    levels = []
+    ring_ptr = [0]
+    ring: list[tuple[float, float]] = []
+    for refs, kind, wid, lev in buildings:
         pts = [lonlat[r] for r in refs if r in lonlat]
         if len(pts) > 1 and pts[0] == pts[-1]:
             pts = pts[:-1]
@@ -227,10 +241,39 @@ def read_osm(path: Path, network_type: str) -> OsmExtract:
             a = np.asarray(pts)
             cents.append(a.mean(axis=0))
             resid.append(kind)
+            osm_ids.append(wid)
+            levels.append(lev)
+            if len(refs) >= 4 and refs[0] == refs[-1] and len(pts) == len(refs) - 1 and len(set(refs)) >= 3:
+                ring.extend(pts)
+            ring_ptr.append(len(ring))
     if cents:
         ext.building_lonlat = np.asarray(cents, dtype=np.float64)
         ext.building_kind = np.asarray(resid, dtype=np.int8)
+        ext.building_osm_id = np.asarray(osm_ids, dtype=np.int64)
+        ext.building_levels = np.asarray(levels, dtype=np.float64)
+        ext.building_ring_indptr = np.asarray(ring_ptr, dtype=np.int64)
+        ext.building_ring_lonlat = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
     return ext
+
+
+def building_kind(value: str) -> int:
+    """The ``BUILDING_*`` kind of a ``building=*`` value (see the module's building sets)."""
+    return (BUILDING_RESIDENTIAL if value in RESIDENTIAL_BUILDINGS
+            else BUILDING_GENERIC if value in GENERIC_BUILDINGS
+            else BUILDING_EDUCATION if value in EDUCATION_BUILDINGS
+            else BUILDING_RETAIL if value in RETAIL_BUILDINGS else BUILDING_WORK)
+
+
+_LEVELS = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def parse_levels(value: str | None) -> float:
+    """Number of storeys from a ``building:levels`` value: its first number (``"3"`` → 3,
+    ``"2,5"`` → 2.5, ``"3;4"`` → 3); NaN when the tag is missing or holds no number."""
+    if value is None:
+        return float("nan")
+    m = _LEVELS.search(value)
+    return float(m.group(0).replace(",", ".")) if m else float("nan")
 
 
 _FILTER_KEYS = tuple(sorted({k for f in _FILTERS.values() for k, _, _ in _COND.findall(f)} - {"highway"}))

@@ -42,9 +42,13 @@ __all__ = [
     "DEFAULT_SPEED_KPH",
     "HIGHWAY_CLASSES",
     "VEHICLE_LENGTH_M",
+    "canonical_tag_list",
+    "canonical_tag_lists",
     "clean_graph",
     "highway_class",
+    "lanes_and_capacity",
     "restore_reversed_geometry",
+    "untagged_class_speeds",
 ]
 
 VEHICLE_LENGTH_M = 7.5
@@ -115,13 +119,16 @@ def canonical_tag_lists(G: nx.MultiDiGraph) -> None:
     """
     for _, _, d in G.edges(data=True):
         for key, value in d.items():
-            if not isinstance(value, list):
-                continue
-            if key == "highway":
-                d[key] = sorted(value, key=lambda h: (
-                    CAPACITY_VPH_PER_LANE.get(highway_class(h), OTHER_CAPACITY_VPH_PER_LANE), str(h)))
-            else:
-                d[key] = sorted(value, key=_sort_key)
+            if isinstance(value, list):
+                d[key] = canonical_tag_list(key, value)
+
+
+def canonical_tag_list(key: str, values: list) -> list:
+    """The fixed order of one tag list of a merged edge (see :func:`canonical_tag_lists`)."""
+    if key == "highway":
+        return sorted(values, key=lambda h: (
+            CAPACITY_VPH_PER_LANE.get(highway_class(h), OTHER_CAPACITY_VPH_PER_LANE), str(h)))
+    return sorted(values, key=_sort_key)
 
 
 def restore_reversed_geometry(G: nx.MultiDiGraph) -> int:
@@ -206,12 +213,12 @@ def clean_graph(
                 d["highway"] = "road"
         # osmnx imputes a missing maxspeed by the mean of the same (first) highway value in the
         # map; values that are never tagged in this map get DEFAULT_SPEED_KPH of their class
-        raw = {}
+        first, tagged = [], []
         for _, _, d in H.edges(data=True):
             h = d["highway"][0] if isinstance(d["highway"], list) else d["highway"]
-            raw[str(h)] = raw.get(str(h), False) or d.get("maxspeed") is not None
-        hwy_speeds = {h: DEFAULT_SPEED_KPH.get(highway_class(h), FALLBACK_SPEED_KPH)
-                      for h, tagged in raw.items() if not tagged}
+            first.append(str(h))
+            tagged.append(d.get("maxspeed") is not None)
+        hwy_speeds = untagged_class_speeds(first, tagged)
         H = ox.add_edge_speeds(H, hwy_speeds=hwy_speeds, fallback=FALLBACK_SPEED_KPH)
         for _, _, d in H.edges(data=True):
             s = float(d["speed_kph"])
@@ -220,19 +227,42 @@ def clean_graph(
     H = ox.add_edge_travel_times(H)
 
     for _, _, d in H.edges(data=True):
-        cls = highway_class(d.get("highway"))
-        total = _lanes_total(d.get("lanes"))
-        if total is None:
-            lanes = DEFAULT_LANES.get(cls, 1.0)
-        elif _is_oneway(d):
-            lanes = total
-        else:
-            lanes = max(1.0, math.floor(total / 2.0))
-        d["lanes_n"] = float(lanes)
-        d["capacity_vph"] = lanes * CAPACITY_VPH_PER_LANE.get(cls, OTHER_CAPACITY_VPH_PER_LANE)
-        d["storage_veh"] = max(1.0, d["length"] * lanes / VEHICLE_LENGTH_M)
-        d["hwy_class"] = cls
+        d["lanes_n"], d["capacity_vph"], d["storage_veh"], d["hwy_class"] = lanes_and_capacity(d)
     return H
+
+
+def lanes_and_capacity(d: dict[str, Any]) -> tuple[float, float, float, str]:
+    """Step 4 for one edge's attributes (``highway``, ``lanes``, ``oneway``, ``length`` in m).
+
+    Returns
+    -------
+    lanes_n, capacity_vph, storage_veh, hwy_class
+        Lanes in the edge's direction, flow capacity (veh/h), storage capacity (vehicles) and the
+        road class (:func:`highway_class`).
+    """
+    cls = highway_class(d.get("highway"))
+    total = _lanes_total(d.get("lanes"))
+    if total is None:
+        lanes = DEFAULT_LANES.get(cls, 1.0)
+    elif _is_oneway(d):
+        lanes = total
+    else:
+        lanes = max(1.0, math.floor(total / 2.0))
+    return (float(lanes), lanes * CAPACITY_VPH_PER_LANE.get(cls, OTHER_CAPACITY_VPH_PER_LANE),
+            max(1.0, d["length"] * lanes / VEHICLE_LENGTH_M), cls)
+
+
+def untagged_class_speeds(first_highway: list[str], has_maxspeed: list[bool]) -> dict[str, float]:
+    """Speeds (km/h) of the highway values that no edge of the map tags with ``maxspeed``.
+
+    ``first_highway[i]`` is edge ``i``'s first ``highway`` value and ``has_maxspeed[i]`` whether it
+    has a ``maxspeed`` attribute; values never tagged get :data:`DEFAULT_SPEED_KPH` of their class
+    (:data:`FALLBACK_SPEED_KPH` for unknown classes), the others are left to osmnx's imputation.
+    """
+    raw: dict[str, bool] = {}
+    for h, tagged in zip(first_highway, has_maxspeed):
+        raw[h] = raw.get(h, False) or tagged
+    return {h: DEFAULT_SPEED_KPH.get(highway_class(h), FALLBACK_SPEED_KPH) for h, tagged in raw.items() if not tagged}
 
 
 def lengths_ok(G: nx.MultiDiGraph) -> bool:

@@ -27,9 +27,11 @@ import networkx as nx
 import numpy as np
 
 from twin import settings
+from twin.maps import Buildings
+from twin.network.buildings import BuildingTable, building_table
 from twin.network.clean import HIGHWAY_CLASSES, clean_graph
 
-__all__ = ["RoadNetwork", "FORMAT_VERSION", "utm_crs"]
+__all__ = ["RoadNetwork", "FORMAT_VERSION", "cache_key", "clean_options_with_defaults", "utm_crs"]
 
 
 def _reason(exc: BaseException) -> str:
@@ -39,7 +41,8 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-FORMAT_VERSION = 5  # 4: tag lists of merged ways in a fixed order; 5: link polylines (link_geom_*)
+FORMAT_VERSION = 6  # 4: tag lists of merged ways in a fixed order; 5: link polylines (link_geom_*);
+# 6: the buildings table (building_*)
 
 _ARRAYS = (
     "node_osmid", "node_lon", "node_lat", "node_x_m", "node_y_m", "indptr", "link_tail", "link_head",
@@ -47,6 +50,39 @@ _ARRAYS = (
     "link_capacity_vph", "link_storage_veh", "link_class", "node_home_weight", "node_work_weight",
     "node_school_weight", "node_shop_weight", "link_geom_indptr", "link_geom_lon", "link_geom_lat",
 )
+
+
+def clean_options_with_defaults(clean_options: dict[str, Any]) -> dict[str, Any]:
+    """Every option of :func:`~twin.network.clean.clean_graph` (keyword-only ones but ``label``),
+    ``clean_options`` over the defaults, numbers as floats (``5`` and ``5.0`` are one option).
+
+    Raises
+    ------
+    TypeError
+        An option :func:`~twin.network.clean.clean_graph` does not take.
+    """
+    import inspect
+
+    params = inspect.signature(clean_graph).parameters
+    opts = {k: p.default for k, p in params.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in ("network_type", "label")}
+    unknown = sorted(set(clean_options) - set(opts))
+    if unknown:
+        raise TypeError(f"unknown network cleaning option(s): {', '.join(unknown)}; allowed: {', '.join(opts)}")
+    opts.update(clean_options)
+    return {k: float(v) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else v
+            for k, v in opts.items()}
+
+
+def cache_key(fingerprint: str, network_type: str, clean_options: dict[str, Any]) -> str:
+    """The network cache's key: map content, network type, :data:`FORMAT_VERSION` and the cleaning
+    options with their defaults filled in (:func:`clean_options_with_defaults`)."""
+    key_src = json.dumps(
+        {"fp": fingerprint, "nt": network_type, "opt": sorted(clean_options_with_defaults(clean_options).items()),
+         "v": FORMAT_VERSION},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(key_src.encode()).hexdigest()[:24]
 
 
 def utm_crs(lon: float, lat: float) -> str:
@@ -148,6 +184,10 @@ class RoadNetwork:
     link_geom_lon, link_geom_lat : float64 (n_vertices,), WGS84 degrees; link ``e``'s vertices are
         ``link_geom_indptr[e]:link_geom_indptr[e+1]`` (>= 2, the ends exactly its tail and head
         node); ``None`` when constructing means straight chords
+    buildings : twin.network.buildings.BuildingTable
+        The map's buildings snapped to the nodes, then one synthetic building per node that has
+        no OSM building for homes or none for jobs; the ``node_*_weight`` arrays are its counts.
+        ``None`` when constructing means no OSM buildings (synthetic ones only).
     """
 
     node_osmid: np.ndarray
@@ -178,8 +218,11 @@ class RoadNetwork:
     network_type: str = "drive"
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    buildings: BuildingTable | None = None
 
     def __post_init__(self) -> None:
+        if self.buildings is None:  # no table given: synthetic buildings only, one per node
+            self.buildings = building_table(None, self.node_lon, self.node_lat, self.node_x_m, self.node_y_m, self.crs)
         if self.link_geom_indptr is None or self.link_geom_lon is None or self.link_geom_lat is None:
             t, h = np.asarray(self.link_tail, np.int64), np.asarray(self.link_head, np.int64)
             self.link_geom_indptr = np.arange(0, 2 * t.size + 1, 2, dtype=np.int64)
@@ -215,27 +258,29 @@ class RoadNetwork:
         *,
         network_type: str = "drive",
         source: str = "",
+        buildings: Buildings | None = None,
         buildings_lonlat: np.ndarray | None = None,
         buildings_kind: np.ndarray | None = None,
     ) -> RoadNetwork:
-        """Compile a cleaned graph (see :func:`twin.network.clean.clean_graph`) into arrays."""
+        """Compile a cleaned graph (see :func:`twin.network.clean.clean_graph`) into arrays.
+
+        ``buildings`` (what :func:`twin.maps.load_raw` read) become :attr:`buildings` and the
+        per-node weights; ``buildings_lonlat`` / ``buildings_kind`` (centroids and kinds only) are
+        the older way to pass them.
+        """
+        if buildings is None and buildings_lonlat is not None:
+            buildings = Buildings(np.asarray(buildings_lonlat, dtype=np.float64).reshape(-1, 2),
+                                  np.asarray(buildings_kind, dtype=np.int8))
         osmids = np.array(sorted(G.nodes), dtype=np.int64)
         index = {int(o): i for i, o in enumerate(osmids)}
         lon = np.array([float(G.nodes[o]["x"]) for o in osmids])
         lat = np.array([float(G.nodes[o]["y"]) for o in osmids])
-        crs = utm_crs(float(np.mean(lon)), float(np.mean(lat)))
-        x, y = _project(lon, lat, crs)
 
         rows = []
         for u, v, k, d in G.edges(keys=True, data=True):
             rows.append((index[int(u)], index[int(v)], int(k), d))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        n, m = len(osmids), len(rows)
-        tail = np.fromiter((r[0] for r in rows), dtype=np.int32, count=m)
-        head = np.fromiter((r[1] for r in rows), dtype=np.int32, count=m)
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(indptr, tail.astype(np.int64) + 1, 1)
-        indptr = np.cumsum(indptr)
+        m = len(rows)
 
         def col(name: str, dtype: Any = np.float64) -> np.ndarray:
             return np.array([float(r[3][name]) for r in rows], dtype=dtype)
@@ -247,38 +292,70 @@ class RoadNetwork:
             except (TypeError, ValueError):
                 return -1
 
-        length = col("length")
-        fftt = col("travel_time")
-        geom_ptr, geom_lon, geom_lat = _link_polylines([r[3].get("geometry") for r in rows], lon, lat, tail, head)
         cls_index = {c: i for i, c in enumerate(HIGHWAY_CLASSES)}
-        home_w = np.zeros(n)
-        work_w = np.zeros(n)
-        school_w = np.zeros(n)
-        shop_w = np.zeros(n)
-        if buildings_lonlat is not None and len(buildings_lonlat):
-            from scipy.spatial import cKDTree
-
-            bx, by = _project(buildings_lonlat[:, 0], buildings_lonlat[:, 1], crs)
-            _, nearest = cKDTree(np.column_stack([x, y])).query(np.column_stack([bx, by]))
-            kind = np.asarray(buildings_kind)
-            home_w = np.bincount(nearest[kind <= 1], minlength=n).astype(np.float64)
-            work_w = np.bincount(nearest[kind >= 1], minlength=n).astype(np.float64)
-            school_w = np.bincount(nearest[kind == 3], minlength=n).astype(np.float64)
-            shop_w = np.bincount(nearest[kind == 4], minlength=n).astype(np.float64)
-        return cls(
-            node_osmid=osmids, node_lon=lon, node_lat=lat, node_x_m=x, node_y_m=y,
-            indptr=indptr, link_tail=tail, link_head=head,
-            link_osmid=np.array([first_osmid(r[3].get("osmid")) for r in rows], dtype=np.int64),
+        return cls.compile(
+            node_osmid=osmids, node_lon=lon, node_lat=lat,
+            link_tail=np.fromiter((r[0] for r in rows), dtype=np.int32, count=m),
+            link_head=np.fromiter((r[1] for r in rows), dtype=np.int32, count=m),
             link_key=np.array([r[2] for r in rows], dtype=np.int64),
-            link_length_m=length, link_speed_mps=length / fftt, link_fftt_s=fftt,
-            link_lanes=col("lanes_n"), link_capacity_vph=col("capacity_vph"),
-            link_storage_veh=col("storage_veh"),
+            link_osmid=np.array([first_osmid(r[3].get("osmid")) for r in rows], dtype=np.int64),
+            link_length_m=col("length"), link_fftt_s=col("travel_time"), link_lanes=col("lanes_n"),
+            link_capacity_vph=col("capacity_vph"), link_storage_veh=col("storage_veh"),
             link_class=np.array([cls_index[r[3]["hwy_class"]] for r in rows], dtype=np.int8),
-            node_home_weight=home_w, node_work_weight=work_w,
-            node_school_weight=school_w, node_shop_weight=shop_w,
+            link_geometry=[r[3].get("geometry") for r in rows],
+            network_type=network_type, source=source, buildings=buildings,
+        )
+
+    @classmethod
+    def compile(
+        cls,
+        *,
+        node_osmid: np.ndarray,
+        node_lon: np.ndarray,
+        node_lat: np.ndarray,
+        link_tail: np.ndarray,
+        link_head: np.ndarray,
+        link_key: np.ndarray,
+        link_osmid: np.ndarray,
+        link_length_m: np.ndarray,
+        link_fftt_s: np.ndarray,
+        link_lanes: np.ndarray,
+        link_capacity_vph: np.ndarray,
+        link_storage_veh: np.ndarray,
+        link_class: np.ndarray,
+        link_geometry: list | np.ndarray,
+        network_type: str,
+        source: str,
+        buildings: Buildings | None,
+    ) -> RoadNetwork:
+        """Assemble a network from cleaned link columns (what every builder ends with).
+
+        Nodes must be in OSM id order and links in CSR order (by tail, head, key);
+        ``link_geometry`` holds each link's shapely LineString (or ``None``: the chord), see
+        :func:`_link_polylines`. Projects the nodes to their UTM zone, snaps ``buildings`` to the
+        nodes (:func:`twin.network.buildings.building_table`) and derives the per-node weights.
+        """
+        n = node_osmid.shape[0]
+        crs = utm_crs(float(np.mean(node_lon)), float(np.mean(node_lat)))
+        x, y = _project(node_lon, node_lat, crs)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(indptr, link_tail.astype(np.int64) + 1, 1)
+        indptr = np.cumsum(indptr)
+        geom_ptr, geom_lon, geom_lat = _link_polylines(list(link_geometry), node_lon, node_lat, link_tail, link_head)
+        table = building_table(buildings, node_lon, node_lat, x, y, crs)
+        w = table.node_weights(n)
+        return cls(
+            node_osmid=node_osmid, node_lon=node_lon, node_lat=node_lat, node_x_m=x, node_y_m=y,
+            indptr=indptr, link_tail=link_tail, link_head=link_head,
+            link_osmid=link_osmid, link_key=link_key,
+            link_length_m=link_length_m, link_speed_mps=link_length_m / link_fftt_s, link_fftt_s=link_fftt_s,
+            link_lanes=link_lanes, link_capacity_vph=link_capacity_vph, link_storage_veh=link_storage_veh,
+            link_class=link_class,
+            node_home_weight=w["home"], node_work_weight=w["work"],
+            node_school_weight=w["school"], node_shop_weight=w["shop"],
             link_geom_indptr=geom_ptr, link_geom_lon=geom_lon, link_geom_lat=geom_lat,
             crs=crs, network_type=network_type, source=source,
-            meta={"n_buildings": 0 if buildings_lonlat is None else int(len(buildings_lonlat))},
+            meta={"n_buildings": table.n_osm}, buildings=table,
         )
 
     @classmethod
@@ -288,22 +365,38 @@ class RoadNetwork:
         network_type: str = "drive",
         *,
         use_cache: bool = True,
+        builder: str = "auto",
         **clean_options: Any,
     ) -> RoadNetwork:
         """Load a map (file, catalogue name, ``place:``/``bbox:``) as a :class:`RoadNetwork`.
 
         The compiled arrays are cached in ``settings.cache_dir()/networks`` keyed by the map's
-        content hash, ``network_type`` and ``clean_options``; a second call reads the cache.
-        """
-        from twin.maps import load_raw, resolve_source
+        content hash, ``network_type`` and the cleaning options with their defaults filled in
+        (:func:`cache_key`: ``min_length_m=5.0`` given or left out is the same network, the same
+        file); a second call reads the cache.
 
+        Parameters
+        ----------
+        source
+            A map file, a catalogue name, ``place:NAME`` or ``bbox:W,S,E,N``.
+        network_type
+            ``"drive"``, ``"walk"``, ``"bike"`` or ``"all"``.
+        use_cache
+            Read and write the on-disk cache.
+        builder
+            ``"auto"`` (default): OSM files are compiled straight from the pyosmium extract
+            (:func:`twin.network.build.build_network`), GraphML files and downloads through osmnx;
+            ``"osmnx"``: always through an osmnx graph and :func:`~twin.network.clean.clean_graph`
+            (the reference the direct builder equals, array for array). Not part of the cache key.
+        **clean_options
+            Options of :func:`~twin.network.clean.clean_graph` (``min_length_m``, ...).
+        """
+        from twin.maps import resolve_source
+
+        if builder not in ("auto", "osmnx"):
+            raise ValueError(f"builder must be 'auto' or 'osmnx', got {builder!r}")
         src = resolve_source(source)
-        key_src = json.dumps(
-            {"fp": src.fingerprint(), "nt": network_type, "opt": sorted(clean_options.items()),
-             "v": FORMAT_VERSION},
-            sort_keys=True, default=str,
-        )
-        key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+        key = cache_key(src.fingerprint(), network_type, clean_options)
         try:
             path = settings.cache_dir() / "networks" / f"{key}.npz"
         except OSError as exc:  # the cache folder cannot be created: no cache, the run goes on
@@ -321,12 +414,7 @@ class RoadNetwork:
                     path.unlink(missing_ok=True)
                 except OSError:  # a read-only cache: rebuilt every time, the run goes on
                     pass
-        G, buildings, src = load_raw(src, network_type)
-        G = clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
-        net = cls.from_graph(
-            G, network_type=network_type, source=label,
-            buildings_lonlat=buildings.lonlat, buildings_kind=buildings.kind,
-        )
+        net = cls._build(src, network_type, label, builder, clean_options)
         if use_cache:
             try:  # a full or read-only cache disk costs the cache, never the run
                 net.write_npz(path)
@@ -334,6 +422,20 @@ class RoadNetwork:
                 logging.getLogger("twin").warning("network cache %s not written: %s", path, _reason(exc))
         net.meta["cache"] = "miss"
         return net
+
+    @classmethod
+    def _build(cls, src: Any, network_type: str, label: str, builder: str,
+               clean_options: dict[str, Any]) -> RoadNetwork:
+        """Read and compile a resolved map source (no cache)."""
+        from twin.maps import load_raw
+
+        if builder == "auto" and src.kind == "osm":
+            from twin.network.build import build_network
+
+            return build_network(src, network_type, source_label=label, **clean_options)
+        G, buildings, src = load_raw(src, network_type)
+        G = clean_graph(G, network_type=network_type, label=str(src.path or src.label), **clean_options)
+        return cls.from_graph(G, network_type=network_type, source=label, buildings=buildings)
 
     # ----------------------------------------------------------------- caching
     def write_npz(self, path: Path) -> None:
@@ -346,7 +448,7 @@ class RoadNetwork:
                 "meta": self.meta, "format_version": FORMAT_VERSION}
         with replacing(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
             np.savez(f, _meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                     **{a: getattr(self, a) for a in _ARRAYS})
+                     **{a: getattr(self, a) for a in _ARRAYS}, **self.buildings.to_arrays())
             f.flush()
             os.fsync(f.fileno())
 
@@ -358,8 +460,9 @@ class RoadNetwork:
             if meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError("stale cache format")
             arrays = {a: z[a] for a in _ARRAYS}
+            table = BuildingTable.from_arrays(z)
         return cls(**arrays, crs=meta["crs"], network_type=meta["network_type"],
-                   source=meta["source"], meta=dict(meta["meta"]))
+                   source=meta["source"], meta=dict(meta["meta"]), buildings=table)
 
     # ------------------------------------------------------------------- views
     def to_networkx(self, weight: str = "travel_time") -> nx.MultiDiGraph:
