@@ -14,8 +14,11 @@ Usage::
    bit for bit), and the figures printed: kernel seconds (best of the repeats), link moves, ns per
    move, vehicle-seconds per second.
 
-To compare two versions of the kernel, run this script on each (e.g. ``git stash`` or a checkout of
-an older ``twin/kernels/queue.py``) on the same machine, one after the other.
+To compare two versions of the kernel in the same run, give the other version's file with
+``--baseline`` (e.g. ``git worktree add /tmp/qk_base HEAD`` before a change, then
+``--baseline /tmp/qk_base/twin/kernels/queue.py``): its ``QueueSim`` is loaded under another module
+name and the repeats alternate between the two kernels on the same recorded calls, so that both see
+the same state of a shared, noisy machine; its replay is checked against the model run as well.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> None:
     ap.add_argument("--residents", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--baseline", default=None,
+                    help="path of another twin/kernels/queue.py to time against, alternating repeats")
     args = ap.parse_args()
 
     import numba
@@ -67,7 +72,7 @@ def main() -> None:
     print(f"{args.map}: {net.n_links} links; {args.residents} residents, {s.n_trips} car trips, "
           f"{s.route_links.size} route links, {len(calls)} kernel calls, {s.step} steps")
 
-    def replay():
+    def replay(QueueSim=QueueSim):
         r = QueueSim(fftt_s=s.fftt_s, cap_veh_per_s=s.cap_veh_per_s, storage_veh=s.storage_veh,
                      route_indptr=s.route_indptr, route_links=s.route_links, dt_s=s.dt_s, t_start_s=s.t_start_s,
                      stuck_time_s=s.stuck_time_s, n_hours=s.n_hours, bin_s=s.bin_s, stuck_action=s.stuck_action,
@@ -91,20 +96,42 @@ def main() -> None:
             r.advance(r.t_start_s + (k0 + n) * r.dt_s)
         return r, spent[0]
 
-    times = []
+    impls = {"this": QueueSim}
+    if args.baseline:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_bench_queue_baseline", args.baseline)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # Numba's cache finds the module again by its name
+        spec.loader.exec_module(mod)
+        impls = {"baseline": mod.QueueSim, "this": QueueSim}
+    times = {name: [] for name in impls}
+    last = {}
     for _ in range(args.repeat):
-        r, t = replay()
-        times.append(t)
-    for name in ("arrive_s", "link_volume", "link_tt_sum_s", "route_enter_s"):
-        if not np.array_equal(getattr(r, name), getattr(s, name), equal_nan=True):
-            raise SystemExit(f"replay differs from the model run in {name}")
+        for name, cls in impls.items():  # alternating: both kernels see the machine in the same state
+            r, t = replay(cls)
+            times[name].append(t)
+            last[name] = r
+    for label, r in last.items():
+        for name in ("arrive_s", "link_volume", "link_tt_sum_s", "route_enter_s"):
+            if not np.array_equal(getattr(r, name), getattr(s, name), equal_nan=True):
+                raise SystemExit(f"replay ({label}) differs from the model run in {name}")
+    r = last["this"]
     moves = int(np.count_nonzero(np.isfinite(r.route_enter_s)))
     arrived = r.status == 3
     veh_s = float(np.sum(r.arrive_s[arrived] - r.depart_s[arrived]))
-    best = min(times)
-    print(f"kernel s: best {best:.4f}, all {' '.join(f'{t:.4f}' for t in times)} (replay = model run: bit-identical)")
-    print(f"link entries {moves:,}: {1e9 * best / moves:.1f} ns per link move, {moves / best:,.0f} moves/s, "
-          f"{veh_s / best:.3g} vehicle-seconds/s")
+    for label, ts in times.items():
+        best = min(ts)
+        med = float(np.median(ts))
+        tag = f"{label} ({args.baseline}) " if label == "baseline" else (f"{label} " if len(times) > 1 else "")
+        print(f"{tag}kernel s: best {best:.4f}, median {med:.4f}, all {' '.join(f'{t:.4f}' for t in ts)} "
+              f"(replay = model run: bit-identical)")
+        print(f"{tag}link entries {moves:,}: {1e9 * best / moves:.1f} ns per link move (median "
+              f"{1e9 * med / moves:.1f}), {moves / best:,.0f} moves/s, {veh_s / best:.3g} vehicle-seconds/s")
+    if len(times) > 1:
+        b, n = min(times["baseline"]), min(times["this"])
+        ratio_med = np.median(times["this"]) / np.median(times["baseline"])
+        print(f"this / baseline: best {n / b:.3f}, median {ratio_med:.3f}")
 
 
 if __name__ == "__main__":
