@@ -13,6 +13,7 @@ import pytest
 
 import twin.model
 from twin._tables import write_table
+from twin.domains.mobility.domain import MobilityDomain
 from twin.model import CityModel, load_network
 from twin.run import run_scenario
 from twin.scenario import scenario_from_dict
@@ -87,7 +88,7 @@ def test_delays_are_never_negative_by_round_off(day):
 def test_only_round_off_is_clamped():
     free = np.array([100.0, 100.0, 0.0, 5000.0, np.nan, 100.0])
     tt = np.array([100.0 - 1e-9, 99.0, -1e-12, 5000.0 - 1e-3, 10.0, np.nan])
-    d = CityModel._delay_s(tt, free)
+    d = MobilityDomain._delay_s(tt, free)
     assert d[0] == 0.0 and d[2] == 0.0 and d[3] == 0.0  # round-off
     assert d[1] == pytest.approx(-1.0)  # a real difference is kept (it would be a bug to hide)
     assert np.isnan(d[4]) and np.isnan(d[5])
@@ -163,7 +164,7 @@ def test_lazy_residents_have_the_table_id(nets):
 
 def test_route_links_counts_car_links_and_is_zero_for_other_modes(day):
     m, trips, events = day
-    doc = CityModel.trips_columns.__doc__
+    doc = MobilityDomain.trips_columns.__doc__
     assert "route_links" in doc and "walk" in doc and "0 for walk" in doc
     car = trips[(trips["mode"] == "car") & (trips["origin_osmid"] != trips["destination_osmid"])]
     enters = events[events["type"] == "enter_link"].groupby("trip_id").size()

@@ -631,7 +631,9 @@ def scenario_class() -> type[Scenario]:
         fields["timeline"] = (list[item], Field(
             default_factory=list, description="Timed events of the day, validated by their domains "
             f"(types: {', '.join(events)}; see docs/domains.md)."))
-    new = create_model("Scenario", __base__=Scenario, __module__=__name__, __doc__=Scenario.__doc__, **fields)
+    # no domain sections or events installed: the core class itself (equal to Scenario(...) objects)
+    new = Scenario if not fields else create_model("Scenario", __base__=Scenario, __module__=__name__,
+                                                   __doc__=Scenario.__doc__, **fields)
     _CLASS_CACHE.clear()
     _CLASS_CACHE[key] = new
     return new

@@ -114,8 +114,9 @@ def _domain_sections(w: _Writer) -> None:
             w.raw(f"#   {key}: {shown}  # {f.description or ''}".rstrip())
         w.raw()
     events = timeline_event_types()
+    w.key(0, "timeline", "[]", "timed events of the domains, in time order" + (
+        f" (types: {', '.join(events)})" if events else " (no installed domain has any)"))
     if events:
-        w.raw("# timeline:  # timed events, in time order; types: " + ", ".join(events))
         for ev, model in events.items():
             req = {k: "..." for k, f in model.model_fields.items() if f.is_required() and k not in ("type", "at_s")}
             extra = "".join(f", {k}: {v}" for k, v in req.items())

@@ -34,7 +34,7 @@ from twin._rng import stream as rng_stream
 from twin.demand import LEISURE, SCHOOL, SHOP, WORK, build_trips
 from twin.domains.base import Domain
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
-from twin.domains.mobility.outputs import MobilityOutputs
+from twin.domains.mobility.outputs import EventRecorder, MobilityOutputs
 from twin.domains.mobility.replanning import WithinDayReplanning
 from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
@@ -96,6 +96,20 @@ def _split_arrived(pending, arrive_s, t_s):
             rest[b] = i
             b += 1
     return due[:a], rest[:b]
+
+
+@numba.njit(cache=True)
+def _leave_events(vehicle, leg, link, last_link, last_leg):
+    """For link entries in the order they happened: the link each vehicle left at that entry (-1 at
+    the first entry of a leg), updating each vehicle's last entered link and leg."""
+    n = vehicle.shape[0]
+    left = np.empty(n, np.int64)
+    for j in range(n):
+        v = vehicle[j]
+        left[j] = last_link[v] if last_leg[v] == leg[j] else -1
+        last_link[v] = link[j]
+        last_leg[v] = leg[j]
+    return left
 
 
 @numba.njit(cache=True)
@@ -199,6 +213,10 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self._plugin_mode_rng = np.random.default_rng(rng_stream(scenario.seed, "plugin_mode_choice"))
         self._replan_rng = np.random.default_rng(ss_replan)
         self.mode_ctx = ModeContext(self)
+        # events.parquet: the mobility events of the last day, recorded from the bus
+        self._recorder: EventRecorder | None = None
+        if scenario.output.events:
+            self._recorder = EventRecorder(ctx.events)
         self.iteration = 0
         self.iteration_records: list[dict[str, Any]] = []
         with ctx.phase("population"):
@@ -463,6 +481,14 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self._fin_seen = 0
         self._tele_pending = np.zeros(0, np.int64)
         self._dep_pending = np.zeros(0, np.int64)  # begun trips whose departure is not published yet
+        # link events: the kernel's entry and finish logs read so far, each vehicle's last link and leg
+        self._ent_seen = 0
+        self._veh_trip = self.car_trips.astype(np.int64)  # kernel vehicle -> resident trip (-1: none)
+        self._fin_ev_seen = 0
+        self._last_link = np.full(self.sim.n_vehicles, -1, np.int64)
+        self._last_leg = np.full(self.sim.n_vehicles, -1, np.int64)
+        if self._recorder is not None:
+            self._recorder.reset()
         self._cur_trip = np.full(self.pop.n, -1, np.int64)  # each resident's last begun trip
         self._newly_done: list[np.ndarray] = []
         self._n_under = 0
@@ -608,6 +634,52 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         t_end = min(self.sim.t_s + cfg.record_interval_s, cfg.end_s)
         self.sim.advance(t_end)
         self._publish_departures()
+        self._publish_link_events()
+
+    def _publish_link_events(self) -> None:
+        """``enter_link`` / ``leave_link`` events of the step, from the kernel's entry log and the legs
+        that ended (a leg's last link is left at its arrival; a vehicle removed when stuck leaves no
+        link)."""
+        ev = self.events
+        if not (ev.wants("enter_link") or ev.wants("leave_link")):
+            return
+        sim = self.sim
+        e = sim.entries(self._ent_seen)
+        self._ent_seen = sim.n_entries
+        n_veh = sim.n_vehicles
+        if self._last_link.shape[0] < n_veh:  # vehicles added during the day
+            grow = n_veh - self._last_link.shape[0]
+            self._last_link = np.concatenate([self._last_link, np.full(grow, -1, np.int64)])
+            self._last_leg = np.concatenate([self._last_leg, np.full(grow, -1, np.int64)])
+        left = _leave_events(e.vehicle, e.leg, e.link, self._last_link, self._last_leg)
+        fin = sim.finished(self._fin_ev_seen)
+        fin_leg = sim.finished_legs(self._fin_ev_seen)
+        self._fin_ev_seen = sim.n_finished
+        arrived = sim.status[fin] == STATUS_ARRIVED
+        # a vehicle that ended a leg and started another in the same step: its last link is the
+        # ended leg's, when that leg is the one last entered
+        fv, fl = fin[arrived], fin_leg[arrived]
+        mine = self._last_leg[fv] == fl
+        fv, fl = fv[mine], fl[mine]
+        arr_link = self._last_link[fv]
+        arr_t = sim.leg_arrive_s[fl] if fl.size else np.zeros(0)
+        owner_trip = self._vehicle_trip
+        if ev.wants("enter_link"):
+            ev.publish("enter_link", {"t_s": e.enter_s, "trip_id": owner_trip(e.vehicle), "vehicle_id": e.vehicle,
+                                      "link_id": e.link})
+        if ev.wants("leave_link"):
+            has = left >= 0
+            t_s = np.concatenate([e.enter_s[has], arr_t])
+            veh = np.concatenate([e.vehicle[has], fv])
+            ev.publish("leave_link", {"t_s": t_s, "trip_id": owner_trip(veh), "vehicle_id": veh,
+                                      "link_id": np.concatenate([left[has], arr_link])})
+
+    def _vehicle_trip(self, vehicles: np.ndarray) -> np.ndarray:
+        """The resident trip driven by each kernel vehicle (-1 for a domain's vehicles)."""
+        vt = self._veh_trip
+        if vt.shape[0] < self.sim.n_vehicles:
+            self._veh_trip = vt = np.concatenate([vt, np.full(self.sim.n_vehicles - vt.shape[0], -1, np.int64)])
+        return vt[vehicles]
 
     def _publish_departures(self) -> None:
         """``depart`` (and ``mode_change``) events of the begun trips whose departure time has passed."""
@@ -849,7 +921,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             vehicle[waiting | on_link] = v[waiting | on_link]
             if on_link.any():
                 vo = v[on_link]
-                link[on_link] = self.car_route_links[self.car_route_indptr[vo] + self.sim.pos[vo]]
+                link[on_link] = self.sim.current_link[vo]
             other = moving & ~car
             state[other & (mode == WALK)] = 3
             state[other & (mode == BIKE)] = 4

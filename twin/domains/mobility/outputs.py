@@ -15,7 +15,48 @@ from twin._tables import Categorical
 from twin.demand import ACTIVITIES
 from twin.domains.mobility.mode_choice import CAR
 
-__all__ = ["MobilityOutputs"]
+__all__ = ["MobilityOutputs", "EventRecorder", "EVENT_NAMES"]
+
+#: ``type`` categories of events.parquet, in code order
+EVENT_NAMES = ("depart", "enter_link", "leave_link", "arrive", "aborted", "mode_change")
+
+
+class EventRecorder:
+    """Collects the mobility events of a day from the event bus, for ``events.parquet``: per type a
+    list of the step batches' ``(t_s, trip_id, link_id)`` arrays (residents' trips only)."""
+
+    def __init__(self, bus: Any) -> None:
+        self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
+        for code, name in enumerate(EVENT_NAMES):
+            bus.subscribe(name, self._on(code))
+
+    def _on(self, code: int) -> Any:
+        def record(batch: Any) -> None:
+            trip = batch["trip_id"]
+            link = batch.columns.get("link_id")
+            mine = trip >= 0
+            if not mine.all():  # a domain's vehicle
+                trip = trip[mine]
+                link = link[mine] if link is not None else None
+                t_s = batch["t_s"][mine]
+            else:
+                t_s = batch["t_s"]
+            self._parts.append((t_s, code, trip, np.full(trip.size, -1, np.int64) if link is None else link))
+        return record
+
+    def reset(self) -> None:
+        """Forget the recorded events (a new day starts)."""
+        self._parts = []
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(t_s, type code, trip_id, link_id)`` of every recorded event, in recording order."""
+        if not self._parts:
+            return np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ts = np.concatenate([p[0] for p in self._parts]).astype(np.float64, copy=False)
+        typ = np.concatenate([np.full(p[2].size, p[1], np.int8) for p in self._parts])
+        trip = np.concatenate([p[2] for p in self._parts]).astype(np.int64, copy=False)
+        link = np.concatenate([p[3] for p in self._parts]).astype(np.int64, copy=False)
+        return ts, typ, trip, link
 
 
 class MobilityOutputs:
@@ -126,50 +167,31 @@ class MobilityOutputs:
         the departure of a trip whose tour changed mode in the last replanning), sorted by time.
         ``resident_id`` is the resident's row (as in ``trips.parquet``); ``link_id`` is -1 for the
         events that are not on a link. Only car trips on the network have link events: walk, bike,
-        plug-in modes and trips whose origin is their destination have depart and arrive only."""
+        plug-in modes and trips whose origin is their destination have depart and arrive only.
+
+        The rows are those the mobility domain published on the event bus during the day
+        (:class:`EventRecorder`); a domain's own vehicles (fleets) are not residents' trips and are
+        left out.
+
+        Raises
+        ------
+        RuntimeError
+            The scenario says ``output.events: false`` (nothing was recorded).
+        """
+        rec = self._recorder
+        if rec is None:
+            raise RuntimeError("events were not recorded (output.events is false)")
         t = self.trips
         resident = t.person.astype(np.int64)
-        parts = []
-        started = np.flatnonzero((self.trip_state > 0) & (self.trip_depart_s < self.sim.t_s))
-        parts.append((self.trip_depart_s[started], np.full(started.size, 0), started, np.full(started.size, -1)))
-        done = np.flatnonzero(self.trip_state == 2)
-        parts.append((self.trip_arrive_s[done], np.full(done.size, 3), done, np.full(done.size, -1)))
-        ab = np.flatnonzero(self.trip_state == 3)
-        parts.append((np.full(ab.size, np.nan), np.full(ab.size, 4), ab, np.full(ab.size, -1)))
-        prev = getattr(self, "prev_trip_mode", None)
-        if prev is not None:  # the tour's mode was re-chosen before this day
-            mc = started[prev[started] != self.trip_mode[started]]
-            parts.append((self.trip_depart_s[mc], np.full(mc.size, 5), mc, np.full(mc.size, -1)))
-        if self.car_trips.size:
-            ip = self.car_route_indptr
-            enter = self.sim.route_enter_s[: ip[-1]]
-            car_of_pos = np.repeat(np.arange(self.car_trips.size), np.diff(ip))
-            trip_of_pos = self.car_trips[car_of_pos]
-            links = self.car_route_links
-            reached = np.isfinite(enter)
-            parts.append((enter[reached], np.full(int(reached.sum()), 1), trip_of_pos[reached], links[reached]))
-            # leave = next link's entry, or the arrival on the last link
-            nxt = np.full(enter.shape[0], np.nan)
-            nxt[:-1] = enter[1:]
-            last = np.zeros(enter.shape[0], dtype=bool)
-            last[ip[1:] - 1] = True
-            arr_car = self.sim.arrive_s[: self.car_trips.size][car_of_pos]
-            leave = np.where(last, arr_car, nxt)
-            left = np.isfinite(leave) & reached
-            parts.append((leave[left], np.full(int(left.sum()), 2), trip_of_pos[left], links[left]))
-        ts = np.concatenate([p[0] for p in parts])
-        typ = np.concatenate([p[1] for p in parts]).astype(np.int8)
-        trip = np.concatenate([p[2] for p in parts]).astype(np.int64)
-        link = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        ts, typ, trip, link = rec.columns()
         # order: time, trip, then type (leave before enter at the same node passage), then position
         # in the parts (a stable sort); trip and type rank (< 8) share one key: two sort passes
         type_rank = np.array([1, 3, 2, 4, 5, 0], dtype=np.int64)[typ]  # mode_change, depart, leave, ...
         order = np.lexsort((trip * 8 + type_rank, np.nan_to_num(ts, nan=np.inf)))
         trip_o = trip[order]
-        names = ("depart", "enter_link", "leave_link", "arrive", "aborted", "mode_change")
         return {
             "t_s": ts[order],
-            "type": Categorical(typ[order], names),
+            "type": Categorical(typ[order], EVENT_NAMES),
             "trip_id": trip_o,
             "resident_id": resident[trip_o],
             "mode": Categorical(self.trip_mode[trip_o], self.mode_names),

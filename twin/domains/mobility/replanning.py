@@ -308,6 +308,8 @@ class WithinDayReplanning:
         links = np.concatenate([self.route_links[ip[i]:ip[i + 1]] for i in trips]).astype(np.int32)
         ids = self.sim.add_vehicles(route_indptr=cptr, route_links=links)
         self.car_index[trips] = ids
+        self._vehicle_trip(ids)  # grows the vehicle -> trip map
+        self._veh_trip[ids] = trips
         self.car_trips = _cat(self.car_trips, trips)
         self.car_route_indptr = _cat(self.car_route_indptr, self.car_route_indptr[-1] + cptr[1:])
         self.car_route_links = _cat(self.car_route_links, links)
