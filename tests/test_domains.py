@@ -80,9 +80,21 @@ class OccupancyDomain(Domain):
         return {"occupancy_samples": len(self.samples), "occupancy_peak_at_home": peak,
                 **{f"occupancy_{k}": v for k, v in self.census.items()}}
 
+    @classmethod
+    def report_sections(cls):
+        def chart(ctx):
+            t = ctx.table("occupancy.parquet")
+            if t is None:
+                return None
+            peak = int(np.bincount(np.unique(t["t_s"], return_inverse=True)[1], weights=t["residents"]).max())
+            return f"<p>Peak residents at home: <b>{peak}</b></p>"
+        return [("Occupancy", chart)]
+
     def tables(self, ctx: DomainContext) -> dict[str, dict[str, np.ndarray]]:
         pop = ctx.population
-        place = pop.home_node.astype(np.int64)
+        # home building where the map has one, else the home node (as a negative id)
+        hb = getattr(pop, "home_building", None)
+        place = pop.home_node.astype(np.int64) if hb is None else np.asarray(hb, np.int64)
         t, who = [], []
         for t_s, home in self.samples:
             t.append(np.full(int(home.sum()), t_s))
@@ -90,7 +102,7 @@ class OccupancyDomain(Domain):
         rows = np.concatenate(who) if who else np.zeros(0, np.int64)
         ts = np.concatenate(t) if t else np.zeros(0)
         key = np.unique(np.column_stack([ts, place[rows].astype(np.float64)]), axis=0, return_counts=True)
-        return {"occupancy": {"t_s": key[0][:, 0], "home_node": key[0][:, 1].astype(np.int64),
+        return {"occupancy": {"t_s": key[0][:, 0], "building_id": key[0][:, 1].astype(np.int64),
                               "residents": key[1].astype(np.int64)}}
 
 
@@ -166,8 +178,11 @@ def _at_home_from_trips(trips, n_residents: int, t: float, dt_s: float):
 def test_plugged_in_domain_runs_without_model_changes(installed, tmp_path):
     from twin.run import run_scenario
 
-    sc = _scenario(occupancy={"period_s": 900}, timeline=[{"type": "census", "at_s": "12:00", "label": "noon"}])
+    sc = _scenario(occupancy={"period_s": 900}, timeline=[{"type": "census", "at_s": "12:00", "label": "noon"}],
+                   output={"report": True, "geopackage": False})
     res = run_scenario(sc, tmp_path / "run")
+    assert "Occupancy" in (res.out_dir / "report.html").read_text() and "Peak residents at home" in (
+        res.out_dir / "report.html").read_text()
     kpis = json.loads((res.out_dir / "kpis.json").read_text())
     occ = pq.read_table(res.out_dir / "occupancy.parquet").to_pandas()
     trips = pq.read_table(res.out_dir / "trips.parquet").to_pandas()

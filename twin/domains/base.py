@@ -14,7 +14,8 @@ A domain is a :class:`Domain` subclass registered under a name (:func:`register_
 * its **event types** on the within-day event bus (:class:`twin.events.EventBus`), published as
   arrays and subscribed to by type;
 * its **results**: :meth:`Domain.kpis` (merged into ``kpis.json``), :meth:`Domain.tables` (one
-  Parquet file each in the run folder) and :meth:`Domain.report_sections` (HTML fragments).
+  Parquet file each in the run folder) and :meth:`Domain.report_sections` (sections of
+  ``report.html`` that read those files).
 
 A domain sees the run through a :class:`twin.context.DomainContext` (the clock, the network, the
 population and buildings, where everyone is, the event bus, its own random streams, the mobility
@@ -136,8 +137,12 @@ class Domain:
         ``occupancy.parquet``)."""
         return {}
 
-    def report_sections(self, ctx: DomainContext) -> list[tuple[str, str]]:
-        """``(title, html)`` sections for ``report.html`` (self-contained HTML, no scripts)."""
+    @classmethod
+    def report_sections(cls) -> list[tuple[str, Callable[[Any], str | None]]]:
+        """``(title, fn)`` sections of ``report.html`` for runs with this domain: ``fn(ctx)`` gets the
+        report's :class:`twin.report.ReportContext` (it reads the run folder, e.g.
+        ``ctx.table("occupancy.parquet")``, never the model, so ``twin report`` can redo the page later) and
+        returns an HTML fragment (``None``: nothing to show). Placed after the mobility sections."""
         return []
 
 

@@ -25,17 +25,21 @@ import math
 import sqlite3
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from twin._errors import TwinError
 from twin.report import svg as S
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "ReportError", "Section", "ReportContext", "register_section", "unregister_section", "registered_sections",
@@ -63,8 +67,16 @@ class Section:
 _REGISTRY: dict[str, Section] = {}
 
 
+@overload
+def register_section(name: str, order: float = 50.0, fn: None = None, *, title: str | None = None,
+                     replace: bool = True) -> Callable[[SectionFn], SectionFn]: ...
+@overload
+def register_section(name: str, order: float, fn: SectionFn, *, title: str | None = None,
+                     replace: bool = True) -> SectionFn: ...
+@overload
+def register_section(name: str, *, fn: SectionFn, title: str | None = None, replace: bool = True) -> SectionFn: ...
 def register_section(name: str, order: float = 50.0, fn: SectionFn | None = None, *, title: str | None = None,
-                     replace: bool = True):
+                     replace: bool = True) -> SectionFn | Callable[[SectionFn], SectionFn]:
     """Add (or replace) a report section; usable as a decorator when ``fn`` is omitted.
 
     ``order`` places it (header 0, KPIs 10, comparison 15, maps 20, day charts 30, iterations 40,
@@ -251,7 +263,8 @@ def read_gpkg_lines(path: Path, layer: str = "links"
 _ENV = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
 
-def _parse_gpkg_lines(blobs) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+def _parse_gpkg_lines(blobs: Sequence[bytes | None]
+                      ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """GeoPackage geometry blobs of LineStrings as end points and flat vertex arrays (see
     :func:`read_gpkg_lines`); anything else (empty, another type, damaged) has no vertices."""
     n = len(blobs)
@@ -267,20 +280,21 @@ def _parse_gpkg_lines(blobs) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, 
     return tuple(ends), (None if (cnt[has] == 2).all() else (ptr, lon, lat))
 
 
-def _parse_gpkg_lines_fast(blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _parse_gpkg_lines_fast(blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Vectorised: every blob a 2-D little-endian LineString of >= 2 points with one header layout
     (what GDAL writes); ``None`` otherwise."""
     n = len(blobs)
     if n == 0 or any(b is None for b in blobs):
         return None
-    lens = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
-    first = bytes(blobs[0])
+    present = cast("Sequence[bytes]", blobs)  # none is None
+    lens = np.fromiter(map(len, present), dtype=np.int64, count=n)
+    first = bytes(present[0])
     if len(first) < 8:
         return None
     hlen = 8 + _ENV.get((first[3] >> 1) & 7, 0)
     if (lens < hlen + 9 + 32).any():
         return None
-    buf = np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=np.uint8)
+    buf = np.frombuffer(b"".join(bytes(b) for b in present), dtype=np.uint8)
     off = np.zeros(n, dtype=np.int64)
     np.cumsum(lens[:-1], out=off[1:])
     if not ((buf[off] == 0x47) & (buf[off + 1] == 0x50) & (buf[off + 3] == first[3]) & (buf[off + hlen] == 1)).all():
@@ -303,7 +317,7 @@ def _parse_gpkg_lines_fast(blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
     return ptr, xy[:, 0].copy(), xy[:, 1].copy()
 
 
-def _parse_gpkg_lines_each(blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse_gpkg_lines_each(blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Blob by blob: either byte order, Z/M coordinates (dropped), damaged or other blobs skipped."""
     n = len(blobs)
     parts: list[np.ndarray] = []
@@ -353,13 +367,13 @@ class ReportContext:
     """
 
     def __init__(self, run_dir: str | Path, *, baseline: ReportContext | None = None, network: Any = None,
-                 geometry: Any = None, options: dict | None = None):
+                 geometry: Sequence[npt.ArrayLike] | None = None, options: dict[str, Any] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.baseline = baseline
         self.options = dict(options or {})
         self._network = network
         self._geometry_arg = geometry
-        self._tables: dict[tuple, dict[str, np.ndarray] | None] = {}
+        self._tables: dict[tuple[str, tuple[str, ...] | None], dict[str, np.ndarray] | None] = {}
         self._uid = 0
 
     # -- files ----------------------------------------------------------------------------------
@@ -369,26 +383,26 @@ class ReportContext:
     def has(self, name: str) -> bool:
         return (self.run_dir / name).is_file()
 
-    def _json(self, name: str) -> dict:
+    def _json(self, name: str) -> dict[str, Any]:
         """A JSON object of the run folder; ``{}`` when the file is missing; a damaged file (not
         readable, not JSON, not an object) is a :class:`ReportError` naming it."""
         p = self.run_dir / name
         return _json_object(p, self.run_dir) if p.exists() else {}
 
     @cached_property
-    def kpis(self) -> dict:
+    def kpis(self) -> dict[str, Any]:
         return self._json("kpis.json")
 
     @cached_property
-    def manifest(self) -> dict:
+    def manifest(self) -> dict[str, Any]:
         return self._json("manifest.json")
 
     @cached_property
-    def network_summary(self) -> dict:
+    def network_summary(self) -> dict[str, Any]:
         return self._json("network.json")
 
     @cached_property
-    def scenario(self) -> dict:
+    def scenario(self) -> dict[str, Any]:
         """The resolved scenario as a dict, read with citytwin's safe YAML reader (``{}`` when the file
         is missing, unreadable or not a mapping: a report never fails on it)."""
         p = self.run_dir / "scenario.resolved.yaml"
@@ -450,7 +464,7 @@ class ReportContext:
 
     # -- links ----------------------------------------------------------------------------------
     @cached_property
-    def _gpkg(self):
+    def _gpkg(self) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None:
         if not self.has("links.gpkg"):
             return None
         return read_gpkg_lines(self.run_dir / "links.gpkg")
@@ -515,17 +529,17 @@ class ReportContext:
             ok = (lid >= 0) & (lid < n)
             for k in ("lanes", "capacity_vph", "length_m", "freeflow_speed_mps", "osm_way_id"):
                 if k in cols and cols[k].dtype != object:
-                    a = np.full(n, np.nan)
-                    a[lid[ok]] = cols[k][ok]
-                    out[k] = a
+                    vals = np.full(n, np.nan)
+                    vals[lid[ok]] = cols[k][ok]
+                    out[k] = vals
             return out
         lk = self.table("links.parquet", ["link_id", "length_m", "freeflow_speed_mps", "capacity_vph", "osm_way_id"])
         if lk is not None:
             for k in ("capacity_vph", "length_m", "freeflow_speed_mps", "osm_way_id"):
                 if k in lk:
-                    a = np.full(n, np.nan)
-                    a[lk["link_id"]] = lk[k]
-                    out[k] = a
+                    vals = np.full(n, np.nan)
+                    vals[lk["link_id"]] = lk[k]
+                    out[k] = vals
         return out
 
     @cached_property
@@ -538,7 +552,7 @@ class ReportContext:
         lk = self.table("links.parquet", ["link_id", "hour", "volume_veh", "mean_travel_time_s", "length_m",
                                           "freeflow_speed_mps", "mean_speed_mps"])
         if lk is None or lk["link_id"].size == 0:
-            vol = np.zeros(n)
+            vol: np.ndarray = np.zeros(n)
             gp = self._gpkg
             if gp is not None and "volume_day_veh" in gp[0]:
                 lid = gp[0].get("link_id", np.arange(len(gp[0]["lon1"]))).astype(np.int64)
@@ -570,6 +584,7 @@ class ReportContext:
     def by_row(self, values_by_id: np.ndarray) -> np.ndarray:
         """Per-link-id values reordered to the rows of :attr:`geometry` (NaN where missing)."""
         g = self.geometry
+        assert g is not None, "by_row needs the link geometry"
         vals = np.asarray(values_by_id, float)
         out = np.full(g.n, np.nan)
         ok = g.link_id < vals.size
@@ -577,7 +592,7 @@ class ReportContext:
         return out
 
 
-def _arrow_to_numpy(col) -> np.ndarray:
+def _arrow_to_numpy(col: pa.Array) -> np.ndarray:
     """An Arrow array as numpy; fixed-width numbers without nulls straight from the buffer
     (``Array.to_numpy`` imports pandas on first use: ~0.1 s in a process that has not)."""
     import pyarrow as pa
@@ -598,7 +613,7 @@ def _arrow_to_numpy(col) -> np.ndarray:
 _REWRITTEN = ("report.html",)
 
 
-def _json_object(p: Path, run_dir: Path) -> dict:
+def _json_object(p: Path, run_dir: Path) -> dict[str, Any]:
     from twin._yaml import read_text_file
 
     try:
@@ -612,7 +627,7 @@ def _json_object(p: Path, run_dir: Path) -> dict:
     return doc
 
 
-def check_run_folder(run_dir: str | Path) -> dict:
+def check_run_folder(run_dir: str | Path) -> dict[str, Any]:
     """Check that ``run_dir`` is a complete, undamaged citytwin run folder, cheaply (no table is read),
     and return its KPIs (``kpis.json``).
 
@@ -712,6 +727,21 @@ def _page(title: str, body: str, nav: list[tuple[str, str]]) -> str:
             f"<script>{JS}</script></body></html>\n")
 
 
+def _domain_sections(ctx: ReportContext) -> list[Section]:
+    """Sections of the installed domains the run had (a section in its resolved scenario, or always
+    on): each domain's ``report_sections()``, ``(title, fn)`` pairs read from the run folder."""
+    from twin.registry import DOMAINS
+
+    scen = ctx.scenario
+    out = []
+    for name, cls in DOMAINS.classes().items():
+        if name not in scen and not getattr(cls, "always", False):
+            continue
+        for i, (title, fn) in enumerate(cls.report_sections()):
+            out.append(Section(f"domain-{name}-{i}", 60.0 + i / 100, fn, title))
+    return out
+
+
 def write_report(run_dir: str | Path, out_html: str | Path | None = None, *, baseline_dir: str | Path | None = None,
                  sections: Iterable[str] | None = None, network: Any = None,
                  geometry: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -748,7 +778,7 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *, bas
     out = Path(out_html) if out_html is not None else run_dir / "report.html"
     base = ReportContext(baseline_dir, options=options) if baseline_dir is not None else None
     ctx = ReportContext(run_dir, baseline=base, network=network, geometry=geometry, options=options)
-    chosen = registered_sections()
+    chosen = sorted(registered_sections() + _domain_sections(ctx), key=lambda s: s.order)
     if sections is not None:
         names = list(sections)
         unknown = [s for s in names if s not in _REGISTRY]
