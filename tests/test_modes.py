@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from twin._errors import ScenarioError
-from twin.domains.mobility import modes as modes_mod
 from twin.domains.mobility.modes import ModeOptions, ModeProvider, register_mode
 from twin.model import CityModel, load_network
 from twin.scenario import scenario_from_dict
@@ -109,10 +108,12 @@ class _Shuttle(ModeProvider):
 
 
 @pytest.fixture
-def shuttle(monkeypatch):
-    monkeypatch.setattr(modes_mod, "_REGISTRY", dict(modes_mod._REGISTRY))
+def shuttle():
+    from twin.registry import MODES
+
     register_mode(_Shuttle)
-    return _Shuttle
+    yield _Shuttle
+    MODES.unregister(_Shuttle.name)
 
 
 def test_registered_provider_is_chosen_and_called_each_step(nets, shuttle):

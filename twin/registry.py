@@ -41,8 +41,11 @@ class Registry(Generic[T]):
         Names that cannot be registered (built-ins handled elsewhere).
     """
 
-    def __init__(self, group: str, kind: str, check: Callable[[T], None], reserved: tuple[str, ...] = ()) -> None:
+    def __init__(self, group: str, kind: str, check: Callable[[T], None], reserved: tuple[str, ...] = (),
+                 builtins: tuple[str, ...] = ()) -> None:
         self.group = group
+        #: modules imported on the first lookup: they register the built-in classes
+        self._builtins = builtins
         self.kind = kind
         self._check = check
         self._reserved = reserved
@@ -73,6 +76,10 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
+        import importlib
+
+        for mod in self._builtins:
+            importlib.import_module(mod)
         for ep in entry_points(group=self.group):
             cls = ep.load()
             if getattr(cls, "name", None) not in self._classes:
@@ -132,3 +139,18 @@ def _check_domain(cls: type) -> None:
 
 #: Domains (``twin.domains.base.Domain`` subclasses) by name; see docs/domains.md.
 DOMAINS: Registry[type] = Registry("citytwin.domains", "domain", _check_domain)
+
+
+def _check_mode(cls: type) -> None:
+    from twin.domains.mobility.modes import ModeOptions, ModeProvider
+
+    if not (isinstance(cls, type) and issubclass(cls, ModeProvider)):
+        raise TypeError(f"register_mode expects a ModeProvider subclass, got {cls!r}")
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, ModeOptions)):
+        raise TypeError(f"{cls.__name__}.Options must subclass ModeOptions")
+
+
+#: Plug-in modes (``twin.domains.mobility.modes.ModeProvider`` subclasses) by name; the built-in
+#: ``taxi`` is registered when its module is imported on the first lookup.
+MODES: Registry[type] = Registry("citytwin.modes", "mode", _check_mode, reserved=("car", "walk", "bike"),
+                                 builtins=("twin.domains.mobility.modes",))

@@ -331,9 +331,9 @@ class ModeConfig(_Strict):
     @field_validator("available")
     @classmethod
     def _known_modes(cls, available: list[str]) -> list[str]:
-        from twin.domains.mobility.modes import BUILTIN_MODES, registered_modes
+        from twin.registry import MODES
 
-        known = list(BUILTIN_MODES) + registered_modes()
+        known = ["car", "walk", "bike", *MODES.names()]
         for i, name in enumerate(available):
             if name not in known:
                 raise ValueError(f"unknown mode {name!r} at position {i} (allowed: {', '.join(known)})")
@@ -344,14 +344,15 @@ class ModeConfig(_Strict):
     @field_validator("plugins")
     @classmethod
     def _plugin_options(cls, plugins: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
-        from twin.domains.mobility.modes import BUILTIN_MODES, get_mode
+        from twin.registry import MODES
 
+        builtin = ("car", "walk", "bike")
         available = info.data.get("available") or []
         for name, opts in plugins.items():
-            if name not in available or name in BUILTIN_MODES:
-                listed = ", ".join(n for n in available if n not in BUILTIN_MODES) or "none"
+            if name not in available or name in builtin:
+                listed = ", ".join(n for n in available if n not in builtin) or "none"
                 raise ValueError(f"{name}: not a plug-in mode in modes.available (there: {listed})")
-            options = get_mode(name).Options
+            options = MODES.get(name).Options
             try:
                 options.model_validate(opts)
             except ValidationError as e:

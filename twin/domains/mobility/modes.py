@@ -31,11 +31,12 @@ fare per trip and per km. It is the no-fleet baseline against which fleet simula
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from twin.registry import MODES
 
 if TYPE_CHECKING:  # pragma: no cover
     from twin.model import CityModel
@@ -106,40 +107,15 @@ class ModeProvider:
         return np.full(trips.size, np.nan)
 
 
-_REGISTRY: dict[str, type[ModeProvider]] = {}
-_ENTRY_POINTS_LOADED = False
-
-
 def register_mode(cls: type[ModeProvider]) -> type[ModeProvider]:
     """Register a :class:`ModeProvider` subclass under ``cls.name`` (usable as a decorator)."""
-    if not (isinstance(cls, type) and issubclass(cls, ModeProvider)):
-        raise TypeError(f"register_mode expects a ModeProvider subclass, got {cls!r}")
-    name = cls.name
-    if not name or not name.isidentifier() or name != name.lower():
-        raise ValueError(f"a mode name must be a lower-case identifier, got {name!r}")
-    if name in BUILTIN_MODES:
-        raise ValueError(f"{name!r} is a built-in mode")
-    if not (isinstance(cls.Options, type) and issubclass(cls.Options, ModeOptions)):
-        raise TypeError(f"{cls.__name__}.Options must subclass ModeOptions")
-    _REGISTRY[name] = cls
+    MODES.register(cls)
     return cls
-
-
-def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    for ep in entry_points(group="citytwin.modes"):
-        cls = ep.load()
-        if cls.name not in _REGISTRY:
-            register_mode(cls)
 
 
 def registered_modes() -> list[str]:
     """Names of the plug-in modes known now (built-ins excluded), sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return MODES.names()
 
 
 def get_mode(name: str) -> type[ModeProvider]:
@@ -151,11 +127,10 @@ def get_mode(name: str) -> type[ModeProvider]:
         No mode of that name is registered in this process (a mode registered by a call in another
         process, e.g. the driver of a Ray sweep, is not: install it with the entry point).
     """
-    _load_entry_points()
     try:
-        return _REGISTRY[name]
+        return MODES.get(name)
     except KeyError:
-        raise KeyError(f"no plug-in mode {name!r} in this process (registered: {', '.join(sorted(_REGISTRY))}); "
+        raise KeyError(f"no plug-in mode {name!r} in this process (registered: {', '.join(MODES.names())}); "
                        "register_mode() it here, or install it with the 'citytwin.modes' entry point") from None
 
 
