@@ -11,8 +11,9 @@ Usage::
    routes and departure times; the kernel sees exactly the inputs it saw in the model), timing only
    the kernel calls;
 3. the replay's results are checked against the model's (arrival times, link statistics: equal
-   bit for bit), and the figures printed: kernel seconds (best of the repeats), link moves, ns per
-   move, vehicle-seconds per second.
+   bit for bit), and the figures printed: kernel seconds (best and median of the repeats), link
+   moves, ns per move, vehicle-seconds per second, and the kernel's CPU time (of the calling thread:
+   steadier than wall time on a machine shared with other work).
 
 To compare two versions of the kernel in the same run, give the other version's file with
 ``--baseline`` (e.g. ``git worktree add /tmp/qk_base HEAD`` before a change, then
@@ -78,12 +79,13 @@ def main() -> None:
                      stuck_time_s=s.stuck_time_s, n_hours=s.n_hours, bin_s=s.bin_s, stuck_action=s.stuck_action,
                      **({"merge_seed": s.merge_seed} if hasattr(s, "merge_seed") else {}))
         inner = r._kernel
-        spent = [0.0]
+        spent = [0.0, 0.0]
 
         def timed(*a):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             out = inner(*a)
             spent[0] += time.perf_counter() - t0
+            spent[1] += time.thread_time() - c0
             return out
 
         r._kernel = timed
@@ -94,7 +96,7 @@ def main() -> None:
             else:  # older kernels read depart_s at every call
                 r.depart_s[:] = dep
             r.advance(r.t_start_s + (k0 + n) * r.dt_s)
-        return r, spent[0]
+        return r, spent[0], spent[1]
 
     impls = {"this": QueueSim}
     if args.baseline:
@@ -106,11 +108,13 @@ def main() -> None:
         spec.loader.exec_module(mod)
         impls = {"baseline": mod.QueueSim, "this": QueueSim}
     times = {name: [] for name in impls}
+    cpu = {name: [] for name in impls}
     last = {}
     for _ in range(args.repeat):
         for name, cls in impls.items():  # alternating: both kernels see the machine in the same state
-            r, t = replay(cls)
+            r, t, c = replay(cls)
             times[name].append(t)
+            cpu[name].append(c)
             last[name] = r
     for label, r in last.items():
         for name in ("arrive_s", "link_volume", "link_tt_sum_s", "route_enter_s"):
@@ -128,10 +132,16 @@ def main() -> None:
               f"(replay = model run: bit-identical)")
         print(f"{tag}link entries {moves:,}: {1e9 * best / moves:.1f} ns per link move (median "
               f"{1e9 * med / moves:.1f}), {moves / best:,.0f} moves/s, {veh_s / best:.3g} vehicle-seconds/s")
+        # CPU time of the calling thread: not counting the time the thread waits for a core on a
+        # shared machine (the kernel runs in the calling thread)
+        cb, cm = min(cpu[label]), float(np.median(cpu[label]))
+        print(f"{tag}kernel CPU s: best {cb:.4f}, median {cm:.4f}: {1e9 * cb / moves:.1f} ns per link move "
+              f"(median {1e9 * cm / moves:.1f})")
     if len(times) > 1:
         b, n = min(times["baseline"]), min(times["this"])
         ratio_med = np.median(times["this"]) / np.median(times["baseline"])
-        print(f"this / baseline: best {n / b:.3f}, median {ratio_med:.3f}")
+        ratio_cpu = np.median(cpu["this"]) / np.median(cpu["baseline"])
+        print(f"this / baseline: best {n / b:.3f}, median {ratio_med:.3f}, median CPU time {ratio_cpu:.3f}")
 
 
 if __name__ == "__main__":

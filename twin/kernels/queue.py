@@ -1715,6 +1715,12 @@ class QueueSim:
         return self._route_leg[: self._n_route]
 
     @property
+    def route_vehicle(self):
+        """Vehicle each buffer position belongs to (a gather over the whole buffer, ``O(R)``: for a
+        few positions use ``leg_vehicle[route_leg[p]]``, or :meth:`entries`)."""
+        return self._leg_vehicle[self._route_leg[: self._n_route]]
+
+    @property
     def n_vehicles(self):
         return self._n_veh
 
@@ -2082,6 +2088,19 @@ class QueueSim:
                 self._wait_append(self.w_head, self.w_tail, self.w_bits, self._nxt, int(new[0]), v)
                 self._held[v] = 1
         self._stats = None
+
+    def divert_many(self, vehicles, route_indptr, route_links):
+        """Divert several vehicles: vehicle ``vehicles[j]`` gets ``route_links[route_indptr[j]:route_indptr[j + 1]]``
+        as in :meth:`divert` (one after the other, so a vehicle may not appear twice)."""
+        veh = _ids_1d("vehicles", vehicles)
+        self._check_vehicles("vehicles", veh)
+        indptr = _as_1d("route_indptr", route_indptr, np.int64)
+        links = _as_1d("route_links", route_links, np.int64)
+        self._check_csr("route_indptr", "route_links", indptr, links, self.n_links, allow_empty_route=True)
+        if indptr.shape[0] - 1 != veh.size:
+            raise ValueError(f"route_indptr has {indptr.shape[0] - 1} routes for {veh.size} vehicles")
+        for j, v in enumerate(veh.tolist()):
+            self.divert(v, links[indptr[j]:indptr[j + 1]])
 
     def remove(self, vehicles):
         """Take vehicles off the network: each at its next node, or at once if not on a link.
