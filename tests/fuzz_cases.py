@@ -275,7 +275,7 @@ def rename_key(d: dict, dotted: str, new: str) -> None:
     parent.update(items)
 
 
-def dup_key(d: dict, dotted: str, value: Any) -> None:
+def dup_key(d: dict, dotted: str, value: Any) -> Pairs | None:
     """Turn the mapping holding ``dotted`` into :class:`Pairs` with the key twice (second: ``value``)."""
     parts = _parts(dotted)
     ppath = ".".join(str(p) for p in parts[:-1])
@@ -286,7 +286,7 @@ def dup_key(d: dict, dotted: str, value: Any) -> None:
         if k == parts[-1]:
             pairs.append((k, value))
     if not ppath:
-        return pairs  # type: ignore[return-value]
+        return pairs
     gparts = parts[:-1]
     gp = get_path(d, ".".join(str(p) for p in gparts[:-1])) if len(gparts) > 1 else d
     gp[gparts[-1]] = pairs

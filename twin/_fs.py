@@ -26,7 +26,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -112,7 +112,7 @@ def _kind(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
-def _libc_renameat2():
+def _libc_renameat2() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fn = libc.renameat2

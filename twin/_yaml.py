@@ -58,18 +58,19 @@ class StrictLoader(yaml.SafeLoader):
         self._depth = 0
 
     # ------------------------------------------------------------------ composer: depth limit
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                # types-PyYAML leaves Parser.peek_event unannotated
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise ComposerError(None, None, f"nesting deeper than {MAX_DEPTH} levels", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     # ------------------------------------------------------------------ constructor: duplicate keys
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":

@@ -35,7 +35,7 @@ import math
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if __name__ == "__main__" and importlib.util.find_spec("twin") is None:  # pragma: no cover
     # `solara run twin/app.py` executes this file as a script; find the package beside it
@@ -49,6 +49,9 @@ from twin.kernels.queue import STATUS_ON_LINK
 from twin.model import CityModel, load_network
 from twin.network.road_network import RoadNetwork
 from twin.scenario import Scenario, scenario_from_dict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "MODEL_PARAMS",
@@ -247,7 +250,8 @@ def link_segments(network: RoadNetwork, offset_m: float = LANE_OFFSET_M) -> np.n
 
 def link_load(model: CityModel) -> np.ndarray:
     """Current load of every link: vehicles on it / its storage capacity, (L,) float in [0, ∞)."""
-    return model.sim.occ.astype(np.float64) / model.sim.storage_veh
+    load: np.ndarray = model.sim.occ.astype(np.float64) / model.sim.storage_veh
+    return load
 
 
 def link_colors(model: CityModel, cmap: str = "RdYlGn_r", empty: str = "#c8c8c8") -> np.ndarray:
@@ -255,7 +259,7 @@ def link_colors(model: CityModel, cmap: str = "RdYlGn_r", empty: str = "#c8c8c8"
     from matplotlib import colormaps, colors
 
     load = link_load(model)
-    rgba = colormaps[cmap](np.clip(load, 0.0, 1.0))
+    rgba: np.ndarray = colormaps[cmap](np.clip(load, 0.0, 1.0))
     rgba[load <= 0] = colors.to_rgba(empty)
     return rgba
 
@@ -291,7 +295,8 @@ def car_positions(model: CityModel, offset_m: float = LANE_OFFSET_M) -> np.ndarr
         frac[moving] = np.minimum(frac[moving], 1.0 - n_queued[link[moving]] / storage[moving])
     frac = np.clip(frac, 0.0, 1.0)
     seg = link_segments(model.network, offset_m)[link]
-    return seg[:, 0] + frac[:, None] * (seg[:, 1] - seg[:, 0])
+    pos: np.ndarray = seg[:, 0] + frac[:, None] * (seg[:, 1] - seg[:, 0])
+    return pos
 
 
 def recent_link_volume(model: CityModel) -> tuple[np.ndarray, float]:
@@ -348,10 +353,10 @@ def kpi_panel(model: CityModel) -> dict[str, Any]:
 def _kpi_markdown(model: CityModel) -> str:
     p = kpi_panel(model)
 
-    def pct(x):
+    def pct(x: float | None) -> str:
         return "–" if x is None else f"{100 * x:.1f} %"
 
-    def sec(x):
+    def sec(x: float | None) -> str:
         return "–" if x is None else f"{round(x) + 0:d} s"
 
     policies = []
@@ -382,7 +387,7 @@ def _kpi_markdown(model: CityModel) -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def draw_city_map(model: CityModel, fig=None):
+def draw_city_map(model: CityModel, fig: Figure | None = None) -> Figure:
     """A matplotlib Figure of the network: colour = load now, width = vehicles passed recently;
     cars, walkers and cyclists as dots; the priced cordon and the closed link."""
     from matplotlib import colormaps
@@ -407,11 +412,12 @@ def draw_city_map(model: CityModel, fig=None):
     vol, since_s = recent_link_volume(model)
     widths = 0.8 + 4.0 * np.sqrt(vol / max(1.0, float(vol.max())))
     order = np.lexsort((vol, load))  # busy links on top
-    ax.add_collection(LineCollection(seg[order], colors=link_colors(model)[order], linewidths=widths[order],
-                                     capstyle="round", zorder=1))
+    # (matplotlib's stubs want a sequence of segments; an (n, 2, 2) array is one)
+    ax.add_collection(LineCollection(seg[order], colors=link_colors(model)[order],  # type: ignore[arg-type]
+                                     linewidths=widths[order], capstyle="round", zorder=1))
     closed = getattr(model, "closed_links", np.zeros(0, dtype=np.int64))
     if len(closed):
-        ax.add_collection(LineCollection(seg[closed], colors="black", linewidths=3.0, zorder=2))
+        ax.add_collection(LineCollection(seg[closed], colors="black", linewidths=3.0, zorder=2))  # type: ignore[arg-type]
         mid = seg[closed].mean(axis=1)
         ax.scatter(mid[:, 0], mid[:, 1], marker="X", s=90, c="black", zorder=5, label="closed link")
     cordon = getattr(model, "cordon", None)
@@ -419,12 +425,13 @@ def draw_city_map(model: CityModel, fig=None):
         w, s, e, n = cordon
         ax.add_patch(Rectangle((w, s), e - w, n - s, fill=False, ls="--", lw=1.5, ec="tab:purple", zorder=2,
                                label="priced cordon"))
-    for pos, kw in (
+    dots: tuple[tuple[np.ndarray, dict[str, Any]], ...] = (
         (traveller_positions(model, WALK), {"s": 9, "c": "tab:green", "alpha": 0.6, "label": "walking"}),
         (traveller_positions(model, BIKE), {"s": 9, "c": "tab:orange", "alpha": 0.6, "label": "cycling"}),
         (car_positions(model), {"s": 24, "c": "tab:blue", "edgecolors": "white", "linewidths": 0.5,
                                 "label": "car"}),
-    ):
+    )
+    for pos, kw in dots:
         ax.scatter(pos[:, 0], pos[:, 1], zorder=4, **{**kw, "label": f"{kw['label']} ({len(pos)})"})
     pad_x, pad_y = w_deg * 0.03, h_deg / aspect * 0.03
     ax.set_xlim(net.node_lon.min() - pad_x, net.node_lon.max() + pad_x)
@@ -444,7 +451,7 @@ def draw_city_map(model: CityModel, fig=None):
     return fig
 
 
-def draw_timeseries(model: CityModel, fig=None):
+def draw_timeseries(model: CityModel, fig: Figure | None = None) -> Figure:
     """Trips en route and arrived (the Mesa DataCollector of the day) against the clock."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
@@ -467,7 +474,7 @@ def draw_timeseries(model: CityModel, fig=None):
     ax.tick_params(labelsize=8)
     ax2.tick_params(labelsize=8)
     lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper left", fontsize=8)
+    ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", fontsize=8)
     ax.set_title("Mesa DataCollector: trips over the day", fontsize=10)
     return fig
 
@@ -516,25 +523,25 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 if solara is not None:
 
     @solara.component
-    def CityMap(model: CityModel):
+    def CityMap(model: CityModel) -> None:
         """The map (re-drawn after every step)."""
         tick = update_counter.get()
         fig = draw_city_map(model)
         solara.FigureMatplotlib(fig, format="png", dependencies=[tick, id(model), model.steps])
 
     @solara.component
-    def TimeSeries(model: CityModel):
+    def TimeSeries(model: CityModel) -> None:
         tick = update_counter.get()
         fig = draw_timeseries(model)
         solara.FigureMatplotlib(fig, format="png", dependencies=[tick, id(model), model.steps])
 
     @solara.component
-    def KpiPanel(model: CityModel):
+    def KpiPanel(model: CityModel) -> None:
         update_counter.get()
         solara.Markdown(_kpi_markdown(model))
 
     @solara.component
-    def Dashboard(model: CityModel):
+    def Dashboard(model: CityModel) -> None:
         """Map on the left; time series and KPIs on the right (a plain layout: Mesa's draggable
         grid loads its JavaScript from a CDN, which offline machines cannot reach)."""
         with solara.Columns([3, 2]):
@@ -547,7 +554,7 @@ if solara is not None:
                     KpiPanel(model)
 
     @solara.component
-    def Page():
+    def Page() -> None:
         """The app: Mesa's SolaraViz (controls, parameters) around the citytwin dashboard.
 
         Query parameters set the initial values of the inputs, e.g.

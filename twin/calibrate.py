@@ -24,7 +24,7 @@ simulation loop (Biogeme and PyLogit estimate from choice observations, not from
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,16 +152,17 @@ def calibrate(
 
     targets = dict(targets if targets is not None else (sc.modes.target_shares or {}))
     modes = list(sc.modes.available)
+    given: Mapping[str, object] = targets  # callers of the Python API may pass anything: checked here
     problems = []
     if not targets:
         problems.append(("modes.target_shares", ("no target shares to calibrate to (give e.g. {car: 0.3, walk: 0.5, "
                                                  "bike: 0.2})")))
-    for m, v in targets.items():
+    for m, v in given.items():
         if m not in modes:
             problems.append((f"modes.target_shares.{m}", f"not in modes.available ({', '.join(modes)})"))
         elif not (isinstance(v, int | float) and 0 < v < 1):
             problems.append((f"modes.target_shares.{m}", f"must be a share in (0, 1), got {v!r}"))
-    total = sum(v for v in targets.values() if isinstance(v, int | float))
+    total = sum(v for v in given.values() if isinstance(v, int | float))
     if not problems and (total > 1 + 1e-9 or (set(targets) == set(modes) and abs(total - 1) > 1e-6)):
         problems.append(("modes.target_shares", (f"shares sum to {total:g}; they must sum to 1 over all available "
                                                  "modes, or to less when some modes are free")))

@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, cast
 
 import numpy as np
 import typer
@@ -33,10 +33,17 @@ from rich.text import Text
 from twin import __version__
 from twin._errors import InputError, TwinError
 
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+    from rich.progress import TaskID
+
+    from twin.network.road_network import RoadNetwork
+    from twin.sweep import RunSpec
+
 try:  # typer >= 0.20 vendors its own copy of Click
     from typer._click import exceptions as _cx
 except ImportError:  # pragma: no cover
-    from click import exceptions as _cx
+    from click import exceptions as _cx  # type: ignore[no-redef]  # the same module, before typer vendored it
 
 app = typer.Typer(
     name="twin",
@@ -162,7 +169,7 @@ KPI_ROWS: list[tuple[str, str, Any]] = [
 _EXTENSIVE = ("vkt_km", "vht_h", "delay_total_veh_h", "tolls_paid")
 
 
-def _kpi_table(kpis: dict, title: str) -> Table:
+def _kpi_table(kpis: dict[str, Any], title: str) -> Table:
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("KPI")
     t.add_column("value", justify="right")
@@ -216,9 +223,9 @@ def run(
 
             check_target(sc, out, overwrite=overwrite)  # before any work: an existing or unwritable target
             net = check_runnable(sc, scenario)
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
-            def on_network(net) -> None:
+            def on_network(net: RoadNetwork) -> None:
                 progress.update(t_map, total=1, completed=1, info=f"{net.n_nodes:,} nodes, {net.n_links:,} links")
                 tasks["route"] = progress.add_task("routing", total=1, info="")
 
@@ -268,11 +275,12 @@ def calibrate(
 ) -> None:
     """Fit the mode constants to target mode shares; write a run of the calibrated scenario with the
     fitted constants (calibrated_modes.yaml) and the iterations (calibration.parquet)."""
+    from twin._errors import ScenarioError
     from twin.calibrate import asc_snippet, write_calibration
     from twin.calibrate import calibrate as fit
     from twin.preflight import check_runnable
     from twin.run import check_target, run_scenario
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.scenario import load_scenario
 
     sc = load_scenario(scenario)
     targets = None
@@ -294,7 +302,7 @@ def calibrate(
     check_target(sc, target_dir, overwrite=overwrite)
     net = check_runnable(sc, scenario)
 
-    def show(rec: dict) -> None:
+    def show(rec: dict[str, Any]) -> None:
         if not quiet:
             shares = ", ".join(f"{k[6:]} {100 * v:.1f}%" for k, v in rec.items() if k.startswith("share_"))
             err_console.print(Text(f"iteration {rec['iteration']}: {shares} (largest error "
@@ -304,6 +312,7 @@ def calibrate(
         res = fit(sc, targets, tolerance=tolerance, max_iterations=max_iterations, network=net, progress=show)
     except ScenarioError as exc:
         raise ScenarioError(scenario, exc.problems) from None
+    assert res.scenario is not None  # calibrate() always returns the calibrated scenario
     run = run_scenario(res.scenario, target_dir, overwrite=overwrite, network=net, base_dir=scenario.resolve().parent)
     write_calibration(res, run.out_dir)
     state = "converged" if res.converged else f"NOT converged after {len(res.history)} iterations"
@@ -370,6 +379,14 @@ def new(
                   soft_wrap=True)
 
 
+class _KpiRow(TypedDict):
+    kpi: str
+    a: float
+    b: float
+    diff: float
+    rel: float | None
+
+
 @app.command()
 @_guard
 def compare(
@@ -388,7 +405,7 @@ def compare(
     except TwinError as exc:
         _fail(exc)
         return
-    rows = []
+    rows: list[_KpiRow] = []
     # keys of both runs; a mode used in only one of them (a plug-in mode) has share 0 in the other
     keys = list(ka)
     extra = [k for k in kb if k not in ka]
@@ -419,8 +436,9 @@ def compare(
         return f"{run} ({name})" if isinstance(name, str) and name and name != run.name else str(run)
 
     t = Table(title=f"A (baseline): {_named(run_a)}\nB: {_named(run_b)}", header_style="bold")
-    for c, j in (("KPI", "left"), ("A (baseline)", "right"), ("B", "right"), ("B − A", "right"),
-                 ("change", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("KPI", "left"), ("A (baseline)", "right"), ("B", "right"),
+                                                      ("B − A", "right"), ("change", "right"))
+    for c, j in columns:
         t.add_column(c, justify=j)
     style = {"better": "green", "worse": "red", "neutral": ""}
     for r in rows:
@@ -476,7 +494,8 @@ def sweep(
                 raise TwinError(f"{store}: no finished runs yet; run: twin sweep {path}")
             table = sw.summarize(store)
             t = Table(title=f"{exp.name}: mean ± std over replicates ({store})", header_style="bold")
-            idx_names = [n.removeprefix("param.") for n in (table.index.names if table.index.names != [None] else [])]
+            names = cast("list[str]", table.index.names if table.index.names != [None] else [])  # param.* columns
+            idx_names = [n.removeprefix("param.") for n in names]
             for n in idx_names:
                 t.add_column(n)
             kpi_names = list(dict.fromkeys(c[0] for c in table.columns))
@@ -500,11 +519,13 @@ def sweep(
         with progress:
             task = progress.add_task(f"sweep {exp.name} ({executor})", total=None, info="")
 
-            def on_done(done: int, total: int, r, res) -> None:
+            def on_done(done: int, total: int, r: RunSpec, res: dict[str, Any]) -> None:
                 progress.update(task, total=total, completed=done,
                                 info=f"{'FAILED ' if res['status'] == 'failed' else ''}{r.run_id}")
 
-            summary = sw.run_sweep(exp, runs, store, executor=executor, address=address, workers=workers,
+            # run_sweep refuses an executor other than serial or ray
+            summary = sw.run_sweep(exp, runs, store, executor=cast(Literal["serial", "ray"], executor),
+                                   address=address, workers=workers,
                                    retry_failed=retry_failed, progress=on_done)
     except TwinError as exc:
         _fail(exc)
@@ -585,8 +606,8 @@ def assign(
                  ("total generalized cost", f"{res.total_cost:,.3f}"), ("total toll", f"{res.total_toll:,.3f}"),
                  ("total distance", f"{res.total_distance:,.3f}")]
     rows.append(("wall time", f"{res.wall_time_s:.2f} s"))
-    for k, v in rows:
-        t.add_row(k, v)
+    for label, value in rows:
+        t.add_row(label, value)
     console.print(t)
     if out is not None:
         import tempfile
@@ -684,7 +705,7 @@ def _first_name(exc: BaseException, *files: Path) -> str:
     return " / ".join(str(f) for f in files)
 
 
-def _read_kpis(run: Path) -> dict:
+def _read_kpis(run: Path) -> dict[str, Any]:
     from twin.report import check_run_folder
 
     return check_run_folder(run)  # a damaged run folder is named, never half-compared
@@ -759,10 +780,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, prog_name="twin", standalone_mode=False)
     except _cx.NoArgsIsHelpError as exc:
-        sys.stdout.write((exc.ctx.get_help() if exc.ctx is not None else str(exc)) + "\n")
+        # (ctx is declared a Context, yet UsageError's ctx may be None)
+        sys.stdout.write((exc.ctx.get_help() if exc.ctx is not None else str(exc)) + "\n")  # type: ignore[redundant-expr]
         sys.exit(0)
     except _cx.UsageError as exc:
-        where = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "twin"
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "twin"
         _say_error(f"{where}: {exc.format_message()} (see {where} --help)")
         sys.exit(2)
     except _cx.ClickException as exc:

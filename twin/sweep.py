@@ -45,10 +45,10 @@ import platform
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -58,6 +58,9 @@ from twin._errors import ScenarioError, TwinError
 from twin._tables import write_table
 from twin._yaml import load_yaml
 from twin.scenario import NAME_PATTERN, Scenario, scenario_from_dict, validation_problems
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Experiment", "RunSpec", "load_experiment", "expand_runs", "run_sweep", "collect", "SweepSummary"]
 
@@ -213,7 +216,7 @@ def _points(axis: Axis, rng: np.random.Generator) -> list[dict[str, Any]]:
         return [{k: axis.zip[k][i] for k in keys} for i in range(n)]
     assert axis.lhs is not None
     n = axis.lhs.samples
-    out = [dict() for _ in range(n)]
+    out: list[dict[str, Any]] = [dict() for _ in range(n)]
     for k, (lo, hi) in axis.lhs.params.items():
         if axis.lhs.method == "lhs":
             u = (rng.permutation(n) + rng.random(n)) / n
@@ -281,7 +284,7 @@ def expand_runs(exp: Experiment, base: dict[str, Any], path: str | Path | None =
     points: list[dict[str, Any]] = [{}]
     for axis in exp.axes:
         points = [{**p, **q} for p in points for q in _points(axis, rng)]
-    runs = []
+    runs: list[RunSpec] = []
     problems: list[tuple[str, str]] = []
     for params in points:
         for rep in range(exp.replicates):
@@ -456,7 +459,8 @@ def _ray_task(spec_dict: dict[str, Any], out_dir: str, nets: dict[str, Any]) -> 
     return _run_one(spec_dict, out_dir, nets)
 
 
-def _run_ray(todo, out, nets, address, workers, progress):
+def _run_ray(todo: list[RunSpec], out: Path, nets: dict[str, Any], address: str | None, workers: int | None,
+             progress: Callable[[int, int, RunSpec, dict[str, Any]], None] | None) -> tuple[bool, int, int]:
     import ray
 
     started_here = not ray.is_initialized()
@@ -568,14 +572,14 @@ def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
 _BUILTIN_SHARES = ("mode_share_car", "mode_share_walk", "mode_share_bike")
 
 
-def _with_plugin_shares(kpis: tuple[str, ...], columns) -> tuple[str, ...]:
+def _with_plugin_shares(kpis: tuple[str, ...], columns: Iterable[str]) -> tuple[str, ...]:
     """``kpis`` plus the shares of plug-in modes present in the table (e.g. ``mode_share_taxi``)."""
     extra = [c for c in columns if c.startswith("mode_share_") and c not in _BUILTIN_SHARES and c not in kpis]
     return tuple(kpis) + tuple(extra)
 
 
 def summarize(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_s", "delay_mean_s", "mode_share_car",
-                                                            "vkt_km", "completion_rate")):
+                                                            "vkt_km", "completion_rate")) -> pd.DataFrame:
     """KPIs per parameter point (mean and std over replicates) as a pandas DataFrame; the shares of
     plug-in modes in the runs are added to ``kpis``."""
     import pandas as pd
@@ -616,7 +620,7 @@ def plot_report(out_dir: str | Path, kpis: tuple[str, ...] = ("travel_time_mean_
             fig, ax = plt.subplots(figsize=(5, 3.5))
             ax.scatter(x, df[k], s=14, alpha=0.6, label="runs")
             m = df.assign(_x=x).groupby("_x")[k].mean()
-            ax.plot(m.index, m.values, "-o", color="C3", label="mean")
+            ax.plot(m.index, m.to_numpy(), "-o", color="C3", label="mean")
             ax.set_xlabel(p.removeprefix("param."))
             ax.set_ylabel(k)
             ax.grid(alpha=0.3)

@@ -25,7 +25,7 @@ __all__ = ["Resident"]
 _AGE = ("child", "adult", "senior")
 
 
-class Resident(mesa.Agent):
+class Resident(mesa.Agent):  # type: ignore[misc]  # mesa has no type information
     """One resident.
 
     Parameters

@@ -58,8 +58,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from twin.kernels.assignment import (
     aon_load,
@@ -77,6 +79,30 @@ __all__ = ["UEResult", "solve_ue", "METHODS"]
 METHODS = ("fw", "cfw", "bfw")
 _MAX_BLOCKS = 64  # origin blocks of the AON loading (fixed: results independent of threads)
 _CFW_DELTA = 1e-6  # conjugate weight on the old target is clipped to [0, 1 - delta]
+
+_Floats = npt.NDArray[np.float64]
+
+
+class _Network(Protocol):
+    """What :func:`solve_ue` needs of a network (a :class:`~twin.assignment.tntp.TntpNetwork` or similar);
+    ``first_thru_node``, ``toll``, ``length`` and the factors are optional (read with ``getattr``)."""
+
+    @property
+    def init_node(self) -> npt.ArrayLike: ...
+    @property
+    def term_node(self) -> npt.ArrayLike: ...
+    @property
+    def free_flow_time(self) -> npt.ArrayLike: ...
+    @property
+    def capacity(self) -> npt.ArrayLike: ...
+    @property
+    def b(self) -> npt.ArrayLike: ...
+    @property
+    def power(self) -> npt.ArrayLike: ...
+    @property
+    def n_nodes(self) -> int: ...
+    @property
+    def n_zones(self) -> int: ...
 
 
 @dataclass
@@ -134,19 +160,19 @@ class UEResult:
         ``"fw"``, ``"cfw"`` or ``"bfw"``.
     """
 
-    flow: np.ndarray
-    cost: np.ndarray
-    relative_gap: np.ndarray
-    objective: np.ndarray
-    step_size: np.ndarray
-    elapsed_s: np.ndarray
+    flow: _Floats
+    cost: _Floats
+    relative_gap: _Floats
+    objective: _Floats
+    step_size: _Floats
+    elapsed_s: _Floats
     iterations: int
     converged: bool
     tstt: float
     sptt: float
     wall_time_s: float
     method: str
-    generalized_cost: np.ndarray
+    generalized_cost: _Floats
     total_cost: float
     total_toll: float
     total_distance: float
@@ -154,12 +180,12 @@ class UEResult:
     distance_factor: float
 
     @property
-    def gap(self):
+    def gap(self) -> float:
         """Final relative gap."""
         return float(self.relative_gap[-1])
 
 
-def _factor(value, net, name, tag):
+def _factor(value: object, net: object, name: str, tag: str) -> float:
     """The generalized-cost factor: ``value``, else ``net.<name>`` (the file's tag), else 0."""
     where = name
     if value is None:
@@ -182,7 +208,8 @@ class _Problem:
     the time-only kernels, exactly as before generalized costs existed.
     """
 
-    def __init__(self, net, od, toll_factor=None, distance_factor=None):
+    def __init__(self, net: _Network, od: npt.ArrayLike, toll_factor: float | None = None,
+                 distance_factor: float | None = None) -> None:
         init = np.asarray(net.init_node, dtype=np.int64)
         term = np.asarray(net.term_node, dtype=np.int64)
         n_links = init.shape[0]
@@ -209,7 +236,7 @@ class _Problem:
         self.link_tail = init[perm].astype(np.int32)
         self.link_head = term[perm].astype(np.int32)
 
-        def arr(name):
+        def arr(name: str) -> _Floats:
             a = np.ascontiguousarray(np.asarray(getattr(net, name), dtype=np.float64)[perm])
             if a.shape != (n_links,):
                 raise ValueError(f"{name} must have one value per link")
@@ -225,7 +252,7 @@ class _Problem:
             raise ValueError("links with b > 0 need a capacity > 0")
         self.toll_factor = _factor(toll_factor, net, "toll_factor", "TOLL FACTOR")
         self.distance_factor = _factor(distance_factor, net, "distance_factor", "DISTANCE FACTOR")
-        self.fixed = None
+        self.fixed: _Floats | None = None
         if self.toll_factor != 0.0 or self.distance_factor != 0.0:
             fixed = np.zeros(n_links)
             for factor, name in ((self.toll_factor, "toll"), (self.distance_factor, "length")):
@@ -257,7 +284,7 @@ class _Problem:
         self._sptt_blocks = np.empty(n_blocks, dtype=np.float64)
         self._unreached_blocks = np.empty(n_blocks, dtype=np.float64)
 
-    def cost(self, x, out):
+    def cost(self, x: _Floats, out: _Floats) -> _Floats:
         """Generalized link costs (the BPR travel times when ``fixed`` is None)."""
         if self.fixed is None:
             bpr_cost(self.fft, self.b, self.power, self.cap, x, out)
@@ -265,15 +292,15 @@ class _Problem:
             generalized_cost(self.fft, self.b, self.power, self.cap, self.fixed, x, out)
         return out
 
-    def travel_time(self, x, out):
+    def travel_time(self, x: _Floats, out: _Floats) -> _Floats:
         bpr_cost(self.fft, self.b, self.power, self.cap, x, out)
         return out
 
-    def dcost(self, x, out):
+    def dcost(self, x: _Floats, out: _Floats) -> _Floats:
         bpr_cost_derivative(self.fft, self.b, self.power, self.cap, x, out)
         return out
 
-    def aon(self, cost):
+    def aon(self, cost: _Floats) -> tuple[_Floats, float]:
         """All-or-nothing flows and SPTT on ``cost``; raises if some demand has no path."""
         aon_load(
             self.indptr,
@@ -292,22 +319,28 @@ class _Problem:
                 f"{unreached:g} units of demand have no path (disconnected network, closed "
                 f"links or first_thru_node={self.first_thru + 1} blocking every route)"
             )
-        return self._flow_blocks.sum(axis=0), float(self._sptt_blocks.sum())
+        flows: _Floats = self._flow_blocks.sum(axis=0)
+        return flows, float(self._sptt_blocks.sum())
 
-    def objective(self, x):
+    def objective(self, x: _Floats) -> float:
+        value: float
         if self.fixed is None:
-            return beckmann_objective(self.fft, self.b, self.power, self.cap, x)
-        return generalized_objective(self.fft, self.b, self.power, self.cap, self.fixed, x)
+            value = beckmann_objective(self.fft, self.b, self.power, self.cap, x)
+        else:
+            value = generalized_objective(self.fft, self.b, self.power, self.cap, self.fixed, x)
+        return value
 
-    def line_search(self, x, d, tol):
+    def line_search(self, x: _Floats, d: _Floats, tol: float) -> float:
+        step: float
         if self.fixed is None:
-            return beckmann_line_search(self.fft, self.b, self.power, self.cap, x, d, tol)
-        return generalized_line_search(
-            self.fft, self.b, self.power, self.cap, self.fixed, x, d, tol
-        )
+            step = beckmann_line_search(self.fft, self.b, self.power, self.cap, x, d, tol)
+        else:
+            step = generalized_line_search(self.fft, self.b, self.power, self.cap, self.fixed, x, d, tol)
+        return step
 
 
-def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
+def _conjugate_target(method: str, x: _Floats, y: _Floats, s1: _Floats | None, s2: _Floats | None, tau1: float,
+                      tau2: float, hess: _Floats) -> _Floats:
     """Target flows of a (bi)conjugate Frank-Wolfe step, or ``y`` for a plain FW step.
 
     ``s1, s2`` are the previous two targets and ``tau1, tau2`` the steps taken
@@ -340,17 +373,17 @@ def _conjugate_target(method, x, y, s1, s2, tau1, tau2, hess):
 
 
 def solve_ue(
-    net,
-    od,
+    net: _Network,
+    od: npt.ArrayLike,
     *,
-    method="bfw",
-    max_iter=1000,
-    gap_tol=1e-4,
-    max_time_s=None,
-    line_search_tol=1e-12,
+    method: str = "bfw",
+    max_iter: int = 1000,
+    gap_tol: float = 1e-4,
+    max_time_s: float | None = None,
+    line_search_tol: float = 1e-12,
     toll_factor: float | None = None,
     distance_factor: float | None = None,
-):
+) -> UEResult:
     """Static user equilibrium (TNTP generalized costs) by (bi)conjugate Frank-Wolfe.
 
     Link generalized cost: ``t(x) + toll_factor * toll + distance_factor *
@@ -409,8 +442,12 @@ def solve_ue(
     cost = np.empty(n)
     hess = np.empty(n)
     x, _ = prob.aon(prob.cost(np.zeros(n), cost))
-    gaps, objs, steps, elapsed = [], [], [], []
-    s1 = s2 = None
+    gaps: list[float] = []
+    objs: list[float] = []
+    steps: list[float] = []
+    elapsed: list[float] = []
+    s1: _Floats | None = None
+    s2: _Floats | None = None
     tau1 = tau2 = 1.0
     k = 0
     while True:
@@ -449,7 +486,7 @@ def solve_ue(
     gen_cost = np.empty(n)
     gen_cost[prob.perm] = cost
 
-    def total_of(name):
+    def total_of(name: str) -> float:
         a = getattr(net, name, None)
         if a is None:
             return float("nan")

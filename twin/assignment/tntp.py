@@ -37,10 +37,13 @@ convert them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "TntpNetwork",
@@ -100,21 +103,21 @@ class TntpNetwork:
         :func:`~twin.assignment.static_ue.solve_ue`.
     """
 
-    init_node: np.ndarray
-    term_node: np.ndarray
-    capacity: np.ndarray
-    length: np.ndarray
-    free_flow_time: np.ndarray
-    b: np.ndarray
-    power: np.ndarray
-    speed: np.ndarray
-    toll: np.ndarray
-    link_type: np.ndarray
+    init_node: npt.NDArray[np.int32]
+    term_node: npt.NDArray[np.int32]
+    capacity: npt.NDArray[np.float64]
+    length: npt.NDArray[np.float64]
+    free_flow_time: npt.NDArray[np.float64]
+    b: npt.NDArray[np.float64]
+    power: npt.NDArray[np.float64]
+    speed: npt.NDArray[np.float64]
+    toll: npt.NDArray[np.float64]
+    link_type: npt.NDArray[np.int64]
     n_zones: int
     n_nodes: int
     n_links: int
     first_thru_node: int = 1
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
     source: str = "<string>"
     toll_factor: float = 0.0
     distance_factor: float = 0.0
@@ -122,21 +125,21 @@ class TntpNetwork:
     @classmethod
     def from_links(
         cls,
-        init_node,
-        term_node,
-        free_flow_time,
-        capacity,
+        init_node: npt.ArrayLike,
+        term_node: npt.ArrayLike,
+        free_flow_time: npt.ArrayLike,
+        capacity: npt.ArrayLike,
         *,
-        b=0.15,
-        power=4.0,
-        n_zones,
-        n_nodes=None,
-        first_thru_node=1,
-        length=None,
-        toll=None,
-        toll_factor=0.0,
-        distance_factor=0.0,
-    ):
+        b: npt.ArrayLike = 0.15,
+        power: npt.ArrayLike = 4.0,
+        n_zones: int,
+        n_nodes: int | None = None,
+        first_thru_node: int = 1,
+        length: npt.ArrayLike | None = None,
+        toll: npt.ArrayLike | None = None,
+        toll_factor: float = 0.0,
+        distance_factor: float = 0.0,
+    ) -> TntpNetwork:
         """Build a network from link arrays (0-based nodes), e.g. for tests.
 
         Parameters
@@ -166,19 +169,19 @@ class TntpNetwork:
         -------
         TntpNetwork
         """
-        init_node = np.asarray(init_node, dtype=np.int32)
-        term_node = np.asarray(term_node, dtype=np.int32)
-        n = init_node.shape[0]
+        tail = np.asarray(init_node, dtype=np.int32)
+        head = np.asarray(term_node, dtype=np.int32)
+        n = tail.shape[0]
         fft = np.asarray(free_flow_time, dtype=np.float64).reshape(n)
 
-        def full(v):
+        def full(v: npt.ArrayLike) -> npt.NDArray[np.float64]:
             return np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
 
         if n_nodes is None:
-            n_nodes = int(max(init_node.max(initial=-1), term_node.max(initial=-1))) + 1
+            n_nodes = int(max(tail.max(initial=-1), head.max(initial=-1))) + 1
         return cls(
-            init_node=init_node,
-            term_node=term_node,
+            init_node=tail,
+            term_node=head,
             capacity=full(capacity),
             length=fft.copy() if length is None else full(length),
             free_flow_time=fft.copy(),
@@ -212,14 +215,14 @@ class TntpFlow:
         The file read.
     """
 
-    init_node: np.ndarray
-    term_node: np.ndarray
-    volume: np.ndarray
-    cost: np.ndarray
+    init_node: npt.NDArray[np.int32]
+    term_node: npt.NDArray[np.int32]
+    volume: npt.NDArray[np.float64]
+    cost: npt.NDArray[np.float64]
     source: str = "<string>"
 
 
-def _lines(text):
+def _lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, content)`` with comments and surrounding blanks removed."""
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -235,14 +238,24 @@ def _lines(text):
             yield lineno, line
 
 
-def _meta(line):
+def _meta(line: str) -> tuple[str, str] | None:
     m = _META_RE.match(line)
     if m is None:
         return None
     return m.group(1).strip().upper(), m.group(2).strip()
 
 
-def _meta_int(meta, tag, source, lines_of, *, required, default=None):
+@overload
+def _meta_int(meta: dict[str, str], tag: str, source: str, lines_of: dict[str, int], *, required: Literal[True],
+              default: None = None) -> int: ...
+@overload
+def _meta_int(meta: dict[str, str], tag: str, source: str, lines_of: dict[str, int], *, required: bool,
+              default: int) -> int: ...
+@overload
+def _meta_int(meta: dict[str, str], tag: str, source: str, lines_of: dict[str, int], *, required: bool,
+              default: None = None) -> int | None: ...
+def _meta_int(meta: dict[str, str], tag: str, source: str, lines_of: dict[str, int], *, required: bool,
+              default: int | None = None) -> int | None:
     if tag not in meta:
         if required:
             raise ValueError(f"{source}: missing metadata tag <{tag}>")
@@ -261,7 +274,7 @@ def _meta_int(meta, tag, source, lines_of, *, required, default=None):
     return int(val)
 
 
-def _meta_factor(meta, tag, source, lines_of):
+def _meta_factor(meta: dict[str, str], tag: str, source: str, lines_of: dict[str, int]) -> float:
     """A generalized-cost factor tag: a finite number >= 0, default 0 when absent."""
     if tag not in meta:
         return 0.0
@@ -279,14 +292,14 @@ def _meta_factor(meta, tag, source, lines_of):
     return val
 
 
-def _fields(line):
+def _fields(line: str) -> list[str]:
     line = line.strip()
     if line.endswith(";"):
         line = line[:-1]
     return line.split()
 
 
-def _read(path):
+def _read(path: str | Path) -> tuple[str, str]:
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8-sig", errors="replace"), str(path)
@@ -294,7 +307,7 @@ def _read(path):
         raise ValueError(f"{path}: cannot read TNTP file ({exc.strerror or exc})") from None
 
 
-def parse_tntp_net(text, source="<string>"):
+def parse_tntp_net(text: str, source: str = "<string>") -> TntpNetwork:
     """Parse the text of a TNTP ``_net`` file.
 
     Parameters
@@ -316,8 +329,9 @@ def parse_tntp_net(text, source="<string>"):
         disagrees with ``<NUMBER OF LINKS>``, or a ``<TOLL FACTOR>`` /
         ``<DISTANCE FACTOR>`` that is not a finite number >= 0.
     """
-    meta, meta_line = {}, {}
-    rows = []
+    meta: dict[str, str] = {}
+    meta_line: dict[str, int] = {}
+    rows: list[tuple[int, list[float]]] = []
     for lineno, line in _lines(text):
         kv = _meta(line)
         if line.startswith("<"):
@@ -400,7 +414,7 @@ def parse_tntp_net(text, source="<string>"):
     )
 
 
-def parse_tntp_trips(text, n_zones=None, source="<string>"):
+def parse_tntp_trips(text: str, n_zones: int | None = None, source: str = "<string>") -> npt.NDArray[np.float64]:
     """Parse the text of a TNTP ``_trips`` file into a dense OD matrix.
 
     Parameters
@@ -425,10 +439,11 @@ def parse_tntp_trips(text, n_zones=None, source="<string>"):
         entry before the first ``Origin``, a zone out of range, a negative or
         duplicated entry, or ``<NUMBER OF ZONES>`` larger than ``n_zones``.
     """
-    meta, meta_line = {}, {}
-    entries = []  # (lineno, origin, dest, value)
-    origin = None
-    seen = set()
+    meta: dict[str, str] = {}
+    meta_line: dict[str, int] = {}
+    entries: list[tuple[int, int, int, float]] = []  # (lineno, origin, dest, value)
+    origin: int | None = None
+    seen: set[int] = set()
     for lineno, line in _lines(text):
         if line.startswith("<"):
             kv = _meta(line)
@@ -465,6 +480,7 @@ def parse_tntp_trips(text, n_zones=None, source="<string>"):
     file_zones = _meta_int(meta, "NUMBER OF ZONES", source, meta_line, required=n_zones is None)
     if n_zones is None:
         n_zones = file_zones
+    assert n_zones is not None  # required above when not given
     if file_zones is not None and file_zones > n_zones:
         raise ValueError(
             f"{source}: <NUMBER OF ZONES> {file_zones} exceeds the network's {n_zones} zones"
@@ -484,7 +500,7 @@ def parse_tntp_trips(text, n_zones=None, source="<string>"):
     return od
 
 
-def parse_tntp_flow(text, source="<string>"):
+def parse_tntp_flow(text: str, source: str = "<string>") -> TntpFlow:
     """Parse the text of a TNTP ``_flow`` file (best-known link flows).
 
     Parameters
@@ -504,7 +520,7 @@ def parse_tntp_flow(text, source="<string>"):
     ValueError
         On a row without four numeric fields.
     """
-    rows = []
+    rows: list[list[float]] = []
     for lineno, line in _lines(text):
         if line.startswith("<"):
             continue
@@ -535,7 +551,7 @@ def parse_tntp_flow(text, source="<string>"):
     )
 
 
-def read_tntp_net(path):
+def read_tntp_net(path: str | Path) -> TntpNetwork:
     """Read a TNTP ``_net`` file; see :func:`parse_tntp_net`.
 
     Parameters
@@ -550,7 +566,7 @@ def read_tntp_net(path):
     return parse_tntp_net(text, source)
 
 
-def read_tntp_trips(path, n_zones=None):
+def read_tntp_trips(path: str | Path, n_zones: int | None = None) -> npt.NDArray[np.float64]:
     """Read a TNTP ``_trips`` file into a dense OD matrix; see :func:`parse_tntp_trips`.
 
     Parameters
@@ -567,7 +583,7 @@ def read_tntp_trips(path, n_zones=None):
     return parse_tntp_trips(text, n_zones, source)
 
 
-def read_tntp_flow(path):
+def read_tntp_flow(path: str | Path) -> TntpFlow:
     """Read a TNTP ``_flow`` file (columns From, To, Volume, Cost); see :func:`parse_tntp_flow`.
 
     Parameters

@@ -9,11 +9,13 @@ moving each dot linearly along the straight link between its end nodes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from twin.report import svg as S
 from twin.report.core import ReportContext, ReportError, _check_run_dir
@@ -37,7 +39,7 @@ def link_segments(events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     lv = typ == "leave_link"
     L = int(link.max()) + 2 if link.size else 1
 
-    def ranked(m):
+    def ranked(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         key = trip[m] * L + link[m]
         tt = t[m]
         o = np.lexsort((np.arange(key.size), tt, key))
@@ -124,7 +126,7 @@ def animation_data(ctx: ReportContext, *, hour: float = 8, duration_s: float = 3
 
 def write_animation(run_dir: str | Path, out_html: str | Path | None = None, *, hour: float = 8, fps: int = 30,
                     speed: float = 60.0, duration_s: float = 3600.0, max_vehicles: int | None = 5000,
-                    network: Any = None, geometry: Any = None) -> Path:
+                    network: Any = None, geometry: Sequence[npt.ArrayLike] | None = None) -> Path:
     """Write an offline HTML animation of the cars on the network during one hour.
 
     Parameters
@@ -148,6 +150,7 @@ def write_animation(run_dir: str | Path, out_html: str | Path | None = None, *, 
     ctx = ReportContext(run_dir, network=network, geometry=geometry)
     data = animation_data(ctx, hour=hour, duration_s=duration_s, max_vehicles=max_vehicles)
     g = ctx.geometry
+    assert g is not None  # animation_data refuses a run without link geometry
     net_svg = S.network_map(g, np.zeros(g.n, np.int64), ["#9ca3af"], map_id="net", max_links=10**9)
     links = np.column_stack([g.x1, g.y1, g.x2, g.y2]).ravel().tolist()
     name = ctx.scenario.get("name") or run_dir.name

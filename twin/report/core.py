@@ -41,6 +41,8 @@ from twin.report import svg as S
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from twin.domains.base import Domain
+
 __all__ = [
     "ReportError", "Section", "ReportContext", "register_section", "unregister_section", "registered_sections",
     "register_kpi", "format_kpi", "kpi_label", "kpi_better", "kpi_verdict", "write_report", "write_compare_report",
@@ -737,7 +739,8 @@ def _domain_sections(ctx: ReportContext) -> list[Section]:
     for name, cls in DOMAINS.classes().items():
         if name not in scen and not getattr(cls, "always", False):
             continue
-        for i, (title, fn) in enumerate(cls.report_sections()):
+        domain = cast("type[Domain]", cls)  # the registry admits Domain subclasses only
+        for i, (title, fn) in enumerate(domain.report_sections()):
             out.append(Section(f"domain-{name}-{i}", 60.0 + i / 100, fn, title))
     return out
 

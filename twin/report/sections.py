@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from twin import __version__
 from twin.report import svg as S
@@ -39,7 +42,8 @@ _OPTIONAL_OUTPUTS = {
 def _absent(ctx: ReportContext, name: str) -> str:
     """``"links.parquet is not in the run folder (output.links: false)"``: why a file is missing."""
     switch = _OPTIONAL_OUTPUTS.get(name, ("", ""))[0]
-    out = ctx.scenario.get("output") if isinstance(ctx.scenario.get("output"), dict) else {}
+    output = ctx.scenario.get("output")
+    out: dict[str, Any] = output if isinstance(output, dict) else {}
     why = f" (output.{switch}: false)" if switch and out.get(switch) is False else ""
     return f"{name} is not in the run folder{why}"
 
@@ -58,14 +62,14 @@ def _no_cars_note(ctx: ReportContext) -> str:
 
 # ----------------------------------------------------------------------------------------- policies
 
-def _num(v) -> float | None:
+def _num(v: object) -> float | None:
     """A finite number (not a boolean), else ``None``."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
     return float(v) if math.isfinite(v) else None
 
 
-def _seconds(v) -> float | None:
+def _seconds(v: object) -> float | None:
     """Seconds from a number or a clock string (``"07:00"``), else ``None``."""
     if isinstance(v, str):
         from twin.scenario import parse_time_s
@@ -83,7 +87,7 @@ def _clock_day(s: float) -> str:
     return f"{r // 3600:02d}:{r % 3600 // 60:02d}" + (f" (+{d} d)" if d else "")
 
 
-def _bbox(v) -> list[float] | None:
+def _bbox(v: object) -> list[float] | None:
     if isinstance(v, list | tuple) and len(v) == 4 and all(_num(x) is not None for x in v):
         return [float(x) for x in v]
     return None
@@ -93,7 +97,7 @@ def _bbox_text(b: list[float]) -> str:
     return "[" + ", ".join(f"{x:.4f}" for x in b) + "] (W, S, E, N)"
 
 
-def run_policies(ctx: ReportContext) -> list[dict]:
+def run_policies(ctx: ReportContext) -> list[dict[str, Any]]:
     """The run's policies, one dict each, from network.json's ``policies`` summary (links selected,
     their ids) merged with the resolved scenario's entries (same order): ``type``, ``name``,
     ``kind``, ``bbox``, ``from_s``/``to_s`` (seconds), ``closed``, ``capacity_factor``,
@@ -103,11 +107,11 @@ def run_policies(ctx: ReportContext) -> list[dict]:
     scen = ctx.scenario.get("policies")
     summ = summ if isinstance(summ, list) else []
     scen = scen if isinstance(scen, list) else []
-    out = []
+    out: list[dict[str, Any]] = []
     for i in range(max(len(summ), len(scen))):
         sm = summ[i] if i < len(summ) and isinstance(summ[i], dict) else {}
         sc = scen[i] if i < len(scen) and isinstance(scen[i], dict) else {}
-        get = lambda k: sm.get(k, sc.get(k))  # noqa: E731, B023  (called in this iteration only)
+        get: Callable[[str], Any] = lambda k: sm.get(k, sc.get(k))  # noqa: E731, B023  (called in this iteration only)
         ids = sm.get("link_ids")
         ids_ok = isinstance(ids, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in ids)
         ids = ids if ids_ok else None
@@ -129,11 +133,12 @@ def run_policies(ctx: ReportContext) -> list[dict]:
 
 
 def _sim_window(ctx: ReportContext) -> tuple[float | None, float | None]:
-    sim = ctx.scenario.get("simulation") if isinstance(ctx.scenario.get("simulation"), dict) else {}
+    simulation = ctx.scenario.get("simulation")
+    sim: dict[str, Any] = simulation if isinstance(simulation, dict) else {}
     return _seconds(sim.get("start_s")), _seconds(sim.get("end_s"))
 
 
-def _policy_when(ctx: ReportContext, p: dict) -> str:
+def _policy_when(ctx: ReportContext, p: dict[str, Any]) -> str:
     a, b = p["from_s"], p["to_s"]
     if a is None or b is None:
         return "-"
@@ -143,16 +148,17 @@ def _policy_when(ctx: ReportContext, p: dict) -> str:
     return f"{_clock_day(a)}–{_clock_day(b)}"
 
 
-def _policy_type(p: dict) -> str:
+def _policy_type(p: dict[str, Any]) -> str:
     if p["type"] == "road_pricing":
         return f"road pricing ({p['kind'] or 'cordon'})"
-    return p["type"].replace("_", " ")
+    kind: str = p["type"]
+    return kind.replace("_", " ")
 
 
 _PER = {"cordon": "per entry", "distance": "per km driven inside", "link": "per passage"}
 
 
-def _policy_what(p: dict) -> str:
+def _policy_what(p: dict[str, Any]) -> str:
     if p["type"] == "road_pricing":
         price = p["price"]
         return f"charge {price:,.2f} {_PER.get(p['kind'] or 'cordon', '')}".rstrip() if price is not None else "charge"
@@ -166,7 +172,7 @@ def _policy_what(p: dict) -> str:
     return ", ".join(parts) or "no change"
 
 
-def _policy_where(p: dict) -> str:
+def _policy_where(p: dict[str, Any]) -> str:
     n = p["n_links"]
     nl = f"{n:,} link{'' if n == 1 else 's'}" if n is not None else "links"
     ways = ", ".join(str(w) for w in p["osm_way_ids"][:5]) + (", ..." if len(p["osm_way_ids"]) > 5 else "")
@@ -186,7 +192,7 @@ def _policy_where(p: dict) -> str:
     return nl + (": " + "; ".join(sel) if sel else "")
 
 
-def _policy_table(ctx: ReportContext, pols: list[dict]) -> str:
+def _policy_table(ctx: ReportContext, pols: list[dict[str, Any]]) -> str:
     if not pols:
         return '<p class="note">no policies</p>'
     td = '<td style="text-align:left;white-space:normal">'
@@ -215,7 +221,7 @@ def policies_section(ctx: ReportContext) -> str | None:
 def _policy_overlay(ctx: ReportContext) -> tuple[str, str]:
     """The run's policies drawn for its maps: ``(svg overlay, legend html)``."""
     g = ctx.geometry
-    layers: list[dict] = []
+    layers: list[dict[str, Any]] = []
     legend: list[tuple[str, str]] = []
     missing = []
     for p in run_policies(ctx):
@@ -311,7 +317,8 @@ def comparison(ctx: ReportContext) -> str | None:
         if key.startswith("mode_share_"):  # a mode of only one run (a plug-in mode) has share 0 in the other
             a = 0.0 if a is None else a
             b = 0.0 if b is None else b
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
+        if not (isinstance(a, int | float) and not isinstance(a, bool)
+                and isinstance(b, int | float) and not isinstance(b, bool)):
             continue
         d = b - a
         rel = f"{100 * d / a:+.1f} %" if a else "-"
@@ -386,6 +393,7 @@ def _diverging(k: int) -> list[str]:
 
 def _widths(ctx: ReportContext) -> np.ndarray:
     g = ctx.geometry
+    assert g is not None, "maps need the link geometry"
     la = ctx.link_attrs
     lanes = ctx.by_row(la["lanes"]) if "lanes" in la else None
     cap = ctx.by_row(la["capacity_vph"]) if "capacity_vph" in la else None
@@ -403,11 +411,12 @@ def _tokens(values: np.ndarray, decimals: int) -> np.ndarray:
     return s
 
 
-def link_table_json(ctx: ReportContext, element_id: str, *, extra: list[tuple[str, np.ndarray, int]] = (),
+def link_table_json(ctx: ReportContext, element_id: str, *, extra: Sequence[tuple[str, np.ndarray, int]] = (),
                     base_fields: bool = True) -> str:
     """A ``<script type="application/json">`` table of link attributes for the map tooltips:
     ``extra`` is ``[(label, values per geometry row, decimals), ...]``."""
     g = ctx.geometry
+    assert g is not None, "link tables need the link geometry"
     la = ctx.link_attrs
     fields: list[tuple[str, np.ndarray, int]] = []
     if "osm_way_id" in la:
@@ -467,7 +476,7 @@ def network_maps(ctx: ReportContext) -> str | None:
     # breaks computed from both runs' values
     base = ctx.baseline
     ab = base is not None and _same_network(ctx, base)
-    lma = base.link_metrics if base is not None else None
+    lma = base.link_metrics if base is not None else {}  # read only when there is a baseline
     if ab:
         vol_a, delay_a, ratio_a = (ctx.by_row(lma[k]) for k in ("volume_day", "delay_veh_h", "peak_ratio"))
     elif base is not None:  # another network: its values count for the breaks, its map is not drawn
@@ -490,18 +499,18 @@ def network_maps(ctx: ReportContext) -> str | None:
     data = link_table_json(ctx, src, extra=fields)
     overlay, pol_legend = _policy_overlay(ctx)
 
-    def draw(cls_b, cls_a, pal, priority, title):
+    def draw(cls_b: np.ndarray, cls_a: np.ndarray | None, pal: list[str], priority: np.ndarray, title: str) -> str:
         layers = [("run-a", cls_a, priority), ("run-b", cls_b, priority)] if ab else None
         svg = S.network_map(g, None if ab else cls_b, pal, widths=widths, priority=priority, max_links=max_links,
                             map_id=ctx.uid("map"), data_src=src, title=title, overlay=overlay, layers=layers)
         return (_ab_switch(ctx) + svg) if ab else svg
 
-    figs = []  # (title, svg, legend, caption, data-attributes)
+    figs: list[tuple[str, str, str, str, dict[str, Any]]] = []  # (title, svg, legend, caption, data-attributes)
     # 1. daily volume
     br = _breaks([vol, *others_v])
     pal_v = [S.GREY, *S.SEQ_VOLUME[-(len(br) + 1):]]
 
-    def vol_cls(v):
+    def vol_cls(v: np.ndarray) -> np.ndarray:
         return np.where(np.nan_to_num(v) > 0, S.classify(v, br) + 1, 0)
 
     svg_v = draw(vol_cls(vol), vol_cls(vol_a) if ab else None, pal_v, np.nan_to_num(vol), "Daily volume")
@@ -514,7 +523,7 @@ def network_maps(ctx: ReportContext) -> str | None:
     if peak is not None or (ab and lma.get("peak_hour") is not None):
         rb = [0.3, 0.5, 0.7, 0.85, 0.95]
 
-        def ratio_cls(r):
+        def ratio_cls(r: np.ndarray) -> np.ndarray:
             rc = S.classify(r, rb)
             return np.where(rc >= 0, rc + 1, 0)  # 0: no traffic in the peak hour
 
@@ -536,7 +545,7 @@ def network_maps(ctx: ReportContext) -> str | None:
         db = _breaks([delay, *others_d], floor=0.005)
         pal_d = [S.GREY, *S.SEQ_DELAY[-(len(db) + 1):]]
 
-        def delay_cls(dv, ok):
+        def delay_cls(dv: np.ndarray, ok: np.ndarray) -> np.ndarray:
             return np.where(ok, S.classify(dv, db) + 1, 0)
 
         svg_d = draw(delay_cls(delay, d_ok), delay_cls(delay_a, da_ok) if ab else None, pal_d,
@@ -555,7 +564,7 @@ def network_maps(ctx: ReportContext) -> str | None:
         figs.append(("Daily delay", '<p class="note">no delay on any link: traffic flows freely all day</p>', "", "",
                      {}))
 
-    def attrs(d):
+    def attrs(d: dict[str, Any]) -> str:
         return "".join(f' data-{k}="{escape(v if isinstance(v, str) else json.dumps(v))}"' for k, v in d.items())
 
     body = "".join(f"<figure{attrs(a)}><h3>{escape(t)}</h3>{s}{lg}<figcaption>{escape(c)}</figcaption></figure>"
@@ -580,7 +589,7 @@ def network_maps(ctx: ReportContext) -> str | None:
             f'{_AB_STYLE if ab else ""}{capped}<div class="grid">{body}</div>{data}')
 
 
-def _hour_labels(hours) -> list[str]:
+def _hour_labels(hours: Iterable[float]) -> list[str]:
     return [f"{int(h) % 24:02d}" for h in hours]
 
 
@@ -631,7 +640,7 @@ def day_charts(ctx: ReportContext) -> str | None:
             + ('<div class="grid">' + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>" if charts else ""))
 
 
-def _finite(a) -> bool:
+def _finite(a: npt.ArrayLike) -> bool:
     return bool(np.isfinite(np.asarray(a, float)).any())
 
 
@@ -684,7 +693,8 @@ def run_details(ctx: ReportContext) -> str | None:
     # manifest.json, and the fact cells wrap long values (_facts) so that nothing runs into its neighbour
     facts = [(k, v[:12] if k == "git_commit" and isinstance(v, str) and len(v) > 12 else v) for k, v in facts]
     files = man.get("files") or []
-    out = ctx.scenario.get("output") if isinstance(ctx.scenario.get("output"), dict) else {}
+    output = ctx.scenario.get("output")
+    out: dict[str, Any] = output if isinstance(output, dict) else {}
     missing = [f"{name} ({what})" + (f" — output.{sw}: false" if out.get(sw) is False else "")
                for name, (sw, what) in _OPTIONAL_OUTPUTS.items() if not ctx.has(name)]
     return (_facts([(k, "-" if v is None else v) for k, v in facts]) + bar

@@ -8,10 +8,13 @@ Section plug-ins (``twin.report.register_section``) can use these helpers for th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Geometry", "project_lines", "network_map", "legend_html", "classify", "quantile_breaks", "policy_overlay",
@@ -73,7 +76,8 @@ class Geometry:
         return x, y
 
 
-def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None = None,
+def project_lines(link_id: npt.ArrayLike, lon1: npt.ArrayLike, lat1: npt.ArrayLike, lon2: npt.ArrayLike,
+                  lat2: npt.ArrayLike, mid: Sequence[npt.ArrayLike | None] | None = None,
                   offset: float = OFFSET, *, lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                   ) -> Geometry:
     """Equirectangular projection (x scaled by cos of the mean latitude) of links.
@@ -112,10 +116,10 @@ def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None 
     scale = (SIZE - 20) / span
     pad = 10
 
-    def px(lon):
+    def px(lon: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         return np.rint((lon - lon0) * coslat * scale + pad).astype(np.int64)
 
-    def py(lat):
+    def py(lat: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         return np.rint((lat_max - lat) * scale + pad).astype(np.int64)
 
     width = int(math.ceil((lon_max - lon0) * coslat * scale)) + 2 * pad
@@ -141,9 +145,12 @@ def project_lines(link_id: np.ndarray, lon1, lat1, lon2, lat2, mid: list | None 
     return geom
 
 
-def _mid_to_lines(lon1, lat1, lon2, lat2, mid: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _mid_to_lines(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray,
+                  mid: Sequence[npt.ArrayLike | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-link intermediate vertices (``mid``) as flat polyline arrays."""
-    lon_parts, lat_parts, counts = [], [], []
+    lon_parts: list[np.ndarray] = []
+    lat_parts: list[np.ndarray] = []
+    counts: list[int] = []
     for i, m in enumerate(mid):
         m = np.zeros((0, 2)) if m is None else np.asarray(m, float).reshape(-1, 2)
         lon_parts += [lon1[i:i + 1], m[:, 0], lon2[i:i + 1]]
@@ -154,7 +161,8 @@ def _mid_to_lines(lon1, lat1, lon2, lat2, mid: list) -> tuple[np.ndarray, np.nda
     return ptr, np.concatenate(lon_parts), np.concatenate(lat_parts)
 
 
-def _simplify(X: np.ndarray, Y: np.ndarray, row: np.ndarray, cnt: np.ndarray, tol: float):
+def _simplify(X: np.ndarray, Y: np.ndarray, row: np.ndarray, cnt: np.ndarray, tol: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Douglas-Peucker (GEOS, one vectorised call) of the lines with inner vertices; their end
     points stay. Returns the kept ``(X, Y, row, cnt)``, rows in order."""
     import shapely
@@ -176,7 +184,8 @@ def _simplify(X: np.ndarray, Y: np.ndarray, row: np.ndarray, cnt: np.ndarray, to
     return out_x, out_y, out_row[order], new_cnt
 
 
-def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float):
+def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Path data of integer polylines (vectorised): repeated vertices dropped, simplified, offset
     to the right.
 
@@ -223,7 +232,7 @@ def _polyline_paths(X: np.ndarray, Y: np.ndarray, ptr: np.ndarray, offset: float
         denom = np.where(inner, np.maximum(1.0 + ax * bx + ay * by, 0.5), 1.0)  # mitre, at most 2 offsets
         X = X + np.rint((ax + bx) / denom * offset).astype(np.int64)
         Y = Y + np.rint((ay + by) / denom * offset).astype(np.int64)
-    flat: list = [None] * (3 * nv)
+    flat: list[object] = [None] * (3 * nv)
     flat[0::3] = np.where(first, "\x00M", "L").tolist()
     flat[1::3] = X.tolist()
     flat[2::3] = Y.tolist()
@@ -240,13 +249,14 @@ def width_classes(lanes: np.ndarray | None, capacity: np.ndarray | None, n: int)
         v = np.nan_to_num(np.asarray(capacity, float), nan=1000.0) / 1000.0
     else:
         return np.ones(n, np.int64)
-    return np.clip(np.rint(v), 1, 4).astype(np.int64)
+    classes: np.ndarray = np.clip(np.rint(v), 1, 4).astype(np.int64)
+    return classes
 
 
 def network_map(geom: Geometry, cls: np.ndarray | None, palette: list[str], *, widths: np.ndarray | None = None,
                 priority: np.ndarray | None = None, max_links: int = 20000, map_id: str = "map",
                 data_src: str | None = None, title: str = "", overlay: str = "",
-                layers: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None) -> str:
+                layers: Sequence[tuple[str, np.ndarray | None, np.ndarray | None]] | None = None) -> str:
     """An inline ``<svg class="map">``: one ``<path data-k=LINK>`` per drawn link, grouped by colour.
 
     ``cls[i]`` is the colour class of row ``i`` (an index into ``palette``; ``-1``: not drawn on its
@@ -263,7 +273,7 @@ def network_map(geom: Geometry, cls: np.ndarray | None, palette: list[str], *, w
     if widths is None:
         widths = np.ones(n, np.int64)
 
-    def drawn_of(c, pr):
+    def drawn_of(c: np.ndarray | None, pr: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         c = np.asarray(c, dtype=np.int64)
         drawn = c >= 0
         if drawn.sum() > max_links:
@@ -309,11 +319,12 @@ def _path_elements(geom: Geometry, widths: np.ndarray) -> np.ndarray:
     w = np.asarray(widths, np.int64)
     cache = getattr(geom, "_elems", None)
     if cache is not None and np.array_equal(cache[0], w):
-        return cache[1]
+        cached: np.ndarray = cache[1]
+        return cached
     n = geom.n
     if n:
         # one % over a tuple: link id, width class, path data per link
-        flat = [None] * (3 * n)
+        flat: list[object] = [None] * (3 * n)
         flat[0::3] = geom.link_id.tolist()
         flat[1::3] = w.tolist()
         flat[2::3] = geom.d.tolist()
@@ -345,7 +356,7 @@ def _attrs(style: dict[str, str]) -> str:
     return " ".join(f'{k}="{escape(v)}"' for k, v in style.items())
 
 
-def policy_overlay(geom: Geometry, layers: list[dict]) -> str:
+def policy_overlay(geom: Geometry, layers: list[dict[str, Any]]) -> str:
     """SVG elements that draw policies on a map of ``geom`` (pass to :func:`network_map` as
     ``overlay``). ``layers`` is ``[{"kind": closed|changed|priced|area, "policy": index,
     "name": label, "link_ids": ids (link kinds), "bbox": [W, S, E, N] (area)}, ...]``.
@@ -412,7 +423,8 @@ def policy_legend_html(entries: list[tuple[str, str]], *, title: str = "policies
     return f'<div class="legend pol-legend"><b>{escape(title)}</b> {"".join(items)}</div>'
 
 
-def legend_html(palette: list[str], labels: list[str], *, title: str = "", extra: list[tuple[str, str]] = ()) -> str:
+def legend_html(palette: list[str], labels: list[str], *, title: str = "",
+                extra: Sequence[tuple[str, str]] = ()) -> str:
     """A colour legend (HTML swatches) for a map."""
     items = [f'<span class="sw"><i style="background:{c}"></i>{escape(lab)}</span>'
              for c, lab in [*zip(palette, labels), *extra]]
@@ -424,10 +436,11 @@ def nice_round(v: float, digits: int = 2) -> float:
     if v == 0 or not math.isfinite(v):
         return v
     e = math.floor(math.log10(abs(v))) - digits + 1
-    return round(v / 10**e) * 10**e
+    rounded: float = round(v / 10**e) * 10**e
+    return rounded
 
 
-def quantile_breaks(values: np.ndarray, qs=(0.3, 0.55, 0.75, 0.9, 0.97)) -> list[float]:
+def quantile_breaks(values: npt.ArrayLike, qs: Sequence[float] = (0.3, 0.55, 0.75, 0.9, 0.97)) -> list[float]:
     """Increasing breaks at quantiles of ``values``, rounded to two significant digits."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -441,7 +454,7 @@ def quantile_breaks(values: np.ndarray, qs=(0.3, 0.55, 0.75, 0.9, 0.97)) -> list
     return out
 
 
-def classify(values: np.ndarray, breaks: list[float]) -> np.ndarray:
+def classify(values: npt.ArrayLike, breaks: list[float]) -> np.ndarray:
     """Class index 0..len(breaks) of each value (``-1`` for NaN)."""
     v = np.asarray(values, float)
     c = np.searchsorted(np.asarray(breaks, float), v, side="right").astype(np.int64)
@@ -449,7 +462,7 @@ def classify(values: np.ndarray, breaks: list[float]) -> np.ndarray:
     return c
 
 
-def range_labels(breaks: list[float], fmt=None, unit: str = "") -> list[str]:
+def range_labels(breaks: list[float], fmt: Callable[[float], str] | None = None, unit: str = "") -> list[str]:
     fmt = fmt or fmt_num
     if not breaks:
         return [f"all{unit}"]
@@ -461,7 +474,7 @@ def range_labels(breaks: list[float], fmt=None, unit: str = "") -> list[str]:
 
 # ------------------------------------------------------------------------------------------- charts
 
-def fmt_num(v: float) -> str:
+def fmt_num(v: float | int | None) -> str:
     """Short human number: 1,234 / 12.3 / 0.0123 / 1.2e-05."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -503,20 +516,24 @@ def _hour_ticks(lo: float, hi: float) -> list[float]:
     return list(np.arange(t0, hi + 1e-9, step))
 
 
-def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str = "", ylabel: str = "",
+#: a line of :func:`line_chart`: ``(label, x, y)`` or ``(label, x, y, colour)``
+Series = tuple[str, npt.ArrayLike, npt.ArrayLike] | tuple[str, npt.ArrayLike, npt.ArrayLike, str]
+
+
+def line_chart(series: Sequence[Series], *, xlabel: str = "", ylabel: str = "",
                x_hours: bool = False, logy: bool = False, ymin: float | None = 0.0, w: int = 640, h: int = 240,
                markers: bool = False, integer_x: bool = False, title: str = "") -> str:
     """A small inline SVG line chart; ``series`` is ``[(label, x, y), ...]`` (NaN breaks a line)."""
-    series = [(s[0], np.asarray(s[1], float), np.asarray(s[2], float),
-               s[3] if len(s) > 3 else SERIES[i % len(SERIES)]) for i, s in enumerate(series)]
-    series = [s for s in series if s[1].size]
-    if not series:
+    lines = [(s[0], np.asarray(s[1], float), np.asarray(s[2], float),
+              s[3] if len(s) > 3 else SERIES[i % len(SERIES)]) for i, s in enumerate(series)]
+    lines = [s for s in lines if s[1].size]
+    if not lines:
         return '<p class="empty">no data</p>'
     ml, mr, mb = 58, 14, 34
-    mt = 12 + (16 if title else 0) + (16 if len(series) > 1 else 0)
+    mt = 12 + (16 if title else 0) + (16 if len(lines) > 1 else 0)
     pw, ph = w - ml - mr, h - mt - mb
-    xs = np.concatenate([s[1] for s in series])
-    ys = np.concatenate([s[2] for s in series])
+    xs = np.concatenate([s[1] for s in lines])
+    ys = np.concatenate([s[2] for s in lines])
     if logy:
         ys = ys[ys > 0]
     ys = ys[np.isfinite(ys)]
@@ -531,7 +548,7 @@ def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str 
             e1 = e0 + 1
         yt = [10.0**e for e in range(e0, e1 + 1)]
         y0, y1 = float(e0), float(e1)
-        ty = lambda v: np.log10(np.where(np.asarray(v) > 0, v, np.nan))  # noqa: E731
+        ty: Callable[[npt.ArrayLike], np.ndarray] = lambda v: np.log10(np.where(np.asarray(v) > 0, v, np.nan))  # noqa: E731
     else:
         lo = float(ys.min()) if ys.size else 0.0
         hi = float(ys.max()) if ys.size else 1.0
@@ -542,8 +559,8 @@ def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str 
         ty = lambda v: np.asarray(v, float)  # noqa: E731
     if y1 <= y0:
         y1 = y0 + 1
-    sx = lambda v: ml + (np.asarray(v, float) - x0) / (x1 - x0) * pw  # noqa: E731
-    sy = lambda v: mt + ph - (ty(v) - y0) / (y1 - y0) * ph  # noqa: E731
+    sx: Callable[[npt.ArrayLike], np.ndarray] = lambda v: ml + (np.asarray(v, float) - x0) / (x1 - x0) * pw  # noqa: E731
+    sy: Callable[[npt.ArrayLike], np.ndarray] = lambda v: mt + ph - (ty(v) - y0) / (y1 - y0) * ph  # noqa: E731
     out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" {_FONT}>']
     if title:
         out.append(f'<text class="ct" x="{ml}" y="16">{escape(title)}</text>')
@@ -568,7 +585,7 @@ def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str 
         out.append(f'<text class="xl" x="{ml + pw / 2:.0f}" y="{h - 3}">{escape(xlabel)}</text>')
     if ylabel:
         out.append(f'<text class="yl" transform="translate(12 {mt + ph / 2:.0f}) rotate(-90)">{escape(ylabel)}</text>')
-    for lab, x, y, color in series:
+    for lab, x, y, color in lines:
         px, py = sx(x), sy(y)
         ok = np.isfinite(px) & np.isfinite(py)
         # split into runs of finite points
@@ -587,8 +604,8 @@ def line_chart(series: list[tuple[str, np.ndarray, np.ndarray]], *, xlabel: str 
                 if good:
                     out.append(f'<circle cx="{a:g}" cy="{b:g}" r="3" fill="{color}">'
                                f'<title>{escape(lab)}: {fmt_num(xv)} → {fmt_num(yv)}</title></circle>')
-    if len(series) > 1:
-        out.append(_legend_row([(s[0], s[3]) for s in series], ml, mt - 16))
+    if len(lines) > 1:
+        out.append(_legend_row([(s[0], s[3]) for s in lines], ml, mt - 16))
     out.append("</svg>")
     return "".join(out)
 
@@ -633,8 +650,8 @@ def bar_chart(labels: list[str], stacks: list[tuple[str, np.ndarray, str]], *, y
                        f'{fmt_num(vals[i])}</title></rect>')
         base += vals
     step = max(1, int(math.ceil(n / 12)))
-    for i in range(0, n, step):
-        out.append(f'<text class="xt" x="{ml + (i + 0.5) * bw:.1f}" y="{mt + ph + 16}">{escape(labels[i])}</text>')
+    for k in range(0, n, step):
+        out.append(f'<text class="xt" x="{ml + (k + 0.5) * bw:.1f}" y="{mt + ph + 16}">{escape(labels[k])}</text>')
     out.append(f'<line class="axis" x1="{ml}" x2="{ml + pw}" y1="{mt + ph}" y2="{mt + ph}"/>')
     if ylabel:
         out.append(f'<text class="yl" transform="translate(12 {mt + ph / 2:.0f}) rotate(-90)">{escape(ylabel)}</text>')
@@ -643,7 +660,8 @@ def bar_chart(labels: list[str], stacks: list[tuple[str, np.ndarray, str]], *, y
     return "".join(out)
 
 
-def stacked_hbar(parts: list[tuple[str, float, str]], *, w: int = 640, h: int = 30, fmt=None) -> str:
+def stacked_hbar(parts: list[tuple[str, float, str]], *, w: int = 640, h: int = 30,
+                 fmt: Callable[[float], str] | None = None) -> str:
     """One horizontal 100 % bar (e.g. mode shares): ``parts`` is ``[(label, share, colour), ...]``.
 
     Segments wide enough carry their label inside; every part (the small ones too) is also named
