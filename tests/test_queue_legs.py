@@ -648,6 +648,9 @@ def test_three_legs_arrive_at_free_flow_plus_waits(impl):
         vol, tt = sim.link_volume, sim.link_tt_sum_s
         assert np.array_equal(sim.leg_depart_s, [d for d, _ in expect])
         assert sim.finished().tolist() == [v] * 3 and sim.finished_legs().tolist() == [0, 1, 2]
+        lg = sim.legs([2, 0])
+        assert lg.vehicle.tolist() == [v, v] and lg.status.tolist() == [STATUS_ARRIVED] * 2
+        assert lg.arrive_s.tolist() == [expect[2][1], expect[0][1]] and lg.depart_s.tolist() == [expect[2][0], d0]
         assert sim.n_finished == 3 and sim.n_legs == 3
         # every leg's route, its entries in the order driven
         for g, route in enumerate(legs):
@@ -891,6 +894,10 @@ def test_random_day_numba_equals_python_twin(seed, stuck_time_s, stuck_action):
     b = day.queue_sim("python")
     day.drive(b)
     _assert_same(_results(a), _results(b))
+    for x, y in zip(a.legs(), b.legs()):
+        assert np.array_equal(x, y, equal_nan=True)
+    assert np.array_equal(a.legs().arrive_s, a.leg_arrive_s, equal_nan=True)
+    assert np.array_equal(a.legs().status, a.leg_status) and np.array_equal(a.legs().depart_s, a.leg_depart_s)
     for name in ("route_links", "route_enter_s", "route_leg", "rpos", "r_end", "arrive_s", "held",
                  "held_since_s", "acc_veh", "acc_step", "occ", "last_exit_s", "_blk_on"):
         assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name

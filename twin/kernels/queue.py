@@ -222,7 +222,7 @@ from twin.kernels._intrinsics import ctz as _ctz
 from twin.kernels._intrinsics import prefetch as _prefetch
 from twin.kernels._intrinsics import uidx as _u
 
-__all__ = ["advance_queue", "file_departures", "link_stats", "QueueSim", "Entries", "merge_key", "ACC_EPS_VEH",
+__all__ = ["advance_queue", "file_departures", "link_stats", "QueueSim", "Legs", "Entries", "merge_key", "ACC_EPS_VEH",
            "STATUS_NOT_DEPARTED", "STATUS_WAITING", "STATUS_ON_LINK", "STATUS_ARRIVED", "STATUS_REMOVED"]
 
 STATUS_NOT_DEPARTED = 0
@@ -1300,6 +1300,19 @@ def _ids_1d(name, a):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+class Legs(NamedTuple):
+    """Legs (see :meth:`QueueSim.legs`), one element per leg asked for."""
+
+    vehicle: np.ndarray
+    """Vehicle of the leg (int64)."""
+    status: np.ndarray
+    """Status of the leg (as ``QueueSim.status``; int8)."""
+    depart_s: np.ndarray
+    """Departure time, seconds (``inf`` until scheduled)."""
+    arrive_s: np.ndarray
+    """Time the leg left the network (arrival, or exit where it was taken off), ``nan`` until then."""
+
+
 class Entries(NamedTuple):
     """Link entries (see :meth:`QueueSim.entries`), one element per entry, in the order they happened."""
 
@@ -2305,6 +2318,22 @@ class QueueSim:
         v = self._leg_vehicle[: self._n_legs]
         v.flags.writeable = False
         return v
+
+    def legs(self, legs=None):
+        """Vehicle, status, departure and arrival of the given legs (all legs by default), as
+        :class:`Legs`; ``O(len(legs))``, e.g. for the legs of :meth:`finished_legs`."""
+        g = np.arange(self._n_legs) if legs is None else _ids_1d("legs", legs)
+        if g.size and (g.min() < 0 or g.max() >= self._n_legs):
+            raise ValueError(f"legs must be leg ids in [0, {self._n_legs})")
+        v = self._leg_vehicle[g]
+        cur = self._leg_of[v] == g
+        out = []
+        for stored, per_vehicle in ((self._leg_status, self._status), (self._leg_depart_s, self._depart_s),
+                                    (self._leg_arrive_s, self._arrive_s)):
+            a = stored[g]
+            a[cur] = per_vehicle[v[cur]]
+            out.append(a)
+        return Legs(v, *out)
 
     def _leg_field(self, stored, per_vehicle):
         g = np.arange(self._n_legs)
