@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from twin._tables import Categorical
@@ -19,6 +20,45 @@ __all__ = ["MobilityOutputs", "EventRecorder", "EVENT_NAMES"]
 
 #: ``type`` categories of events.parquet, in code order
 EVENT_NAMES = ("depart", "enter_link", "leave_link", "arrive", "aborted", "mode_change")
+
+
+def sort_events(t_s: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The stable order by ``(t_s, key)``, NaN times last: ``np.lexsort((key, t_s))`` with NaN as
+    +inf, but faster on events recorded step by step (nearly sorted by time): a stable sort by time
+    (timsort, near-linear on such data), then the runs of equal times sorted by key."""
+    order = np.argsort(t_s, kind="stable")  # NaN last, in recording order
+    _sort_ties(order, t_s[order], key)
+    return order
+
+
+@numba.njit(cache=True)
+def _sort_ties(order, t_sorted, key):
+    """Within each run of equal ``t_sorted`` (NaNs count as equal), sort ``order`` by ``key``, stably."""
+    n = order.shape[0]
+    i = 0
+    while i < n:
+        ti = t_sorted[i]
+        nan_i = ti != ti
+        j = i + 1
+        while j < n and (t_sorted[j] == ti or (nan_i and t_sorted[j] != t_sorted[j])):
+            j += 1
+        m = j - i
+        if m > 1:
+            if m <= 32:  # insertion sort: stable, and runs are short
+                for a in range(i + 1, j):
+                    x = order[a]
+                    kx = key[x]
+                    c = a - 1
+                    while c >= i and key[order[c]] > kx:
+                        order[c + 1] = order[c]
+                        c -= 1
+                    order[c + 1] = x
+            else:
+                seg = order[i:j].copy()
+                idx = np.argsort(key[seg], kind="mergesort")
+                for a in range(m):
+                    order[i + a] = seg[idx[a]]
+        i = j
 
 
 class EventRecorder:
@@ -184,10 +224,10 @@ class MobilityOutputs:
         t = self.trips
         resident = t.person.astype(np.int64)
         ts, typ, trip, link = rec.columns()
-        # order: time, trip, then type (leave before enter at the same node passage), then position
-        # in the parts (a stable sort); trip and type rank (< 8) share one key: two sort passes
+        # order: time (NaN last), trip, then type (leave before enter at the same node passage), then
+        # recording order; trip and type rank (< 8) share one key
         type_rank = np.array([1, 3, 2, 4, 5, 0], dtype=np.int64)[typ]  # mode_change, depart, leave, ...
-        order = np.lexsort((trip * 8 + type_rank, np.nan_to_num(ts, nan=np.inf)))
+        order = sort_events(ts, trip * 8 + type_rank)
         trip_o = trip[order]
         return {
             "t_s": ts[order],
