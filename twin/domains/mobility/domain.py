@@ -660,9 +660,10 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         # ended leg's, when that leg is the one last entered
         fv, fl = fin[arrived], fin_leg[arrived]
         mine = self._last_leg[fv] == fl
-        fv, fl = fv[mine], fl[mine]
+        fv = fv[mine]
         arr_link = self._last_link[fv]
-        arr_t = sim.leg_arrive_s[fl] if fl.size else np.zeros(0)
+        # legs finished in this call are their vehicles' current legs (legs are appended between calls)
+        arr_t = sim.arrive_s[fv]
         owner_trip = self._vehicle_trip
         if ev.wants("enter_link"):
             ev.publish("enter_link", {"t_s": e.enter_s, "trip_id": owner_trip(e.vehicle), "vehicle_id": e.vehicle,
