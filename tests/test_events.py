@@ -87,7 +87,7 @@ def test_bus_events_equal_the_whole_day_construction(source, extra):
     # published no earlier than they happen (by the end of their step); a car that waited behind
     # a blocked departure enters at its departure time, which may lie steps back
     step = m.scenario.simulation.record_interval_s
-    for typ_name, t0, n, t_s in batches:
+    for typ_name, t0, _n, t_s in batches:
         if typ_name in ("depart", "enter_link", "leave_link", "mode_change"):
             assert (t_s < t0 + step + 1e-9).all(), typ_name
             if typ_name == "depart":
