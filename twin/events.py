@@ -8,13 +8,16 @@ its arrays). A type nobody subscribes to costs nothing: publishers ask :meth:`Ev
 building a batch.
 
 Built-in types (published by the mobility domain; ``resident_id`` is the resident's row, ``trip_id``
-the dense trip index, ``vehicle_id`` the queue kernel's vehicle, ``link_id`` the dense link index):
+the dense trip index, -1 for a domain's vehicles; ``vehicle_id`` the queue kernel's vehicle,
+``link_id`` the dense link index; ``mode`` an index into the mobility domain's ``mode_names``):
 
 ======================  ==========================================================================
 ``depart``              a trip departs (``t_s``, ``trip_id``, ``resident_id``, ``mode``)
-``enter_link``          a car enters a link (``t_s``, ``trip_id``, ``vehicle_id``, ``link_id``)
-``leave_link``          a car leaves a link (same columns)
-``arrive``              a trip arrives (``t_s``, ``trip_id``, ``resident_id``, ``mode``)
+``enter_link``          a car enters a link (``t_s``, ``trip_id``, ``vehicle_id``, ``link_id``, and
+                        ``from_link``: the link it left there, -1 at the start of a leg)
+``leave_link``          a car leaves a link (``t_s``, ``trip_id``, ``vehicle_id``, ``link_id``)
+``arrive``              a trip arrives (``t_s``, ``trip_id``, ``resident_id``, ``mode``, ``link_id``:
+                        a car's last link, -1 for the other modes)
 ``aborted``             a car trip was removed from the network when stuck (``trip_id``, ...)
 ``mode_change``         at the departure of a trip whose tour changed mode in the last replanning
 ``plan_change``         a domain replaced the rest of a resident's day (``t_s``, ``resident_id``,
@@ -39,9 +42,9 @@ __all__ = ["EventBatch", "EventBus", "BUILTIN_EVENT_TYPES"]
 
 BUILTIN_EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "depart": ("t_s", "trip_id", "resident_id", "mode"),
-    "enter_link": ("t_s", "trip_id", "vehicle_id", "link_id"),
+    "enter_link": ("t_s", "trip_id", "vehicle_id", "link_id", "from_link"),
     "leave_link": ("t_s", "trip_id", "vehicle_id", "link_id"),
-    "arrive": ("t_s", "trip_id", "resident_id", "mode"),
+    "arrive": ("t_s", "trip_id", "resident_id", "mode", "link_id"),
     "aborted": ("t_s", "trip_id", "resident_id", "mode"),
     "mode_change": ("t_s", "trip_id", "resident_id", "mode"),
     "plan_change": ("t_s", "resident_id", "first_new_trip", "n_cancelled", "n_added", "source"),

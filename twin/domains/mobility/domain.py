@@ -604,9 +604,12 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         if fin.size == 0 or self.car_trips.size == 0:
             return
         self._fin_seen += fin.size
-        trips = self.car_trips[fin]
-        if self.trip_next.size > self._m_plan or self._plan_changes:
-            live = self.trip_state[trips] != 4  # cancelled by within-day replanning: counted then
+        trips = self._vehicle_trip(fin)
+        if self.sim.n_vehicles > self.car_trips.size or self._plan_changes:
+            # a domain's vehicles are not residents' trips; trips cancelled by within-day
+            # replanning were counted when they were cancelled
+            live = trips >= 0
+            live[live] = self.trip_state[trips[live]] != 4
             fin, trips = fin[live], trips[live]
         arrived = self.sim.status[fin] == STATUS_ARRIVED
         done = trips[arrived]
@@ -614,7 +617,10 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self.trip_state[done] = 2
         ab = trips[~arrived]
         self.trip_state[ab] = 3
-        self._publish_trips("arrive", done, self.trip_arrive_s[done])
+        if done.size and self.events.wants("arrive"):  # the last link left, for events.parquet
+            v = fin[arrived]
+            self._publish_trips("arrive", done, self.trip_arrive_s[done],
+                                self.sim.route_links[self.sim.rpos[v]].astype(np.int64))
         self._publish_trips("aborted", ab, np.full(ab.size, np.nan))
         self._n_under -= trips.size
         self._newly_done.append(done)
@@ -667,7 +673,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         owner_trip = self._vehicle_trip
         if ev.wants("enter_link"):
             ev.publish("enter_link", {"t_s": e.enter_s, "trip_id": owner_trip(e.vehicle), "vehicle_id": e.vehicle,
-                                      "link_id": e.link})
+                                      "link_id": e.link, "from_link": left})
         if ev.wants("leave_link"):
             has = left >= 0
             t_s = np.concatenate([e.enter_s[has], arr_t])
@@ -697,10 +703,13 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             mc = due[prev[due] != self.trip_mode[due]]
             self._publish_trips("mode_change", mc, self.trip_depart_s[mc])
 
-    def _publish_trips(self, type_name: str, trips: np.ndarray, t_s: np.ndarray) -> None:
+    def _publish_trips(self, type_name: str, trips: np.ndarray, t_s: np.ndarray,
+                       link: np.ndarray | None = None) -> None:
         if trips.size and self.events.wants(type_name):
-            self.events.publish(type_name, {"t_s": t_s, "trip_id": trips, "resident_id": self.trips.person[trips],
-                                            "mode": self.trip_mode[trips]})
+            cols = {"t_s": t_s, "trip_id": trips, "resident_id": self.trips.person[trips], "mode": self.trip_mode[trips]}
+            if type_name == "arrive":  # the car's last link (-1: not by car on the network)
+                cols["link_id"] = np.full(trips.size, -1, np.int64) if link is None else link
+            self.events.publish(type_name, cols)
 
     def next_day(self) -> bool:
         """After a day was scored: count it, and say whether another day is simulated (iterations

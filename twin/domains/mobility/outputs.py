@@ -62,41 +62,104 @@ def _sort_ties(order, t_sorted, key):
 
 
 class EventRecorder:
-    """Collects the mobility events of a day from the event bus, for ``events.parquet``: per type a
-    list of the step batches' ``(t_s, trip_id, link_id)`` arrays (residents' trips only)."""
+    """Collects the mobility events of a day from the event bus, for ``events.parquet``.
+
+    It keeps the *primary* events (depart, enter_link, arrive, aborted, mode_change) with, for an
+    entry, the link left there (``from_link`` of ``enter_link``) and, for a car's arrival, its last
+    link (``link_id`` of ``arrive``): every ``leave_link`` row is one of those, at the same time and
+    for the same trip, and sorts just before its partner (leave ranks after mode_change and depart,
+    before enter and arrive). So only the primary rows are sorted; the leave rows are put in when
+    the table is built (:func:`assemble_events`), which gives the rows the full sort would."""
 
     def __init__(self, bus: Any) -> None:
-        self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
         for code, name in enumerate(EVENT_NAMES):
-            bus.subscribe(name, self._on(code))
+            if name != "leave_link":
+                bus.subscribe(name, self._on(code))
 
     def _on(self, code: int) -> Any:
         def record(batch: Any) -> None:
             trip = batch["trip_id"]
-            link = batch.columns.get("link_id")
-            mine = trip >= 0
-            if not mine.all():  # a domain's vehicle
-                trip = trip[mine]
-                link = link[mine] if link is not None else None
-                t_s = batch["t_s"][mine]
+            t_s = batch["t_s"]
+            n = trip.shape[0]
+            none = np.full(n, -1, np.int64)
+            if code == 1:  # enter_link
+                link, left = batch["link_id"], batch["from_link"]
+            elif code == 3:  # arrive: the last link is left then
+                link, left = none, batch["link_id"]
             else:
-                t_s = batch["t_s"]
-            self._parts.append((t_s, code, trip, np.full(trip.size, -1, np.int64) if link is None else link))
+                link, left = none, none
+            mine = trip >= 0  # not a domain's vehicle
+            if not mine.all():
+                t_s, trip, link, left = t_s[mine], trip[mine], link[mine], left[mine]
+            self._parts.append((t_s, code, trip, link, left))
         return record
 
     def reset(self) -> None:
         """Forget the recorded events (a new day starts)."""
         self._parts = []
 
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(t_s, type code, trip_id, link_id)`` of every recorded event, in recording order."""
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(t_s, type code, trip_id, link_id, from_link)`` of the primary events, in recording order."""
         if not self._parts:
-            return np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            z = np.zeros(0, np.int64)
+            return np.zeros(0), np.zeros(0, np.int8), z, z, z
         ts = np.concatenate([p[0] for p in self._parts]).astype(np.float64, copy=False)
         typ = np.concatenate([np.full(p[2].size, p[1], np.int8) for p in self._parts])
         trip = np.concatenate([p[2] for p in self._parts]).astype(np.int64, copy=False)
         link = np.concatenate([p[3] for p in self._parts]).astype(np.int64, copy=False)
-        return ts, typ, trip, link
+        left = np.concatenate([p[4] for p in self._parts]).astype(np.int64, copy=False)
+        return ts, typ, trip, link, left
+
+
+@numba.njit(cache=True)
+def _event_keys(typ, trip):
+    """Sort key trip * 8 + rank of the type (mode_change 0, depart 1, leave 2, enter 3, arrive 4,
+    aborted 5)."""
+    rank = np.array([1, 3, 2, 4, 5, 0], np.int64)
+    key = np.empty(trip.shape[0], np.int64)
+    for i in range(trip.shape[0]):
+        key[i] = trip[i] * 8 + rank[typ[i]]
+    return key
+
+
+@numba.njit(cache=True)
+def _expand_events(order, ts, typ, trip, link, left, person, mode):
+    """The sorted primary rows with each leave row put in just before its partner (see
+    :class:`EventRecorder`), and each row's resident and mode."""
+    n = order.shape[0]
+    m = n
+    for i in range(n):
+        if left[i] >= 0:
+            m += 1
+    o_t = np.empty(m, np.float64)
+    o_typ = np.empty(m, np.int8)
+    o_trip = np.empty(m, np.int64)
+    o_link = np.empty(m, np.int64)
+    o_res = np.empty(m, np.int64)
+    o_mode = np.empty(m, np.int8)
+    j = 0
+    for a in range(n):
+        i = order[a]
+        tr = trip[i]
+        r = person[tr]
+        md = mode[tr]
+        if left[i] >= 0:
+            o_t[j] = ts[i]
+            o_typ[j] = 2
+            o_trip[j] = tr
+            o_link[j] = left[i]
+            o_res[j] = r
+            o_mode[j] = md
+            j += 1
+        o_t[j] = ts[i]
+        o_typ[j] = typ[i]
+        o_trip[j] = tr
+        o_link[j] = link[i]
+        o_res[j] = r
+        o_mode[j] = md
+        j += 1
+    return o_t, o_typ, o_trip, o_link, o_res, o_mode
 
 
 class MobilityOutputs:
@@ -221,21 +284,19 @@ class MobilityOutputs:
         rec = self._recorder
         if rec is None:
             raise RuntimeError("events were not recorded (output.events is false)")
-        t = self.trips
-        resident = t.person.astype(np.int64)
-        ts, typ, trip, link = rec.columns()
+        ts, typ, trip, link, left = rec.columns()
         # order: time (NaN last), trip, then type (leave before enter at the same node passage), then
         # recording order; trip and type rank (< 8) share one key
-        type_rank = np.array([1, 3, 2, 4, 5, 0], dtype=np.int64)[typ]  # mode_change, depart, leave, ...
-        order = sort_events(ts, trip * 8 + type_rank)
-        trip_o = trip[order]
+        order = sort_events(ts, _event_keys(typ, trip))
+        o_t, o_typ, o_trip, o_link, o_res, o_mode = _expand_events(
+            order, ts, typ, trip, link, left, self.trips.person.astype(np.int64), self.trip_mode.astype(np.int8))
         return {
-            "t_s": ts[order],
-            "type": Categorical(typ[order], EVENT_NAMES),
-            "trip_id": trip_o,
-            "resident_id": resident[trip_o],
-            "mode": Categorical(self.trip_mode[trip_o], self.mode_names),
-            "link_id": link[order],
+            "t_s": o_t,
+            "type": Categorical(o_typ, EVENT_NAMES),
+            "trip_id": o_trip,
+            "resident_id": o_res,
+            "mode": Categorical(o_mode, self.mode_names),
+            "link_id": o_link,
         }
 
     def iterations_columns(self) -> dict[str, np.ndarray]:
