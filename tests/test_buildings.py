@@ -249,3 +249,23 @@ def test_a_network_built_from_arrays_has_synthetic_buildings(helsinki):
     net = RoadNetwork(**{a: getattr(helsinki, a) for a in _ARRAYS}, crs=helsinki.crs)
     assert len(net.buildings) == net.n_nodes and net.buildings.n_osm == 0
     assert net.buildings.is_synthetic.all()
+
+
+def test_a_handful_of_buildings_does_not_hold_the_whole_population(shared):
+    """Porto's highway extract has 9 tiny buildings on 50,521 nodes: homes and jobs go uniformly, not
+    all onto those 9 nodes (which gridlocked the roundabouts next to them)."""
+    from twin.population import MIN_BUILDING_NODE_SHARE, placement_p, usable_weights
+
+    net = RoadNetwork.load("porto", "drive")
+    assert 0 < np.count_nonzero(net.node_home_weight) < MIN_BUILDING_NODE_SHARE * net.n_nodes
+    assert not usable_weights(net.node_home_weight)
+    np.testing.assert_array_equal(placement_p(net.node_home_weight, "buildings"), np.full(net.n_nodes, 1 / net.n_nodes))
+    pop = synthesize_population(net, PopulationConfig(residents=20_000), np.random.default_rng(stream(1, "population")))
+    assert np.unique(pop.home_node).size > 5_000 and np.unique(pop.work_node[pop.employed]).size > 5_000
+    np.testing.assert_array_equal(net.buildings.node[pop.home_building], pop.home_node)
+    # weights on enough nodes are used as they are
+    w = np.zeros(1000)
+    w[:10] = 1.0
+    assert usable_weights(w) and placement_p(w, "buildings")[:10].sum() == 1.0
+    w[1:10] = 0.0
+    assert not usable_weights(w) and placement_p(w, "buildings", fallback=np.ones(1000))[0] == 1e-3

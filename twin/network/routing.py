@@ -5,6 +5,12 @@ one-to-all trees, OD-pair costs (early exit per origin, parallel over
 origins) and batch route extraction (one tree per distinct origin, computed
 in parallel chunks to bound memory). Costs are bit-identical to networkx's
 Dijkstra on the equivalent ``MultiDiGraph``.
+
+Where every link cost is at least a power of two ``delta`` (free-flow and congested travel times
+on road networks: ``delta`` = 0.125 s), the kernels use Dial's bucket queue instead of the binary
+heap (:func:`twin.kernels.dijkstra.sssp_tree_buckets`): the same costs and the same predecessor
+links (the same tie-breaking), in about half the time. :meth:`Router.route` stops each origin's
+search once its destinations are settled (their paths are final by then).
 """
 
 from typing import NamedTuple
@@ -12,6 +18,10 @@ from typing import NamedTuple
 import numpy as np
 
 from twin.kernels.dijkstra import (
+    bucket_width,
+    od_costs_buckets,
+    sssp_tree_buckets,
+    sssp_trees_targets,
     fill_routes,
     od_costs,
     path_links,
@@ -22,6 +32,8 @@ from twin.kernels.dijkstra import (
 )
 
 __all__ = ["Router", "RouteSet", "NoRouteError", "links_to_csr"]
+
+_NO_TARGETS = np.zeros(0, dtype=np.int64)
 
 
 class NoRouteError(ValueError):
@@ -215,7 +227,13 @@ class Router:
         source = int(_node_array(source, self.n_nodes, "source")[0])
         dist_s = np.empty(self.n_nodes, dtype=np.float64)
         pred_link = np.empty(self.n_nodes, dtype=np.int32)
-        sssp_tree(self.indptr, self.link_head, self._weight_of(weight), source, dist_s, pred_link)
+        w = self._weight_of(weight)
+        inv_delta, n_buckets = bucket_width(w)
+        if n_buckets:
+            sssp_tree_buckets(self.indptr, self.link_head, w, source, inv_delta, n_buckets, _NO_TARGETS,
+                              dist_s, pred_link)
+        else:
+            sssp_tree(self.indptr, self.link_head, w, source, dist_s, pred_link)
         return dist_s, pred_link
 
     def trees(self, sources, *, weight=None):
@@ -224,7 +242,10 @@ class Router:
         sources = _node_array(sources, self.n_nodes, "sources")
         dist = np.empty((sources.size, self.n_nodes), dtype=np.float64)
         pred = np.empty((sources.size, self.n_nodes), dtype=np.int32)
-        sssp_trees(self.indptr, self.link_head, self._weight_of(weight), sources, dist, pred)
+        w = self._weight_of(weight)
+        inv_delta, n_buckets = bucket_width(w)
+        sssp_trees_targets(self.indptr, self.link_head, w, sources, np.zeros(sources.size + 1, dtype=np.int64),
+                           _NO_TARGETS, inv_delta, n_buckets, dist, pred)
         return dist, pred
 
     # ------------------------------------------------------------------ OD
@@ -262,7 +283,9 @@ class Router:
         tgt_indptr = np.append(start, o.size).astype(np.int64)
         tgt = np.ascontiguousarray(d[order])
         cost_sorted = np.empty(o.size, dtype=np.float64)
-        od_costs(self.indptr, self.link_head, self._weight_of(weight), uo, tgt_indptr, tgt, cost_sorted)
+        w = self._weight_of(weight)
+        inv_delta, n_buckets = bucket_width(w)
+        od_costs_buckets(self.indptr, self.link_head, w, uo, tgt_indptr, tgt, inv_delta, n_buckets, cost_sorted)
         cost[order] = cost_sorted
         return cost
 
@@ -305,6 +328,7 @@ class Router:
         lengths = np.zeros(k, dtype=np.int64)
         if k == 0:
             return RouteSet(cost, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        inv_delta, n_buckets = bucket_width(w)
         order = np.argsort(o, kind="stable")
         o_s = np.ascontiguousarray(o[order])
         d_s = np.ascontiguousarray(d[order])
@@ -320,8 +344,10 @@ class Router:
         for c0 in range(0, uo.size, chunk_size):
             c1 = min(c0 + chunk_size, uo.size)
             srcs = np.ascontiguousarray(uo[c0:c1])
-            sssp_trees(self.indptr, self.link_head, w, srcs, dist, pred)
             a, b = pair_start[c0], pair_start[c1]
+            # each tree stops once its origin's destinations are settled (their paths are final)
+            sssp_trees_targets(self.indptr, self.link_head, w, srcs, pair_start[c0:c1 + 1] - a,
+                               np.ascontiguousarray(d_s[a:b]), inv_delta, n_buckets, dist, pred)
             rows = np.ascontiguousarray(row_s[a:b] - c0)
             cost_s[a:b] = dist[rows, d_s[a:b]]
             lens = np.empty(b - a, dtype=np.int64)
