@@ -1566,7 +1566,9 @@ class QueueSim:
     def _check_csr(indptr_name, links_name, indptr, links, n_links, *, allow_empty_route=False):
         if indptr.shape[0] < 1 or indptr[0] != 0:
             raise ValueError(f"{indptr_name} must start with 0")
-        if np.any(np.diff(indptr) < (0 if allow_empty_route else 1)):
+        if allow_empty_route and np.any(np.diff(indptr) < 0):
+            raise ValueError(f"{indptr_name} must be non-decreasing")
+        if not allow_empty_route and np.any(np.diff(indptr) < 1):
             raise ValueError(f"every route must have at least one link ({indptr_name} strictly increasing)")
         if indptr[-1] != links.shape[0]:
             raise ValueError(
