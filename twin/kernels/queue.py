@@ -2297,7 +2297,10 @@ class QueueSim:
 
         A caller keeps ``start`` (``n_entries`` after its last read) to see each entry once; the
         arrays are gathered for those entries only (``O(entries)``).  An entry's exit is the next
-        entry of the same leg, or its end (``arrive_s``).
+        entry of the same leg, or its end (``arrive_s``).  Order: step by step; within a step the
+        moves between links in link index order, then the entries from waiting lists, whose order
+        among themselves may depend on where calls begin (their times and the set of entries of a
+        step do not).  A diversion's copy of the current link is no entry.
         """
         pos = self._ent_log[start:self._ent_n[0]].copy()
         leg = self._route_leg[pos].astype(np.int64)
