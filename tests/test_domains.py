@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import sys
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -48,7 +47,7 @@ class OccupancyDomain(Domain):
 
     name = "occupancy"
     Config = OccupancyConfig
-    timeline_events = {"census": Census}
+    timeline_events: ClassVar[dict[str, type[TimelineEvent]]] = {"census": Census}
 
     def attach(self, ctx: DomainContext) -> None:
         ctx.events.register_type("occupancy_sample", ("t_s", "at_home"))
@@ -139,7 +138,8 @@ def test_section_and_timeline_are_validated_by_the_installed_domain(installed):
         _scenario(occupancy={"period_s": -1})
     with pytest.raises(ScenarioError, match=r"occupancy\.every: unknown key; allowed keys: period_s"):
         _scenario(occupancy={"every": 5})
-    with pytest.raises(ScenarioError, match=r"timeline\.0: unknown type 'flood'.*census.*installed domains: .*occupancy"):
+    with pytest.raises(ScenarioError,
+                       match=r"timeline\.0: unknown type 'flood'.*census.*installed domains: .*occupancy"):
         _scenario(timeline=[{"type": "flood", "at_s": 0}])
     with pytest.raises(ScenarioError, match=r"timeline\.0\.label"):
         _scenario(timeline=[{"type": "census", "at_s": 0, "label": 3}])
@@ -148,7 +148,8 @@ def test_section_and_timeline_are_validated_by_the_installed_domain(installed):
 
 
 def test_unknown_section_lists_the_installed_domains(installed):
-    with pytest.raises(ScenarioError, match=r"energy: unknown key; allowed keys: .*occupancy.*installed domains: .*occupancy"):
+    with pytest.raises(ScenarioError,
+                       match=r"energy: unknown key; allowed keys: .*occupancy.*installed domains: .*occupancy"):
         _scenario(energy={})
 
 
@@ -166,7 +167,7 @@ def _at_home_from_trips(trips, n_residents: int, t: float, dt_s: float):
     dep = trips["depart_s"]
     arr = trips["arrive_s"]
     gone = dep < t
-    for r, d, a, purpose in zip(trips["resident_id"][gone], dep[gone], arr[gone], trips["purpose"][gone]):
+    for r, _d, a, purpose in zip(trips["resident_id"][gone], dep[gone], arr[gone], trips["purpose"][gone]):
         # rows are in (resident, seq) order: the last departed trip decides
         home[r] = bool(np.isfinite(a) and a <= t and purpose == "home")
         unsure[r] = abs(a - t) <= dt_s if np.isfinite(a) else False
@@ -227,14 +228,14 @@ def test_event_bus_publishes_arrays_by_type():
 
     bus = EventBus()
     got = []
-    bus.subscribe("arrive", got.append)
-    assert bus.wants("arrive") and not bus.wants("depart")
-    bus.publish("arrive", {"t_s": np.array([1.0, 2.0]), "trip_id": np.array([3, 4]),
+    bus.subscribe("depart", got.append)
+    assert bus.wants("depart") and not bus.wants("arrive")
+    bus.publish("depart", {"t_s": np.array([1.0, 2.0]), "trip_id": np.array([3, 4]),
                            "resident_id": np.array([0, 0]), "mode": np.array([0, 0])})
-    bus.publish("arrive", {"t_s": np.zeros(0), "trip_id": np.zeros(0), "resident_id": np.zeros(0), "mode": np.zeros(0)})
+    bus.publish("depart", {"t_s": np.zeros(0), "trip_id": np.zeros(0), "resident_id": np.zeros(0), "mode": np.zeros(0)})
     assert len(got) == 1 and len(got[0]) == 2 and got[0]["trip_id"].tolist() == [3, 4]
     with pytest.raises(ValueError, match="differ"):
-        bus.publish("arrive", {"t_s": np.zeros(1)})
+        bus.publish("depart", {"t_s": np.zeros(1)})
     with pytest.raises(KeyError):
         bus.subscribe("nope", got.append)
 
@@ -255,7 +256,8 @@ def test_location_query_matches_the_kernel(tmp_path):
         v = loc.vehicle_id[drv]
         assert (m.sim.status[v] == 2).all()
         assert (loc.link_id[drv] >= 0).all()
-        assert np.count_nonzero(loc.state == DRIVING) + np.count_nonzero(loc.state == WAITING) <= m.sim.n_on_links + m.sim.n_waiting + m.sim.n_finished
+        assert (np.count_nonzero(loc.state == DRIVING) + np.count_nonzero(loc.state == WAITING)
+                <= m.sim.n_on_links + m.sim.n_waiting + m.sim.n_finished)
         assert np.count_nonzero(loc.state == DRIVING) == m.sim.n_on_links
     assert seen_driving > 0
 
