@@ -70,7 +70,8 @@ class Trips:
 def _weights(w: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     for x in (w, fallback):
         if x.sum() > 0:
-            return x / x.sum()
+            p: np.ndarray = x / x.sum()
+            return p
     return np.full(w.shape[0], 1.0 / w.shape[0])
 
 
@@ -84,7 +85,8 @@ def _nearest_of_candidates(net: RoadNetwork, near: np.ndarray, p: np.ndarray, rn
     pick = cand[np.arange(near.size), np.argmin(d2, axis=1)]
     same = pick == near
     pick[same] = (near[same] + 1) % net.n_nodes
-    return pick.astype(np.int32)
+    out: np.ndarray = pick.astype(np.int32)
+    return out
 
 
 def build_trips(net: RoadNetwork, pop: Population, cfg: DemandConfig, rng: np.random.Generator) -> Trips:

@@ -26,10 +26,10 @@ replans a share of routes and modes (MSA by default). Phase wall times accumulat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
@@ -45,6 +45,9 @@ from twin.locations import Locations
 from twin.network.road_network import RoadNetwork
 from twin.population import synthesize_population
 from twin.scenario import Scenario
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin._tables import Categorical
 
 __all__ = ["CityModel", "load_network"]
 
@@ -62,7 +65,7 @@ MOBILITY_ATTRS = frozenset({
 })
 
 
-class CityModel(mesa.Model):
+class CityModel(mesa.Model):  # type: ignore[misc]  # mesa has no type information
     """A city of residents with daily activity chains on a real road network, and its domains.
 
     Parameters
@@ -319,10 +322,10 @@ class CityModel(mesa.Model):
             k.update(d.kpis(self._ctx[d.name]))
         return k
 
-    def domain_tables(self) -> dict[str, dict[str, np.ndarray]]:
+    def domain_tables(self) -> dict[str, Mapping[str, np.ndarray | Categorical]]:
         """Output tables of the domains besides mobility's core tables (trips, links, events,
         iterations): file stem -> columns."""
-        out: dict[str, dict[str, np.ndarray]] = {}
+        out: dict[str, Mapping[str, np.ndarray | Categorical]] = {}
         for d in self.domains:
             for stem, cols in d.tables(self._ctx[d.name]).items():
                 if stem in out:

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.domains.mobility.modes import ModeProvider
 
 __all__ = ["Registry"]
 
@@ -141,16 +144,19 @@ def _check_domain(cls: type) -> None:
 DOMAINS: Registry[type] = Registry("citytwin.domains", "domain", _check_domain)
 
 
-def _check_mode(cls: type) -> None:
+def _check_mode(cls: object) -> None:
+    # ``cls`` may be anything an entry point loads; ``Options`` may be anything a subclass sets
     from twin.domains.mobility.modes import ModeOptions, ModeProvider
 
     if not (isinstance(cls, type) and issubclass(cls, ModeProvider)):
         raise TypeError(f"register_mode expects a ModeProvider subclass, got {cls!r}")
-    if not (isinstance(cls.Options, type) and issubclass(cls.Options, ModeOptions)):
+    options: object = cls.Options
+    if not (isinstance(options, type) and issubclass(options, ModeOptions)):
         raise TypeError(f"{cls.__name__}.Options must subclass ModeOptions")
 
 
 #: Plug-in modes (``twin.domains.mobility.modes.ModeProvider`` subclasses) by name; the built-in
 #: ``taxi`` is registered when its module is imported on the first lookup.
-MODES: Registry[type] = Registry("citytwin.modes", "mode", _check_mode, reserved=("car", "walk", "bike"),
-                                 builtins=("twin.domains.mobility.modes",))
+MODES: Registry[type[ModeProvider]] = Registry("citytwin.modes", "mode", _check_mode,
+                                               reserved=("car", "walk", "bike"),
+                                               builtins=("twin.domains.mobility.modes",))

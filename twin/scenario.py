@@ -27,7 +27,7 @@ import re
 import typing
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -43,8 +43,11 @@ from pydantic import (
     model_validator,
 )
 
-from twin._errors import MapError, ScenarioError, TwinError
+from twin._errors import MapError, ScenarioError
 from twin._yaml import load_yaml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic_core import ErrorDetails
 
 __all__ = [
     "Scenario",
@@ -101,7 +104,10 @@ def parse_time_s(value: Any) -> Any:
     return value
 
 
-def format_clock(value: float) -> str | float:
+_T = TypeVar("_T")
+
+
+def format_clock(value: _T) -> str | _T:
     """30600.0 → ``"08:30"``, 30615.0 → ``"08:30:15"``, 0.5 → ``"00:00:00.5"`` (parses back exactly)."""
     if not isinstance(value, float | int) or value != value or value in (float("inf"), float("-inf")) or value < 0:
         return value
@@ -128,7 +134,8 @@ def _as_tuple(value: Any) -> Any:
 
 Seconds = Annotated[
     float,
-    BeforeValidator(parse_time_s, json_schema_input_type=float | Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)]),
+    BeforeValidator(parse_time_s,
+                    json_schema_input_type=float | Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)]),
     PlainSerializer(format_clock, when_used="json"),
     Field(le=MAX_TIME_S),
 ]
@@ -256,7 +263,8 @@ class ActivityConfig(_Strict):
 
     duration: TimeDistribution
     opens_s: Seconds = Field(0.0, ge=0, description="Opening time ('HH:MM'); arrivals before wait for it.")
-    closes_s: Seconds = Field(48 * 3600.0, ge=0, description="Closing time; the activity ends at closing at the latest.")
+    closes_s: Seconds = Field(48 * 3600.0, ge=0,
+                              description="Closing time; the activity ends at closing at the latest.")
 
     @model_validator(mode="after")
     def _hours(self) -> ActivityConfig:
@@ -266,7 +274,8 @@ class ActivityConfig(_Strict):
         return self
 
 
-def _dist(mean: float, std: float, lo: float, hi: float, kind: str = "normal") -> TimeDistribution:
+def _dist(mean: float, std: float, lo: float, hi: float,
+          kind: Literal["normal", "uniform", "fixed"] = "normal") -> TimeDistribution:
     return TimeDistribution(kind=kind, mean_s=mean, std_s=std, min_s=lo, max_s=hi)
 
 
@@ -285,7 +294,8 @@ class DemandConfig(_Strict):
         default_factory=lambda: _dist(0, 0, 9 * 3600, 16 * 3600, kind="uniform"),
         description="When residents without work or school leave home for an errand.",
     )
-    work: ActivityConfig = Field(default_factory=lambda: ActivityConfig(duration=_dist(8.5 * 3600, 3600, 4 * 3600, 11 * 3600)))
+    work: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
+        duration=_dist(8.5 * 3600, 3600, 4 * 3600, 11 * 3600)))
     school: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
         duration=_dist(6 * 3600, 1800, 4 * 3600, 8 * 3600), opens_s=7 * 3600, closes_s=17 * 3600))
     shop: ActivityConfig = Field(default_factory=lambda: ActivityConfig(
@@ -297,7 +307,8 @@ class DemandConfig(_Strict):
         description="Time at home before an evening leisure tour.",
     )
     shop_after_work: Share = Field(0.25, description="Probability that a worker shops on the way home.")
-    errand_share: Share = Field(0.6, description="Probability that a resident without work or school goes out (shop 60%, leisure 40%).")
+    errand_share: Share = Field(
+        0.6, description="Probability that a resident without work or school goes out (shop 60%, leisure 40%).")
     evening_leisure: Share = Field(0.2, description="Probability of an evening leisure tour after returning home.")
 
 
@@ -320,7 +331,8 @@ class ModeConfig(_Strict):
     asc_walk: float = Field(0.0, ge=-50, le=50, description="Alternative-specific constant of walk.")
     asc_bike: float = Field(-1.0, ge=-50, le=50, description="Alternative-specific constant of bike.")
     beta_time_per_h: float = Field(-6.0, lt=0, description="Utility per hour of travel time.")
-    beta_cost_per_money: float = Field(-0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
+    beta_cost_per_money: float = Field(
+        -0.5, lt=0, description="Utility per unit of money (value of time = beta_time/beta_cost per hour).")
     car_cost_per_km: float = Field(0.2, ge=0, le=1e6, description="Money cost of driving per km (fuel, wear).")
     car_parking_cost: float = Field(0.0, ge=0, le=1e6, description="Money cost of parking per car tour.")
     target_shares: dict[str, Share] = Field(
@@ -378,7 +390,8 @@ class ReplanningConfig(_Strict):
     )
     mode_share: Share = Field(0.1, description="Share of tours whose mode is re-chosen each iteration.")
     cost_bin_s: float = Field(900.0, ge=60, le=4 * 3600, description="Time bins of experienced link travel times.")
-    gap_threshold: float = Field(0.0, ge=0, le=1e6, description="Stop early once the relative gap is below this (0: run all iterations).")
+    gap_threshold: float = Field(
+        0.0, ge=0, le=1e6, description="Stop early once the relative gap is below this (0: run all iterations).")
 
 class LinkChangePolicy(_Strict):
     """Change links during a time window: close them, or scale capacity and speed (a bridge closed,
@@ -421,7 +434,8 @@ class RoadPricingPolicy(_Strict):
     kind: Literal["cordon", "distance", "link"] = Field("cordon", description="How the charge is levied.")
     bbox: Bbox | None = Field(None, description="The priced area [W, S, E, N] in degrees (cordon, distance).")
     osm_way_ids: list[OsmId] = Field(default_factory=list, description="Priced ways (kind link).")
-    price: float = Field(2.0, ge=0, le=1e6, description="Money per entry (cordon), per km (distance) or per passage (link).")
+    price: float = Field(
+        2.0, ge=0, le=1e6, description="Money per entry (cordon), per km (distance) or per passage (link).")
     from_s: Seconds = Field(7 * 3600.0, ge=0, description="Start of the charging window ('HH:MM').")
     to_s: Seconds = Field(19 * 3600.0, ge=0, description="End of the charging window ('HH:MM').")
 
@@ -498,7 +512,8 @@ class OutputConfig(_Strict):
 
     links: bool = Field(True, description="Write links.parquet (hourly volume and mean speed per link).")
     timeseries: bool = Field(True, description="Write timeseries.parquet (Mesa DataCollector model variables).")
-    events: bool = Field(True, description="Write events.parquet (depart, enter/leave link, arrive) of the last iteration.")
+    events: bool = Field(
+        True, description="Write events.parquet (depart, enter/leave link, arrive) of the last iteration.")
     geopackage: bool = Field(True, description="Write links.gpkg (daily link results with geometry) for GIS tools.")
     report: bool = Field(True, description="Write report.html: a self-contained page with KPIs, maps and charts.")
 
@@ -627,7 +642,9 @@ def scenario_class() -> type[Scenario]:
             events[ev] = model
     if events:
         models = tuple(events.values())
-        item: Any = models[0] if len(models) == 1 else Annotated[typing.Union[models], Field(discriminator="type")]
+        # a Union of as many models as there are event types: `X | Y` cannot be spelled for a tuple
+        item: Any = models[0] if len(models) == 1 else Annotated[typing.Union[models],  # noqa: UP007
+                                                                 Field(discriminator="type")]
         item = Annotated[item, BeforeValidator(_known_event_type(tuple(events)))]
         fields["timeline"] = (list[item], Field(
             default_factory=list, description="Timed events of the day, validated by their domains "
@@ -723,8 +740,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | N
 def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
     """``(dotted field, message)`` for each error of ``exc``: unknown keys with the allowed keys,
     the expected type with the (capped) value given, units and bounds as pydantic words them."""
-    out = []
-    union_alts: dict[str, list[dict[str, Any]]] = {}
+    out: list[tuple[str, str] | tuple[str, str, str]] = []
+    union_alts: dict[str, list[ErrorDetails]] = {}
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_member(p))
         if len(loc) != len(err["loc"]):  # one alternative of a union field: merged below
@@ -742,7 +759,7 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
         if typ == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
             msg = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
-            if len(loc) == 1 and isinstance(model, type) and issubclass(model, Scenario):
+            if len(loc) == 1 and issubclass(model, Scenario):
                 msg += f" (installed domains: {', '.join(_domain_names())})"
         elif typ == "missing":
             msg = "required"
@@ -759,8 +776,8 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
                 msg = msg[len("Value error, "):]
             if typ in ("finite_number",):
                 msg = "must be a finite number (NaN and infinity are not allowed)"
-            if typ.endswith("_type") or typ.endswith("_parsing") or typ in ("literal_error", "finite_number",
-                                                                             "int_from_float", "bool_type"):
+            if typ.endswith(("_type", "_parsing")) or typ in ("literal_error", "finite_number",
+                                                               "int_from_float", "bool_type"):
                 msg += f" (got {_echo(err.get('input'))})"
             if typ.startswith(("greater_than", "less_than")):
                 msg += f" (got {_echo(err.get('input'))})"
@@ -774,16 +791,16 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
             field = f"{field}.{name}"
         out.append((field, msg))
         if field in union_alts:
-            out[-1] = (field, msg, field)  # type: ignore[assignment]
+            out[-1] = (field, msg, field)
     # a union field: the first alternative's message, plus the literal values the others allow
-    result = []
+    result: list[tuple[str, str]] = []
     for item in out:
         if len(item) == 3:
-            f, m, key = item  # type: ignore[misc]
+            f, text, key = item
             lits = [e for e in union_alts[key][1:] if e["type"] == "literal_error"]
             if lits:
-                m += f", or one of {lits[0].get('ctx', {}).get('expected', '')}"
-            result.append((f, m))
+                text += f", or one of {lits[0].get('ctx', {}).get('expected', '')}"
+            result.append((f, text))
         else:
             result.append(item)
     return result
@@ -831,9 +848,9 @@ def scenario_from_dict(data: Any, path: str | Path | None = None, *, check_memor
         have = machine_memory_bytes()
         if have and need > 0.8 * have:
             raise ScenarioError(path, [("population.residents",
-                                        f"{sc.population.residents:,} residents need about {need / 2**30:.1f} GiB, "
-                                        f"more than this machine's {have / 2**30:.1f} GiB allow (at most 80% of it); "
-                                        "simulate a smaller population")])
+                                        (f"{sc.population.residents:,} residents need about {need / 2**30:.1f} GiB, "
+                                         f"more than this machine's {have / 2**30:.1f} GiB allow (at most 80% of it); "
+                                         "simulate a smaller population"))])
     return sc
 
 
@@ -881,8 +898,8 @@ def _set_override(data: dict[str, Any], dotted: str, value: Any, path: Path) -> 
         if nxt is None:
             nxt = cur[part] = {}
         if not isinstance(nxt, dict):
-            raise ScenarioError(path, [(".".join(parents[: i + 1]), f"is {_type_name(nxt)}, not a section; "
-                                                                   f"cannot set {dotted}")])
+            raise ScenarioError(path, [(".".join(parents[: i + 1]), (f"is {_type_name(nxt)}, not a section; "
+                                                                    f"cannot set {dotted}"))])
         cur = nxt
     cur[last] = value
 
@@ -939,8 +956,8 @@ def resolve_paths(sc: Scenario, path: Path, *, check_map: bool = True) -> Scenar
             ok = False
             what = "has a name the system cannot look up" + (f" ({exc.strerror})" if isinstance(exc, OSError) else "")
         if not ok:
-            raise ScenarioError(p, [("population.grid", f"file {grid} {what} (relative paths are read next to the "
-                                                        "scenario; a GeoPackage or GeoJSON of polygons)")])
+            raise ScenarioError(p, [("population.grid", (f"file {grid} {what} (relative paths are read next to the "
+                                                         "scenario; a GeoPackage or GeoJSON of polygons)"))])
         sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str(gp.resolve())})})
     if check_map:
         from twin.maps import resolve_source
@@ -950,7 +967,8 @@ def resolve_paths(sc: Scenario, path: Path, *, check_map: bool = True) -> Scenar
         except MapError as exc:
             raise ScenarioError(p, [("map.source", str(exc))]) from None
         except OSError as exc:
-            raise ScenarioError(p, [("map.source", f"cannot look up {_echo(sc.map.source)} ({exc.strerror})")]) from None
+            raise ScenarioError(p, [("map.source",
+                                     f"cannot look up {_echo(sc.map.source)} ({exc.strerror})")]) from None
     return sc
 
 
@@ -1002,8 +1020,8 @@ def scenario_schema() -> dict[str, Any]:
     defs = schema.get("$defs", {})
 
     def visit(model: type[BaseModel]) -> None:
-        node = schema if isinstance(model, type) and issubclass(model, Scenario) else defs.get(model.__name__)
-        for name, f in model.model_fields.items():
+        node = schema if issubclass(model, Scenario) else defs.get(model.__name__)
+        for _name, f in model.model_fields.items():
             for alt in _unwrap(f.annotation):
                 if isinstance(alt, type) and issubclass(alt, BaseModel) and alt is not model:
                     visit(alt)
@@ -1066,7 +1084,7 @@ def scenario_reference_markdown() -> str:
                 default = format_clock(default)
             typ = "time" if name in times else getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
             if str(ann).startswith("typing.Literal"):
-                typ = " \\| ".join(f"`{a}`" for a in ann.__args__)
+                typ = " \\| ".join(f"`{a}`" for a in typing.get_args(ann))
             bounds = []
             for m in f.metadata:
                 for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
@@ -1083,7 +1101,7 @@ def scenario_reference_markdown() -> str:
         if rows:
             title = prefix.rstrip(".") or "top level"
             if prefix in ("policies[].", "timeline[]."):
-                title = f"{prefix[:-1]} with type: {model.model_fields['type'].annotation.__args__[0]}"
+                title = f"{prefix[:-1]} with type: {typing.get_args(model.model_fields['type'].annotation)[0]}"
             lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
                           "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
         for name, sub, default in subs:
@@ -1094,9 +1112,9 @@ def scenario_reference_markdown() -> str:
     for cls in (LinkChangePolicy, RoadPricingPolicy):
         walk(cls, "policies[].")
     events = timeline_event_types()
-    lines.extend(["## Timeline", "", "Entries of `timeline:` (a list in time order), chosen by their `type`; each "
-                  "is handled by the domain that registers the type (installed domains: "
-                  f"{', '.join(_domain_names())}).", ""])
+    lines.extend(["## Timeline", "", ("Entries of `timeline:` (a list in time order), chosen by their `type`; each "
+                                      "is handled by the domain that registers the type (installed domains: "
+                                      f"{', '.join(_domain_names())})."), ""])
     if not events:
         lines.extend(["No installed domain has timeline events.", ""])
     for ev in events.values():

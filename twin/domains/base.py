@@ -24,7 +24,7 @@ domain's services), never the whole model. See docs/domains.md for a complete ex
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from twin.registry import DOMAINS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from twin._tables import Categorical
     from twin.context import DomainContext
 
 __all__ = ["Domain", "Phase", "register_domain", "registered_domains", "get_domain", "PHASE_ANCHORS"]
@@ -132,7 +133,7 @@ class Domain:
         the domain's name."""
         return {}
 
-    def tables(self, ctx: DomainContext) -> dict[str, dict[str, np.ndarray]]:
+    def tables(self, ctx: DomainContext) -> Mapping[str, Mapping[str, np.ndarray | Categorical]]:
         """Output tables of the last day: file stem -> columns (``{"occupancy": {...}}`` is written as
         ``occupancy.parquet``)."""
         return {}
@@ -146,7 +147,7 @@ class Domain:
         return []
 
 
-def _check(cls: type) -> None:
+def _check(cls: object) -> None:  # anything a caller passes: checked here
     if not (isinstance(cls, type) and issubclass(cls, Domain)):
         raise TypeError(f"register_domain expects a Domain subclass, got {cls!r}")
 

@@ -31,13 +31,13 @@ import numpy as np
 
 from twin._csr import assemble, segment_sum, take
 from twin._rng import stream as rng_stream
-from twin.demand import LEISURE, SCHOOL, SHOP, WORK, build_trips
+from twin.demand import LEISURE, SCHOOL, SHOP, WORK, Trips, build_trips
 from twin.domains.base import Domain
 from twin.domains.mobility.mode_choice import BIKE, CAR, MODES, WALK, choose_modes, tour_utilities
-from twin.domains.mobility.outputs import EventRecorder, MobilityOutputs
-from twin.domains.mobility.replanning import WithinDayReplanning
 from twin.domains.mobility.modes import BUILTIN_MODES, ModeProvider, get_mode, validate_mode_options
+from twin.domains.mobility.outputs import EventRecorder, MobilityOutputs
 from twin.domains.mobility.policies import CLOSED_CAPACITY_FACTOR, PolicySet
+from twin.domains.mobility.replanning import WithinDayReplanning
 from twin.kernels.queue import STATUS_ARRIVED, QueueSim
 from twin.locations import Locations
 from twin.network.road_network import RoadNetwork
@@ -45,6 +45,7 @@ from twin.network.routing import Router
 
 if TYPE_CHECKING:  # pragma: no cover
     from twin.context import DomainContext
+    from twin.scenario import Scenario
 
 __all__ = ["MobilityDomain", "ModeContext", "load_network"]
 
@@ -63,7 +64,8 @@ def _group_route(router: Router, origins: np.ndarray, dests: np.ndarray, groups:
     parts = []
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        rs = router.route(origins[idx], dests[idx], weight=weights[int(g)])
+        # Router is untyped while twin.network has its temporary override (unused-ignore: once it is typed)
+        rs = router.route(origins[idx], dests[idx], weight=weights[int(g)])  # type: ignore[no-untyped-call, unused-ignore]
         cost[idx] = rs.cost
         parts.append((idx, rs.route_indptr, rs.route_links))
     indptr, links = assemble(origins.shape[0], parts)
@@ -75,12 +77,12 @@ def _group_costs(router: Router, origins: np.ndarray, dests: np.ndarray, groups:
     cost = np.full(origins.shape[0], np.inf)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        cost[idx] = router.costs(origins[idx], dests[idx], weight=weights[int(g)])
+        cost[idx] = router.costs(origins[idx], dests[idx], weight=weights[int(g)])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
     return cost
 
 
-@numba.njit(cache=True)
-def _split_arrived(pending, arrive_s, t_s):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _split_arrived(pending: np.ndarray, arrive_s: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray]:
     """``pending`` split into the trips with ``arrive_s <= t_s`` and the others (order kept)."""
     n = pending.shape[0]
     due = np.empty(n, np.int64)
@@ -98,8 +100,9 @@ def _split_arrived(pending, arrive_s, t_s):
     return due[:a], rest[:b]
 
 
-@numba.njit(cache=True)
-def _leave_events(vehicle, leg, link, last_link, last_leg):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _leave_events(vehicle: np.ndarray, leg: np.ndarray, link: np.ndarray, last_link: np.ndarray,
+                  last_leg: np.ndarray) -> np.ndarray:
     """For link entries in the order they happened: the link each vehicle left at that entry (-1 at
     the first entry of a leg), updating each vehicle's last entered link and leg."""
     n = vehicle.shape[0]
@@ -112,8 +115,8 @@ def _leave_events(vehicle, leg, link, last_link, last_leg):
     return left
 
 
-@numba.njit(cache=True)
-def _trip_counts(state, depart_s, t_s):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _trip_counts(state: np.ndarray, depart_s: np.ndarray, t_s: float) -> tuple[int, int, int]:
     """(departed, under way, done) at ``t_s``: started trips whose departure time has passed,
     those of them still under way (state 1), and the trips done (state 2)."""
     departed = 0
@@ -142,7 +145,7 @@ class ModeContext:
         return self._mob.network
 
     @property
-    def trips(self) -> Any:
+    def trips(self) -> Trips:
         return self._mob.trips
 
     @property
@@ -150,12 +153,13 @@ class ModeContext:
         return self._mob.router
 
     @property
-    def scenario(self) -> Any:
+    def scenario(self) -> Scenario:
         return self._mob.scenario
 
     @property
     def t_s(self) -> float:
-        return self._mob.sim.t_s
+        t_s: float = self._mob.sim.t_s
+        return t_s
 
     def mode_rng(self, name: str) -> np.random.Generator:
         """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
@@ -235,7 +239,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             self.link_freeflow_s[a.closed, b] = np.inf
         self.link_toll = np.stack([a.toll for a in self._bin_arrays], axis=1)
         self.link_time_s = self.link_freeflow_s.copy()  # experienced (after a day) or free flow
-        self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)
+        self.router = Router(net.indptr, net.link_head, net.link_tail, net.link_fftt_s)  # type: ignore[no-untyped-call, unused-ignore]  # untyped
         # plug-in modes (twin.domains.mobility.modes): indices 3, 4, ... after car, walk, bike
         mcfg = scenario.modes
         self.mode_providers: list[ModeProvider] = [
@@ -262,7 +266,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
     # ----------------------------------------------------------------- helpers
     def _bin_of(self, t_s: np.ndarray) -> np.ndarray:
         b = np.floor(np.nan_to_num(t_s, nan=0.0) / self.bin_s).astype(np.int64)
-        return np.clip(b, 0, self.n_bins - 1)
+        out: np.ndarray = np.clip(b, 0, self.n_bins - 1)
+        return out
 
     def _weights(self, bins: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Generalized-cost weight arrays (s) per bin; equal arrays share one group."""
@@ -297,7 +302,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             net = supplied if supplied is not None else load_network(self.scenario, mode)
             x, y = _project(net.node_lon, net.node_lat, drive.crs)
             _, snap = cKDTree(np.column_stack([x, y])).query(np.column_stack([drive.node_x_m, drive.node_y_m]))
-            r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)
+            r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
             self._skim_nets[mode] = (r, snap)
             setattr(self, attr, self._uncongested_m(mode, self.trips.origin, self.trips.dest))
         self.trip_car_cost_s = np.full(m, np.inf)  # generalized cost of the car route (s)
@@ -312,7 +317,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         r, snap = self._skim_nets[mode]
         o = snap[origin]
         d = snap[dest]
-        dist = r.costs(o, d)
+        dist: np.ndarray = r.costs(o, d)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         # same node after snapping: the straight-line distance between the drive nodes
         same = o == d
         drive = self.network
@@ -327,7 +332,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         dep = np.full(t.n, np.nan)
         ff = np.zeros(t.n)
         if t.n:
-            ff = self.router.costs(t.origin, t.dest, weight=self.network.link_fftt_s)
+            ff = self.router.costs(t.origin, t.dest, weight=self.network.link_fftt_s)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         # walk the chains: trips of a person are contiguous and in order
         for j in range(int(np.diff(t.person_ptr).max(initial=0))):
             idx = t.person_ptr[:-1] + j
@@ -337,10 +342,12 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
                 dep[idx] = t.first_depart_s[idx]
             else:
                 prev = idx - 1
-                dep[idx] = dep[prev] + ff[prev] + np.where(np.isfinite(t.act_duration_s[prev]), t.act_duration_s[prev], 0.0)
+                dep[idx] = dep[prev] + ff[prev] + np.where(np.isfinite(t.act_duration_s[prev]),
+                                                           t.act_duration_s[prev], 0.0)
         return dep
 
-    def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray, progress=None) -> None:
+    def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray,
+               progress: Callable[[int, int], None] | None = None) -> None:
         """Least generalized-cost car routes of ``trip_idx`` for their departure bins."""
         if trip_idx.size == 0:
             return
@@ -372,7 +379,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         cfg = self.scenario.modes
         t = self.trips
         time_h = np.column_stack([
-            np.where(np.isfinite(self.trip_car_cost_s), self.trip_car_cost_s - self.trip_car_toll * 3600.0 / self.vot_per_h, np.inf) / 3600.0,
+            np.where(np.isfinite(self.trip_car_cost_s),
+                     self.trip_car_cost_s - self.trip_car_toll * 3600.0 / self.vot_per_h, np.inf) / 3600.0,
             self.trip_walk_m / cfg.walk_speed_mps / 3600.0,
             self.trip_bike_m / cfg.bike_speed_mps / 3600.0,
         ])
@@ -516,7 +524,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             self.sim.schedule(self.car_index[idx[car]], depart_s[car])
         if not car.all():
             self._tele_pending = np.concatenate([self._tele_pending, idx[~car]])
-        for m, dist, speed in ((WALK, self.trip_walk_m, cfg.walk_speed_mps), (BIKE, self.trip_bike_m, cfg.bike_speed_mps)):
+        for m, dist, speed in ((WALK, self.trip_walk_m, cfg.walk_speed_mps),
+                               (BIKE, self.trip_bike_m, cfg.bike_speed_mps)):
             sel = mode == m
             if sel.any():
                 self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
@@ -686,7 +695,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         vt = self._veh_trip
         if vt.shape[0] < self.sim.n_vehicles:
             self._veh_trip = vt = np.concatenate([vt, np.full(self.sim.n_vehicles - vt.shape[0], -1, np.int64)])
-        return vt[vehicles]
+        trips: np.ndarray = vt[vehicles]
+        return trips
 
     def _publish_departures(self) -> None:
         """``depart`` (and ``mode_change``) events of the begun trips whose departure time has passed."""
@@ -706,7 +716,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
     def _publish_trips(self, type_name: str, trips: np.ndarray, t_s: np.ndarray,
                        link: np.ndarray | None = None) -> None:
         if trips.size and self.events.wants(type_name):
-            cols = {"t_s": t_s, "trip_id": trips, "resident_id": self.trips.person[trips], "mode": self.trip_mode[trips]}
+            cols = {"t_s": t_s, "trip_id": trips, "resident_id": self.trips.person[trips],
+                    "mode": self.trip_mode[trips]}
             if type_name == "arrive":  # the car's last link (-1: not by car on the network)
                 cols["link_id"] = np.full(trips.size, -1, np.int64) if link is None else link
             self.events.publish(type_name, cols)
@@ -735,7 +746,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         return exp
 
     def _car_done(self) -> np.ndarray:
-        return self.car_trips[self.trip_state[self.car_trips] == 2]
+        done: np.ndarray = self.car_trips[self.trip_state[self.car_trips] == 2]
+        return done
 
     def score_day(self) -> None:
         """Experienced link times → relative gap of the routes driven today; record the day's KPIs."""
@@ -806,7 +818,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         vkt = float(dist[car_done].sum()) / 1000.0
         vht = float((self.trip_arrive_s - self.trip_depart_s)[car_done].sum()) / 3600.0
 
-        def r(x: float, nd: int = 3) -> float | None:
+        def r(x: float | None, nd: int = 3) -> float | None:
             return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
         scale = 1.0 / self.sample_share  # extensive KPIs: for the population the sample stands for
@@ -827,7 +839,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             "travel_time_mean_s": r(tt.mean()) if tt.size else None,
             "travel_time_p50_s": r(np.percentile(tt, 50)) if tt.size else None,
             "travel_time_p95_s": r(np.percentile(tt, 95)) if tt.size else None,
-            "car_travel_time_mean_s": r((self.trip_arrive_s - self.trip_depart_s)[car_done].mean()) if car_done.any() else None,
+            "car_travel_time_mean_s": (r((self.trip_arrive_s - self.trip_depart_s)[car_done].mean())
+                                       if car_done.any() else None),
             "delay_mean_s": r(delay.mean()) if delay.size else None,
             "delay_total_veh_h": r(scale * delay.sum() / 3600.0) if delay.size else 0.0,
             "vkt_km": r(scale * vkt),
@@ -849,7 +862,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         free[self.trip_mode == BIKE] = (self.trip_bike_m / cfg.bike_speed_mps)[self.trip_mode == BIKE]
         for j, p in enumerate(self.mode_providers):
             idx = np.flatnonzero(self.trip_mode == 3 + j)
-            free[idx] = p.freeflow_time_s(self, idx)
+            free[idx] = p.freeflow_time_s(self.mode_ctx, idx)
         if self.mode_providers and self._any_same_node:
             free[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
         return free
@@ -868,7 +881,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
                       [self.trip_car_m, self.trip_walk_m, self.trip_bike_m], np.nan)
         for j, p in enumerate(self.mode_providers):
             idx = np.flatnonzero(self.trip_mode == 3 + j)
-            d[idx] = p.distance_m(self, idx)
+            d[idx] = p.distance_m(self.mode_ctx, idx)
         if self.mode_providers and self._any_same_node:
             d[self.trip_same_node & (self.trip_mode >= 3)] = 0.0
         return d

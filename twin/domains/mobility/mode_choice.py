@@ -48,7 +48,8 @@ def mnl_probabilities(v: np.ndarray) -> np.ndarray:
     """Logit probabilities of utilities ``v`` (rows), robust to -inf."""
     vmax = np.max(v, axis=1, keepdims=True)
     e = np.exp(v - vmax)
-    return e / e.sum(axis=1, keepdims=True)
+    p: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return p
 
 
 def choose_modes(v: np.ndarray, rng: np.random.Generator, *, n_base: int | None = None,
@@ -62,6 +63,8 @@ def choose_modes(v: np.ndarray, rng: np.random.Generator, *, n_base: int | None 
     if n_base is None or n_base >= v.shape[1]:
         g = rng.gumbel(size=v.shape)
     else:
+        assert extra_rng is not None, "choose_modes: n_base needs extra_rng"
         g = np.hstack([rng.gumbel(size=(v.shape[0], n_base)),
                        extra_rng.gumbel(size=(v.shape[0], v.shape[1] - n_base))])
-    return np.argmax(v + g, axis=1).astype(np.int8)
+    modes: np.ndarray = np.argmax(v + g, axis=1).astype(np.int8)
+    return modes

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twin.registry import MODES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from twin.model import CityModel
+    from twin.domains.mobility.domain import ModeContext
 
 __all__ = [
     "BUILTIN_MODES",
@@ -80,29 +80,29 @@ class ModeProvider:
         self.options = options
 
     # -- called by CityModel -------------------------------------------------------------------
-    def attach(self, model: CityModel) -> None:
+    def attach(self, model: ModeContext) -> None:
         """Once, after the population and the trips exist and before the first mode choice."""
 
-    def skim(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def skim(self, model: ModeContext, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expected time (s) and money of ``trips`` by this mode; ``inf`` time = unavailable."""
         raise NotImplementedError
 
-    def start_day(self, model: CityModel) -> None:
+    def start_day(self, model: ModeContext) -> None:
         """Before each simulated day (iteration): reset the day's state."""
 
-    def begin(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> None:
+    def begin(self, model: ModeContext, trips: np.ndarray, depart_s: np.ndarray) -> None:
         """Residents set out on ``trips`` by this mode at ``depart_s``."""
         raise NotImplementedError
 
-    def advance(self, model: CityModel, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def advance(self, model: ModeContext, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Serve requests during ``[t_s, t_end_s)``; return ``(trips, arrive_s)`` of the arrivals."""
         raise NotImplementedError
 
-    def distance_m(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+    def distance_m(self, model: ModeContext, trips: np.ndarray) -> np.ndarray:
         """Distance travelled on each of ``trips`` (outputs); NaN if unknown."""
         return np.full(trips.size, np.nan)
 
-    def freeflow_time_s(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
+    def freeflow_time_s(self, model: ModeContext, trips: np.ndarray) -> np.ndarray:
         """Uncongested door-to-door time of ``trips`` (outputs: delay = travel time - this)."""
         return np.full(trips.size, np.nan)
 
@@ -159,37 +159,45 @@ class TeleportTaxi(ModeProvider):
 
     name = "taxi"
     Options = TaxiOptions
+    options: TaxiOptions
+    _time_s: np.ndarray
+    _dist_m: np.ndarray
+    _arrive_s: np.ndarray
+    _pending: np.ndarray
 
-    def attach(self, model: CityModel) -> None:
+    def attach(self, model: ModeContext) -> None:
         t = model.trips
         net = model.network
-        self._time_s = model.router.costs(t.origin, t.dest, weight=net.link_fftt_s) if t.n else np.zeros(0)
-        self._dist_m = model.router.costs(t.origin, t.dest, weight=net.link_length_m) if t.n else np.zeros(0)
+        # Router is untyped while twin.network has its temporary override (unused-ignore: once it is typed)
+        self._time_s = model.router.costs(t.origin, t.dest, weight=net.link_fftt_s) if t.n else np.zeros(0)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        self._dist_m = model.router.costs(t.origin, t.dest, weight=net.link_length_m) if t.n else np.zeros(0)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         self._arrive_s = np.full(t.n, np.nan)
 
-    def skim(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def skim(self, model: ModeContext, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
         time_s = o.wait_s + self._time_s[trips] / o.speed_factor
         money = o.fare_base + o.fare_per_km * self._dist_m[trips] / 1000.0
         return time_s, np.where(np.isfinite(time_s), money, 0.0)
 
-    def start_day(self, model: CityModel) -> None:
+    def start_day(self, model: ModeContext) -> None:
         self._arrive_s[:] = np.nan
         self._pending = np.zeros(0, np.int64)
 
-    def begin(self, model: CityModel, trips: np.ndarray, depart_s: np.ndarray) -> None:
+    def begin(self, model: ModeContext, trips: np.ndarray, depart_s: np.ndarray) -> None:
         o = self.options
         self._arrive_s[trips] = depart_s + o.wait_s + self._time_s[trips] / o.speed_factor
         self._pending = np.union1d(self._pending, trips)
 
-    def advance(self, model: CityModel, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def advance(self, model: ModeContext, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         p = self._pending
         done = self._arrive_s[p] < t_end_s
         self._pending = p[~done]
         return p[done], self._arrive_s[p[done]]
 
-    def distance_m(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
-        return self._dist_m[trips]
+    def distance_m(self, model: ModeContext, trips: np.ndarray) -> np.ndarray:
+        dist_m: np.ndarray = self._dist_m[trips]
+        return dist_m
 
-    def freeflow_time_s(self, model: CityModel, trips: np.ndarray) -> np.ndarray:
-        return self.options.wait_s + self._time_s[trips] / self.options.speed_factor
+    def freeflow_time_s(self, model: ModeContext, trips: np.ndarray) -> np.ndarray:
+        time_s: np.ndarray = self.options.wait_s + self._time_s[trips] / self.options.speed_factor
+        return time_s

@@ -7,14 +7,22 @@ the domain's arrays at the end of a day and never changes them.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 
 from twin._tables import Categorical
-from twin.demand import ACTIVITIES
+from twin.demand import ACTIVITIES, Trips
 from twin.domains.mobility.mode_choice import CAR
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from twin.events import EventBatch, EventBus
+    from twin.kernels.queue import QueueSim
+    from twin.network.road_network import RoadNetwork
 
 __all__ = ["MobilityOutputs", "EventRecorder", "EVENT_NAMES"]
 
@@ -31,8 +39,8 @@ def sort_events(t_s: np.ndarray, key: np.ndarray) -> np.ndarray:
     return order
 
 
-@numba.njit(cache=True)
-def _sort_ties(order, t_sorted, key):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _sort_ties(order: np.ndarray, t_sorted: np.ndarray, key: np.ndarray) -> None:
     """Within each run of equal ``t_sorted`` (NaNs count as equal), sort ``order`` by ``key``, stably."""
     n = order.shape[0]
     i = 0
@@ -71,14 +79,14 @@ class EventRecorder:
     before enter and arrive). So only the primary rows are sorted; the leave rows are put in when
     the table is built (:func:`assemble_events`), which gives the rows the full sort would."""
 
-    def __init__(self, bus: Any) -> None:
+    def __init__(self, bus: EventBus) -> None:
         self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
         for code, name in enumerate(EVENT_NAMES):
             if name != "leave_link":
                 bus.subscribe(name, self._on(code))
 
-    def _on(self, code: int) -> Any:
-        def record(batch: Any) -> None:
+    def _on(self, code: int) -> Callable[[EventBatch], None]:
+        def record(batch: EventBatch) -> None:
             trip = batch["trip_id"]
             t_s = batch["t_s"]
             n = trip.shape[0]
@@ -112,8 +120,8 @@ class EventRecorder:
         return ts, typ, trip, link, left
 
 
-@numba.njit(cache=True)
-def _event_keys(typ, trip):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _event_keys(typ: np.ndarray, trip: np.ndarray) -> np.ndarray:
     """Sort key trip * 8 + rank of the type (mode_change 0, depart 1, leave 2, enter 3, arrive 4,
     aborted 5)."""
     rank = np.array([1, 3, 2, 4, 5, 0], np.int64)
@@ -123,8 +131,10 @@ def _event_keys(typ, trip):
     return key
 
 
-@numba.njit(cache=True)
-def _expand_events(order, ts, typ, trip, link, left, person, mode):
+@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _expand_events(order: np.ndarray, ts: np.ndarray, typ: np.ndarray, trip: np.ndarray, link: np.ndarray,
+                   left: np.ndarray, person: np.ndarray, mode: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The sorted primary rows with each leave row put in just before its partner (see
     :class:`EventRecorder`), and each row's resident and mode."""
     n = order.shape[0]
@@ -166,11 +176,30 @@ class MobilityOutputs:
     """Result tables of the mobility domain (mixed into ``MobilityDomain``)."""
 
     # provided by MobilityDomain
-    network: Any
-    trips: Any
-    sim: Any
+    network: RoadNetwork
+    trips: Trips
+    sim: QueueSim
+    mode_names: tuple[str, ...]
+    trip_mode: np.ndarray
+    trip_state: np.ndarray
+    trip_depart_s: np.ndarray
+    trip_arrive_s: np.ndarray
+    trip_car_toll: np.ndarray
+    route_indptr: np.ndarray
+    bin_s: float
+    n_bins: int
+    iteration_records: list[dict[str, Any]]
+    _recorder: EventRecorder | None
 
-    def trips_columns(self) -> dict[str, np.ndarray]:
+    if TYPE_CHECKING:  # pragma: no cover
+        def _freeflow_times(self) -> np.ndarray: ...
+
+        def _trip_distance_m(self) -> np.ndarray: ...
+
+        @staticmethod
+        def _delay_s(travel_time_s: np.ndarray, freeflow_s: np.ndarray) -> np.ndarray: ...
+
+    def trips_columns(self) -> dict[str, np.ndarray | Categorical]:
         """Per-trip results of the last day as columns (``trips.parquet``; see docs/concepts.md).
 
         * ``trip_id``: dense trip index 0..m-1 (the ``trip_id`` of ``events.parquet``);
@@ -220,13 +249,15 @@ class MobilityOutputs:
             "toll": np.where(self.trip_mode == CAR, self.trip_car_toll, 0.0),
         }
 
-    def trips_frame(self):
+    def trips_frame(self) -> pd.DataFrame:
         """:meth:`trips_columns` as a pandas DataFrame (text columns as categoricals)."""
         import pandas as pd
 
-        cols = {}
+        cols: dict[str, Any] = {}
         for k, v in self.trips_columns().items():
-            cols[k] = pd.Categorical.from_codes(v.codes, categories=list(v.categories)) if isinstance(v, Categorical) else v
+            # pandas-stubs want an Index of categories; pandas takes the list
+            cols[k] = (pd.Categorical.from_codes(v.codes, categories=list(v.categories))  # type: ignore[call-overload]
+                       if isinstance(v, Categorical) else v)
         return pd.DataFrame(cols)
 
     def links_columns(self) -> dict[str, np.ndarray]:
@@ -265,7 +296,7 @@ class MobilityOutputs:
             "capacity_vph": net.link_capacity_vph[link],
         }
 
-    def events_columns(self) -> dict[str, np.ndarray]:
+    def events_columns(self) -> dict[str, np.ndarray | Categorical]:
         """Events of the last day: depart, enter_link, leave_link, arrive, aborted, and mode_change (at
         the departure of a trip whose tour changed mode in the last replanning), sorted by time.
         ``resident_id`` is the resident's row (as in ``trips.parquet``); ``link_id`` is -1 for the
@@ -303,7 +334,7 @@ class MobilityOutputs:
         """Per-iteration KPIs (convergence of the equilibrium)."""
         recs = self.iteration_records
         keys = list(recs[0]) if recs else []
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for k in keys:
             vals = [r[k] for r in recs]
             if all(isinstance(v, int) for v in vals):

@@ -17,12 +17,22 @@ register it in :data:`POLICY_CLASSES` under its scenario ``type``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from twin._errors import ScenarioError
 from twin.network.road_network import RoadNetwork
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.scenario import LinkChangePolicy, RoadPricingPolicy
+
+    #: a scenario's ``policies`` entry
+    PolicyConfig: TypeAlias = LinkChangePolicy | RoadPricingPolicy
+    #: ``[W, S, E, N]`` in degrees
+    BboxTuple: TypeAlias = tuple[float, float, float, float]
 
 __all__ = ["LinkArrays", "LinkChange", "RoadPricing", "PolicySet", "POLICY_CLASSES", "CLOSED_CAPACITY_FACTOR"]
 
@@ -44,16 +54,17 @@ class LinkArrays:
 
     def key(self) -> bytes:
         """Identifies equal states (to share routing trees across time bins)."""
-        return self.capacity_factor.tobytes() + self.speed_factor.tobytes() + self.closed.tobytes() + self.toll.tobytes()
+        return (self.capacity_factor.tobytes() + self.speed_factor.tobytes() + self.closed.tobytes()
+                + self.toll.tobytes())
 
 
-def _in_bbox(net: RoadNetwork, bbox) -> np.ndarray:
+def _in_bbox(net: RoadNetwork, bbox: BboxTuple) -> np.ndarray:
     w, s, e, n = bbox
     return (net.node_lon >= w) & (net.node_lon <= e) & (net.node_lat >= s) & (net.node_lat <= n)
 
 
 class _Policy:
-    def __init__(self, cfg, net: RoadNetwork) -> None:
+    def __init__(self, cfg: PolicyConfig, net: RoadNetwork) -> None:
         self.cfg = cfg
         self.mask = self.select(net)
         self.n_links = int(self.mask.sum())
@@ -69,7 +80,8 @@ class _Policy:
         raise NotImplementedError
 
 
-def _select_links(net: RoadNetwork, osm_way_ids, links, bbox) -> np.ndarray:
+def _select_links(net: RoadNetwork, osm_way_ids: Sequence[int], links: Sequence[tuple[int, int]],
+                  bbox: BboxTuple | None) -> np.ndarray:
     mask = np.zeros(net.n_links, dtype=bool)
     if osm_way_ids:
         mask |= np.isin(net.link_osmid, np.asarray(osm_way_ids, dtype=np.int64))
@@ -87,6 +99,8 @@ def _select_links(net: RoadNetwork, osm_way_ids, links, bbox) -> np.ndarray:
 class LinkChange(_Policy):
     """Close links or scale their capacity and speed during a window."""
 
+    cfg: LinkChangePolicy
+
     def select(self, net: RoadNetwork) -> np.ndarray:
         c = self.cfg
         return _select_links(net, c.osm_way_ids, c.links, c.bbox)
@@ -102,14 +116,20 @@ class LinkChange(_Policy):
 class RoadPricing(_Policy):
     """Cordon, distance or link charges during a window."""
 
+    cfg: RoadPricingPolicy
+
     def select(self, net: RoadNetwork) -> np.ndarray:
         c = self.cfg
         if c.kind == "link":
             return _select_links(net, c.osm_way_ids, [], None)
+        assert c.bbox is not None  # validated: kinds cordon and distance need a bbox
         inside = _in_bbox(net, c.bbox)
+        sel: np.ndarray
         if c.kind == "cordon":
-            return ~inside[net.link_tail] & inside[net.link_head]
-        return inside[net.link_tail] & inside[net.link_head]
+            sel = ~inside[net.link_tail] & inside[net.link_head]
+            return sel
+        sel = inside[net.link_tail] & inside[net.link_head]
+        return sel
 
     def apply(self, arrays: LinkArrays, net: RoadNetwork) -> None:
         c = self.cfg
@@ -127,7 +147,7 @@ def _extent(net: RoadNetwork) -> str:
             f"{net.node_lat.max():.4f}]")
 
 
-def _why_empty(cfg, net: RoadNetwork) -> str:
+def _why_empty(cfg: PolicyConfig, net: RoadNetwork) -> str:
     """Why a policy's selection is empty, in words a user can act on."""
     parts = []
     bbox = getattr(cfg, "bbox", None)
@@ -139,8 +159,8 @@ def _why_empty(cfg, net: RoadNetwork) -> str:
         elif getattr(cfg, "kind", None) == "cordon" and inside == net.n_nodes:
             parts.append(f"bbox {list(bbox)} holds the whole network, so no link enters it")
         else:
-            parts.append(f"no link has {'its head but not its tail' if getattr(cfg, 'kind', None) == 'cordon' else 'both ends'} "
-                         f"in bbox {list(bbox)}")
+            ends = "its head but not its tail" if getattr(cfg, "kind", None) == "cordon" else "both ends"
+            parts.append(f"no link has {ends} in bbox {list(bbox)}")
     ways = list(getattr(cfg, "osm_way_ids", []) or [])
     if ways:
         shown = ", ".join(str(w) for w in ways[:5]) + (", ..." if len(ways) > 5 else "")
@@ -154,7 +174,7 @@ def _why_empty(cfg, net: RoadNetwork) -> str:
 class PolicySet:
     """All policies of a scenario, bound to a network."""
 
-    def __init__(self, policies, net: RoadNetwork) -> None:
+    def __init__(self, policies: Iterable[PolicyConfig], net: RoadNetwork) -> None:
         self.net = net
         self.policies = [POLICY_CLASSES[p.type](p, net) for p in policies]
         problems = [(f"policies.{i}", f"{p.cfg.name!r} selects no link of the map: {_why_empty(p.cfg, net)}")
@@ -173,7 +193,7 @@ class PolicySet:
                 p.apply(a, self.net)
         return a
 
-    def summary(self) -> list[dict]:
+    def summary(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per policy (``network.json``'s ``policies``, read by the report):
         ``type``, ``name``, ``links`` (how many links it selects), ``from_s``/``to_s`` (seconds),
         what it does (link_change: ``closed``, ``capacity_factor``, ``speed_factor``; road_pricing:
@@ -182,14 +202,14 @@ class PolicySet:
         out = []
         for p in self.policies:
             c = p.cfg
-            d = {"type": c.type, "name": c.name, "links": p.n_links, "from_s": c.from_s, "to_s": c.to_s}
+            d: dict[str, Any] = {"type": c.type, "name": c.name, "links": p.n_links, "from_s": c.from_s, "to_s": c.to_s}
             if c.type == "road_pricing":
                 d.update(kind=c.kind, price=c.price)
             else:
                 for k in ("closed", "capacity_factor", "speed_factor"):
                     if hasattr(c, k):
                         d[k] = getattr(c, k)
-            if getattr(c, "bbox", None) is not None:
+            if c.bbox is not None:  # both kinds of policy have a bbox field
                 d["bbox"] = [float(v) for v in c.bbox]
             d["link_ids"] = np.flatnonzero(p.mask).tolist()
             out.append(d)

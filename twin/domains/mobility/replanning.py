@@ -30,12 +30,22 @@ every day).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from twin.demand import ACTIVITIES, Trips
 from twin.domains.mobility.mode_choice import BIKE, CAR, WALK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin._tables import Categorical
+    from twin.context import DomainContext
+    from twin.events import EventBus
+    from twin.kernels.queue import QueueSim
+    from twin.network.road_network import RoadNetwork
+    from twin.population import Population
+    from twin.scenario import Scenario
 
 __all__ = ["WithinDayReplanning", "CANCELLED"]
 
@@ -58,8 +68,58 @@ class WithinDayReplanning:
 
     # provided by MobilityDomain
     trips: Trips
-    sim: Any
-    pop: Any
+    sim: QueueSim
+    pop: Population
+    network: RoadNetwork
+    scenario: Scenario
+    events: EventBus
+    tour_mode: np.ndarray
+    route_indptr: np.ndarray
+    route_links: np.ndarray
+    #: the modes before the last replanning between days (absent before the first)
+    prev_trip_mode: np.ndarray
+    _any_same_node: bool
+    _cur_trip: np.ndarray
+    _counts: tuple[tuple[float, int], tuple[int, int, int]] | None
+    _n_under: int
+    _veh_trip: np.ndarray
+    _tele_pending: np.ndarray
+    _dep_pending: np.ndarray
+    car_trips: np.ndarray
+    car_index: np.ndarray
+    car_route_indptr: np.ndarray
+    car_route_links: np.ndarray
+    # the trip arrays (_PLAN_ARRAYS, _DAY_ARRAYS)
+    trip_same_node: np.ndarray
+    trip_walk_m: np.ndarray
+    trip_bike_m: np.ndarray
+    trip_car_cost_s: np.ndarray
+    trip_car_m: np.ndarray
+    trip_car_toll: np.ndarray
+    trip_mode: np.ndarray
+    trip_depart_s: np.ndarray
+    trip_arrive_s: np.ndarray
+    trip_state: np.ndarray
+    _succ_started: np.ndarray
+    trip_next: np.ndarray
+    trip_prev: np.ndarray
+    trip_go_on: np.ndarray
+    trip_source: np.ndarray
+    # set by _restore_plan at the first day
+    _m_plan: int
+    _k_plan: int
+    _plan_changes: list[tuple[float, int, int, int, int, int]]
+    _sources: list[str]
+
+    if TYPE_CHECKING:  # pragma: no cover
+        def _uncongested_m(self, mode: str, origin: np.ndarray, dest: np.ndarray) -> np.ndarray: ...
+
+        def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray,
+                   progress: Callable[[int, int], None] | None = None) -> None: ...
+
+        def _begin_trips(self, idx: np.ndarray, depart_s: np.ndarray) -> None: ...
+
+        def _vehicle_trip(self, vehicles: np.ndarray) -> np.ndarray: ...
 
     # ----------------------------------------------------------------- plan restore
     def _restore_plan(self) -> None:
@@ -67,8 +127,8 @@ class WithinDayReplanning:
         m = getattr(self, "_m_plan", None)
         if m is None:
             self._m_plan, self._k_plan = self.trips.n, self.trips.n_tours
-            self._plan_changes: list[tuple[float, int, int, int, int, int]] = []
-            self._sources: list[str] = []
+            self._plan_changes = []
+            self._sources = []
             return
         self._plan_changes = []
         t = self.trips
@@ -262,7 +322,8 @@ class WithinDayReplanning:
         if begin.any():
             self._begin_trips(first_new[begin], dep0[begin])
         self._counts = None
-        rows = [(T, int(res[j]), int(n_cancel[j]), int(first_new[j]), int(lens[j]), src_code) for j in range(k) if ok[j]]
+        rows = [(T, int(res[j]), int(n_cancel[j]), int(first_new[j]), int(lens[j]), src_code)
+                for j in range(k) if ok[j]]
         self._plan_changes.extend(rows)
         if rows and self.events.wants("plan_change"):
             a = np.array(rows, dtype=np.float64)
@@ -330,7 +391,7 @@ class WithinDayReplanning:
         self.trip_depart_s[trips] = np.nan
         self.trip_arrive_s[trips] = np.nan
 
-    def tables(self, ctx: Any = None) -> dict[str, dict[str, np.ndarray]]:
+    def tables(self, ctx: DomainContext | None = None) -> dict[str, dict[str, np.ndarray | Categorical]]:
         """``plan_changes.parquet`` when a domain replanned residents during the last day."""
         return {"plan_changes": self.plan_changes_columns()} if self._plan_changes else {}
 
@@ -342,7 +403,7 @@ class WithinDayReplanning:
                 "trips_added": int(self.trips.n - self._m_plan),
                 "residents_replanned": len({r[1] for r in self._plan_changes})}
 
-    def plan_changes_columns(self) -> dict[str, np.ndarray]:
+    def plan_changes_columns(self) -> dict[str, np.ndarray | Categorical]:
         """``plan_changes.parquet``: one row per replaced resident day."""
         from twin._tables import Categorical
 
