@@ -442,6 +442,8 @@ def fill_routes(pred_2d, link_tail, rows, sources, targets, offsets, links_out):
 
 #: Largest bucket ring of :func:`sssp_tree_buckets` (``max weight / delta`` beyond it: the heap)
 MAX_BUCKETS = 1 << 20
+#: Blocks of sources of the parallel bucket kernels (one workspace each; results do not depend on it)
+_N_BLOCKS = 64
 
 
 def bucket_width(weight):
@@ -476,55 +478,32 @@ def bucket_width(weight):
 
 
 @numba.njit(cache=True)
-def sssp_tree_buckets(indptr, link_head, weight, source, inv_delta, n_buckets, targets, dist_out, pred_link_out):
-    """Least-cost tree with Dial's bucket queue (see the module docs), optionally stopping early.
+def _bucket_workspace(n_nodes, n_links, n_buckets):
+    """Scratch arrays of :func:`_buckets_run` in their resting state (reused from tree to tree)."""
+    return (np.zeros(n_nodes, dtype=np.bool_), np.full(n_buckets, -1, dtype=np.int32),
+            np.empty(n_links + 1, dtype=np.int32), np.empty(n_links + 1, dtype=np.int32),
+            np.empty(n_nodes, dtype=np.int32), np.empty(n_nodes, dtype=np.float64), np.zeros(n_nodes, dtype=np.bool_))
 
-    Parameters
-    ----------
-    indptr, link_head, weight : ndarray
-        Network arrays, see :func:`sssp_tree`; every weight must be ``>= 1 / inv_delta`` (or ``inf``).
-    source : int
-        Root node.
-    inv_delta : float
-        ``1 / delta``, ``delta`` a power of two (from :func:`bucket_width`).
-    n_buckets : int
-        Ring size, a power of two above ``max finite weight * inv_delta + 1`` (:func:`bucket_width`).
-    targets : ndarray of int64
-        Stop once all of these are settled (duplicates allowed); empty: the whole tree.
-    dist_out, pred_link_out : ndarray
-        Outputs as for :func:`sssp_tree` (with targets: as for :func:`sssp_tree_targets`).
 
-    Returns
-    -------
-    n_settled : int
-        Number of nodes settled.
-    """
+@numba.njit(cache=True)
+def _buckets_run(indptr, link_head, weight, source, inv_delta, n_buckets, targets, dist_out, pred_link_out,
+                 settled, bucket_head, entry_node, entry_next, buf_node, buf_cost, is_target):
+    """The bucket-queue search of :func:`sssp_tree_buckets` on a workspace (:func:`_bucket_workspace`),
+    left in its resting state (nothing settled, empty buckets, no target) on return."""
     n_nodes = indptr.shape[0] - 1
-    if source < 0 or source >= n_nodes:
-        raise ValueError("source out of range")
     for i in range(n_nodes):
         dist_out[_u(i)] = np.inf
         pred_link_out[_u(i)] = -1
     dist_out[_u(source)] = 0.0
     remaining = -1  # -1: no targets, the whole tree
-    is_target = np.zeros(n_nodes if targets.shape[0] > 0 else 0, dtype=np.bool_)
     if targets.shape[0] > 0:
         remaining = 0
         for j in range(targets.shape[0]):
             t = targets[j]
-            if t < 0 or t >= n_nodes:
-                raise ValueError("target out of range")
             if not is_target[_u(t)]:
                 is_target[_u(t)] = True
                 remaining += 1
     mask = n_buckets - 1
-    settled = np.zeros(n_nodes, dtype=np.bool_)
-    bucket_head = np.full(n_buckets, -1, dtype=np.int32)
-    cap = link_head.shape[0] + 1  # at most one entry per strict improvement, plus the source
-    entry_node = np.empty(cap, dtype=np.int32)
-    entry_next = np.empty(cap, dtype=np.int32)
-    buf_node = np.empty(n_nodes, dtype=np.int32)
-    buf_cost = np.empty(n_nodes, dtype=np.float64)
     entry_node[0] = source
     entry_next[0] = -1
     bucket_head[0] = 0
@@ -565,7 +544,8 @@ def sssp_tree_buckets(indptr, link_head, weight, source, inv_delta, n_buckets, t
             if remaining > 0 and is_target[_u(u)]:
                 remaining -= 1
                 if remaining == 0:
-                    return n_settled
+                    live = 0
+                    break
             d_u = buf_cost[_u(q)]
             for f in range(indptr[_u(u)], indptr[_u(u + 1)]):
                 v = link_head[_u(f)]
@@ -582,7 +562,48 @@ def sssp_tree_buckets(indptr, link_head, weight, source, inv_delta, n_buckets, t
                     n_entries += 1
                     live += 1
         b += 1
+    # back to the resting state
+    settled[:] = False
+    if remaining >= 0:
+        bucket_head[:] = -1
+        for j in range(targets.shape[0]):
+            is_target[_u(targets[j])] = False
     return n_settled
+
+
+@numba.njit(cache=True)
+def sssp_tree_buckets(indptr, link_head, weight, source, inv_delta, n_buckets, targets, dist_out, pred_link_out):
+    """Least-cost tree with Dial's bucket queue (see the module docs), optionally stopping early.
+
+    Parameters
+    ----------
+    indptr, link_head, weight : ndarray
+        Network arrays, see :func:`sssp_tree`; every weight must be ``>= 1 / inv_delta`` (or ``inf``).
+    source : int
+        Root node.
+    inv_delta : float
+        ``1 / delta``, ``delta`` a power of two (from :func:`bucket_width`).
+    n_buckets : int
+        Ring size, a power of two above ``max finite weight * inv_delta + 1`` (:func:`bucket_width`).
+    targets : ndarray of int64
+        Stop once all of these are settled (duplicates allowed); empty: the whole tree.
+    dist_out, pred_link_out : ndarray
+        Outputs as for :func:`sssp_tree` (with targets: as for :func:`sssp_tree_targets`).
+
+    Returns
+    -------
+    n_settled : int
+        Number of nodes settled.
+    """
+    n_nodes = indptr.shape[0] - 1
+    if source < 0 or source >= n_nodes:
+        raise ValueError("source out of range")
+    for j in range(targets.shape[0]):
+        if targets[j] < 0 or targets[j] >= n_nodes:
+            raise ValueError("target out of range")
+    ws = _bucket_workspace(n_nodes, link_head.shape[0], n_buckets)
+    return _buckets_run(indptr, link_head, weight, source, inv_delta, n_buckets, targets, dist_out, pred_link_out,
+                        ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -600,8 +621,9 @@ def sssp_trees_targets(indptr, link_head, weight, sources, tgt_indptr, tgt_nodes
         Targets of ``sources[i]`` are ``tgt_nodes[tgt_indptr[i]:tgt_indptr[i+1]]``; none: the whole tree.
     tgt_nodes : ndarray of int64
     inv_delta, n_buckets : float, int
-        From :func:`bucket_width`: ``n_buckets > 0`` uses :func:`sssp_tree_buckets`, else the heap
-        (:func:`sssp_tree` / :func:`sssp_tree_targets`); the results are the same.
+        From :func:`bucket_width`: ``n_buckets > 0`` uses the bucket queue (:func:`sssp_tree_buckets`,
+        one workspace per block of sources), else the heap (:func:`sssp_tree` /
+        :func:`sssp_tree_targets`); the results are the same.
     dist_out_2d, pred_out_2d : ndarray, shape (>= k, n_nodes)
         Outputs, row ``i`` for ``sources[i]``: exact along the paths to the targets (everywhere
         for a whole tree).
@@ -613,15 +635,26 @@ def sssp_trees_targets(indptr, link_head, weight, sources, tgt_indptr, tgt_nodes
     for k in range(n_src):
         if sources[k] < 0 or sources[k] >= n_nodes:
             raise ValueError("source out of range")
-    for k in numba.prange(n_src):
-        tg = tgt_nodes[tgt_indptr[k]:tgt_indptr[k + 1]]
+    for j in range(tgt_nodes.shape[0]):
+        if tgt_nodes[j] < 0 or tgt_nodes[j] >= n_nodes:
+            raise ValueError("target out of range")
+    n_blocks = min(n_src, _N_BLOCKS)
+    for blk in numba.prange(n_blocks):
+        lo = blk * n_src // n_blocks
+        hi = (blk + 1) * n_src // n_blocks
         if n_buckets > 0:
-            sssp_tree_buckets(indptr, link_head, weight, sources[k], inv_delta, n_buckets, tg,
-                              dist_out_2d[k], pred_out_2d[k])
-        elif tg.shape[0] == 0:
-            sssp_tree(indptr, link_head, weight, sources[k], dist_out_2d[k], pred_out_2d[k])
+            ws = _bucket_workspace(n_nodes, link_head.shape[0], n_buckets)
+            for k in range(lo, hi):
+                _buckets_run(indptr, link_head, weight, sources[k], inv_delta, n_buckets,
+                             tgt_nodes[tgt_indptr[k]:tgt_indptr[k + 1]], dist_out_2d[k], pred_out_2d[k],
+                             ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6])
         else:
-            sssp_tree_targets(indptr, link_head, weight, sources[k], tg, dist_out_2d[k], pred_out_2d[k])
+            for k in range(lo, hi):
+                tg = tgt_nodes[tgt_indptr[k]:tgt_indptr[k + 1]]
+                if tg.shape[0] == 0:
+                    sssp_tree(indptr, link_head, weight, sources[k], dist_out_2d[k], pred_out_2d[k])
+                else:
+                    sssp_tree_targets(indptr, link_head, weight, sources[k], tg, dist_out_2d[k], pred_out_2d[k])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -629,14 +662,24 @@ def od_costs_buckets(indptr, link_head, weight, sources, tgt_indptr, tgt_nodes, 
     """:func:`od_costs` with the bucket queue when ``n_buckets > 0`` (:func:`bucket_width`), else the
     heap; the costs are the same."""
     n_nodes = indptr.shape[0] - 1
-    for k in numba.prange(sources.shape[0]):
+    n_src = sources.shape[0]
+    for j in range(tgt_nodes.shape[0]):
+        if tgt_nodes[j] < 0 or tgt_nodes[j] >= n_nodes:
+            raise ValueError("target out of range")
+    n_blocks = min(n_src, _N_BLOCKS)
+    for blk in numba.prange(n_blocks):
+        lo = blk * n_src // n_blocks
+        hi = (blk + 1) * n_src // n_blocks
         dist = np.empty(n_nodes, dtype=np.float64)
         pred = np.empty(n_nodes, dtype=np.int32)
-        a = tgt_indptr[k]
-        b = tgt_indptr[k + 1]
-        if n_buckets > 0:
-            sssp_tree_buckets(indptr, link_head, weight, sources[k], inv_delta, n_buckets, tgt_nodes[a:b], dist, pred)
-        else:
-            sssp_tree_targets(indptr, link_head, weight, sources[k], tgt_nodes[a:b], dist, pred)
-        for j in range(a, b):
-            cost_out[j] = dist[tgt_nodes[j]]
+        ws = _bucket_workspace(n_nodes, link_head.shape[0], max(n_buckets, 1))
+        for k in range(lo, hi):
+            a = tgt_indptr[k]
+            b = tgt_indptr[k + 1]
+            if n_buckets > 0:
+                _buckets_run(indptr, link_head, weight, sources[k], inv_delta, n_buckets, tgt_nodes[a:b], dist, pred,
+                             ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6])
+            else:
+                sssp_tree_targets(indptr, link_head, weight, sources[k], tgt_nodes[a:b], dist, pred)
+            for j in range(a, b):
+                cost_out[j] = dist[tgt_nodes[j]]
