@@ -134,13 +134,15 @@ def test_registered_provider_is_chosen_and_called_each_step(nets, shuttle):
 
 
 def test_bad_mode_names_and_options_are_rejected(shuttle):
-    with pytest.raises(ScenarioError, match=r"modes.available: .*unknown mode 'tram' at position 1 \(allowed: car, walk, bike, "):
+    with pytest.raises(ScenarioError,
+                       match=r"modes.available: .*unknown mode 'tram' at position 1 \(allowed: car, walk, bike, "):
         sc(available=("car", "tram"))
     with pytest.raises(ScenarioError, match=r"modes.plugins.taxi.wait: unknown key; allowed keys: asc, wait_s"):
         sc(plugins={"taxi": {"wait": 3}})
     with pytest.raises(ScenarioError, match=r"modes.plugins.taxi.wait_s: Input should be greater than or equal to 0"):
         sc(plugins={"taxi": {"wait_s": -1}})
-    with pytest.raises(ScenarioError, match=r"modes.plugins.shuttle_test: not a plug-in mode in modes.available \(there: taxi\)"):
+    with pytest.raises(ScenarioError,
+                       match=r"modes.plugins.shuttle_test: not a plug-in mode in modes.available \(there: taxi\)"):
         sc(plugins={"shuttle_test": {}})
     with pytest.raises(ScenarioError, match=r"listed twice"):
         sc(available=("car", "taxi", "taxi"))

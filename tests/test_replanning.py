@@ -9,7 +9,7 @@ changes before the event.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -40,7 +40,7 @@ class GoHome(Domain):
 
     name = "gohome"
     Config = GoHomeConfig
-    timeline_events = {"go_home": GoHomeOrder}
+    timeline_events: ClassVar[dict[str, type[TimelineEvent]]] = {"go_home": GoHomeOrder}
 
     def on_event(self, ctx: DomainContext, event: GoHomeOrder) -> None:
         pop = ctx.population

@@ -84,7 +84,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +248,7 @@ class _RunLogHandler(logging.FileHandler):
 
     failed: BaseException | None = None
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+    def handleError(self, record: logging.LogRecord) -> None:  # logging's name
         if self.failed is None:
             self.failed = sys.exc_info()[1]
 
@@ -336,8 +336,10 @@ def _check_existing(out: Path, work: Path, overwrite: bool) -> tuple[int, int] |
         raise OutputError(f"{out}: cannot use it as the output folder: {os_reason(exc)}") from exc
     if not overwrite:
         if not stat.S_ISDIR(st.st_mode):
-            raise OutputExistsError(f"{out}: exists and is {_kind_of(st.st_mode)}, not a run folder; choose another --out")
-        raise OutputExistsError(f"{out}: output folder exists; pass --overwrite to replace it or --out to choose another")
+            raise OutputExistsError(f"{out}: exists and is {_kind_of(st.st_mode)}, not a run folder; "
+                                    "choose another --out")
+        raise OutputExistsError(f"{out}: output folder exists; pass --overwrite to replace it "
+                                "or --out to choose another")
     refuse = "--overwrite replaces only a run folder written by citytwin; nothing was deleted"
     res = Path(os.path.realpath(work))
     cwd = Path(os.path.realpath(os.getcwd()))
@@ -398,7 +400,7 @@ def _remove_created(created: list[Path]) -> None:
 
 def _owner(kind: str, target: str) -> dict[str, Any]:
     return {"citytwin_version": __version__, "kind": kind, "target": target, "pid": os.getpid(),
-            "host": platform.node(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "host": platform.node(), "started": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def _write_owner(folder: Path, kind: str, target: str) -> None:
@@ -438,8 +440,8 @@ def _clean_stale(parent: Path) -> list[tuple[int, str]]:
         try:
             owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            notes.append((logging.WARNING, f"kept partial folder {folder}: it has no {OWNER_FILE} (not citytwin's, "
-                                           "or a run still starting); remove it yourself if nothing uses it"))
+            notes.append((logging.WARNING, (f"kept partial folder {folder}: it has no {OWNER_FILE} (not citytwin's, "
+                                            "or a run still starting); remove it yourself if nothing uses it")))
             continue
         except (OSError, ValueError) as exc:
             notes.append((logging.WARNING, f"kept partial folder {folder}: unreadable {OWNER_FILE} ({os_reason(exc)})"))
@@ -457,11 +459,11 @@ def _clean_stale(parent: Path) -> list[tuple[int, str]]:
         if m["kind"] == "old" and inner.is_dir() and not inner.is_symlink() and not os.path.lexists(parent / m["name"]):
             try:  # killed between moving the old run aside and renaming the new one in: put it back
                 rename_noreplace(inner, parent / m["name"])
-                notes.append((logging.WARNING, f"restored run folder {parent / m['name']} from stale folder {folder} "
-                                               f"({who})"))
+                notes.append((logging.WARNING, (f"restored run folder {parent / m['name']} from stale folder {folder} "
+                                                f"({who})")))
             except OSError as exc:
-                notes.append((logging.WARNING, f"kept stale folder {folder}: cannot restore {parent / m['name']} "
-                                               f"({os_reason(exc)})"))
+                notes.append((logging.WARNING, (f"kept stale folder {folder}: cannot restore {parent / m['name']} "
+                                                f"({os_reason(exc)})")))
                 continue
         shutil.rmtree(folder, ignore_errors=True)
         if os.path.lexists(folder):
@@ -754,7 +756,8 @@ def run_scenario(
                 "wall_s": round(wall, 3),
                 "phase_time_s": {k: round(v, 4) for k, v in model.phase_time_s.items()},
                 "files": sorted({p.name for p in tmp.iterdir() if not p.name.startswith(".")}
-                                | {"manifest.json", "run.log"} | ({"report.html"} if scenario.output.report else set())),
+                                | {"manifest.json", "run.log"}
+                                | ({"report.html"} if scenario.output.report else set())),
             }
             log.info("wall %.2f s; phases %s", wall, manifest["phase_time_s"])
             if scenario.output.report:
@@ -768,7 +771,7 @@ def run_scenario(
                     cause = exc if isinstance(exc, OSError) else exc.__cause__
                     reason = os_reason(cause) if isinstance(cause, OSError) else str(exc)
                     raise OutputError(f"{out}: cannot write report.html: {reason} {_NOT_SAVED}") from exc
-                except Exception as exc:  # a bug in rendering: the run is saved without the report
+                except Exception as exc:  # noqa: BLE001  # a bug in rendering: the run is saved without the report
                     log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
                     (tmp / "report.html").unlink(missing_ok=True)
         if run_log.failed is not None:
