@@ -276,7 +276,7 @@ def car_positions(model: CityModel, offset_m: float = LANE_OFFSET_M) -> np.ndarr
         return np.zeros((0, 2))
     sim = model.sim
     on = np.flatnonzero(sim.status[:n] == STATUS_ON_LINK)
-    link = model.car_route_links[model.car_route_indptr[on] + sim.pos[on]].astype(np.int64)
+    link = sim.current_link[on]  # the kernel's (legs and diversions included)
     enter = sim.enter_s[on]
     fftt = sim.fftt_s[link]
     with np.errstate(invalid="ignore", divide="ignore"):

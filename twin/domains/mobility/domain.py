@@ -966,3 +966,76 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             sel = at & (activity == _WORK) & (node == pop.work_node)
             building[sel] = wb[sel]
         return Locations(T, state, activity, node, building, trip_id, vehicle, link)
+
+    # ------------------------------------------------------------------ closures within the day
+    def close_links(self, links: np.ndarray, *, reroute: bool = True) -> np.ndarray:
+        """Close links to entry from the next kernel step on (a domain's service: a flooded road, an
+        accident, an evacuation order) and, with ``reroute``, divert every car whose remaining route
+        enters one of them.
+
+        A car on the network gets a new rest of route from the end of its current link; a car not
+        departed yet a new route from its origin; both on the current cost bin's generalized cost
+        with the closed links left out. A car without such a route keeps its route and waits at the
+        closed link (the kernel never forces it in) until the link opens again. The trips' routes
+        (``trips.parquet``: length, links, free-flow time) become the routes driven.
+
+        Returns
+        -------
+        numpy.ndarray of int64
+            The trips rerouted.
+        """
+        links = np.unique(np.asarray(links, dtype=np.int64))
+        if links.size and (links.min() < 0 or links.max() >= self.network.n_links):
+            raise ValueError(f"links must be link indices in [0, {self.network.n_links})")
+        self.sim.close_links(links)
+        self._closed_links = np.union1d(getattr(self, "_closed_links", np.zeros(0, np.int64)), links)
+        if not reroute or links.size == 0:
+            return np.zeros(0, np.int64)
+        return self._reroute_around_closures(self.sim.routed_through(links))
+
+    def open_links(self, links: np.ndarray) -> None:
+        """Open closed links again from the next kernel step on (cars waiting for them go on)."""
+        links = np.unique(np.asarray(links, dtype=np.int64))
+        self.sim.open_links(links)
+        self._closed_links = np.setdiff1d(getattr(self, "_closed_links", np.zeros(0, np.int64)), links)
+
+    def _reroute_around_closures(self, vehicles: np.ndarray) -> np.ndarray:
+        from twin.kernels.queue import STATUS_NOT_DEPARTED, STATUS_WAITING
+
+        trips = self._vehicle_trip(vehicles)
+        mine = trips >= 0  # a domain's vehicles are its owner's to divert
+        vehicles, trips = vehicles[mine], trips[mine]
+        if vehicles.size == 0:
+            return trips
+        sim = self.sim
+        net = self.network
+        b = int(self._bin_of(np.array([sim.t_s]))[0])
+        w = self.link_time_s[:, b] + self.link_toll[:, b] * 3600.0 / self.vot_per_h
+        w = w.copy()
+        w[self._closed_links] = np.inf
+        status = sim.status[vehicles]
+        fresh = (status == STATUS_NOT_DEPARTED) | (status == STATUS_WAITING)
+        cur = sim.current_link[vehicles]
+        start = np.where(fresh, self.trips.origin[trips], net.link_head[np.maximum(cur, 0)])
+        rs = self.router.route(start, self.trips.dest[trips], weight=w)  # type: ignore[no-untyped-call, unused-ignore]
+        ok = np.isfinite(rs.cost) & ((np.diff(rs.route_indptr) > 0) | ~fresh)
+        if not ok.any():
+            return np.zeros(0, np.int64)
+        sel = np.flatnonzero(ok)
+        ptr, new_links = take(rs.route_indptr, rs.route_links, sel)
+        sim.divert_many(vehicles[sel], ptr, new_links)
+        # the trips' routes: the part driven (up to the current link) and the new rest, as the
+        # kernel now has them
+        v_sel = vehicles[sel]
+        pieces = [sim.route_links[sim.leg_route(int(g))].astype(np.int32) for g in sim.leg_of[v_sel]]
+        parts_ptr = np.zeros(sel.size + 1, np.int64)
+        np.cumsum([p.size for p in pieces], out=parts_ptr[1:])
+        done = trips[sel]
+        flat = np.concatenate(pieces)
+        self.route_indptr, self.route_links = assemble(self.trips.n, [(done, parts_ptr, flat)],
+                                                       base=(self.route_indptr, self.route_links))
+        self.trip_car_m[done] = segment_sum(net.link_length_m[flat], parts_ptr)
+        dep = self.trip_depart_s[done]
+        bins = self._bin_of(np.where(np.isfinite(dep), dep, sim.t_s))
+        self.trip_car_toll[done] = segment_sum(self.link_toll[flat, np.repeat(bins, np.diff(parts_ptr))], parts_ptr)
+        return done
