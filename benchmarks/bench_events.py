@@ -107,14 +107,21 @@ def main() -> None:
     versions = [("this checkout", str(HERE.parent))]
     if args.baseline:
         versions.insert(0, ("baseline " + Path(args.baseline).name, str(Path(args.baseline).resolve())))
-    results = {}
-    for label, root in versions:
-        with tempfile.TemporaryDirectory() as work:
-            env = dict(os.environ, PYTHONPATH=root)
-            cmd = [sys.executable, str(HERE / "bench_events.py"), "--worker", "--work", work, "--map", args.map,
-                   "--residents", str(args.residents), "--repeat", str(args.repeat)]
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=root).stdout
-            results[label] = json.loads(out.strip().splitlines()[-1])
+    results: dict[str, dict] = {}
+    for _ in range(args.repeat):  # versions alternate, so that a slower hour of the box hits both
+        for label, root in versions:
+            with tempfile.TemporaryDirectory() as work:
+                env = dict(os.environ, PYTHONPATH=root)
+                cmd = [sys.executable, str(HERE / "bench_events.py"), "--worker", "--work", work, "--map", args.map,
+                       "--residents", str(args.residents), "--repeat", "1"]
+                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=root).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+            best = results.get(label)
+            if best is None:
+                results[label] = r
+            else:
+                for k in ("wall_events_s", "wall_no_events_s", "move_s", "output_events_s", "output_no_events_s"):
+                    best[k] = min(best[k], r[k])
     print(f"car-only {args.map} day, {args.residents:,} residents, best of {args.repeat} (s):")
     print("| code | car trips (completed) | wall, events on | wall, events off | events.parquet | share of wall "
           "| move phase | events rows |")
