@@ -14,7 +14,8 @@ Each ``step()`` advances the city by ``simulation.record_interval_s``:
 3. **dispatch** (mobility): plug-in modes serve requests, policies in force change link capacities
    and speeds;
 4. **move** (mobility): the Numba queue kernel moves every car second by second;
-5. **record**: the mobility domain collects the kernel's arrivals; Mesa's ``DataCollector``.
+5. **publish** (mobility): the step's departures and link events go to the event bus;
+6. **record**: the mobility domain collects the kernel's arrivals; Mesa's ``DataCollector``.
 
 Domain phases run before or after any of these (:class:`twin.domains.base.Phase`), every step or
 every ``period_s``. At the end of a day the mobility domain scores it (experienced link times,
@@ -109,7 +110,7 @@ class CityModel(mesa.Model):  # type: ignore[misc]  # mesa has no type informati
         self.scenario = scenario
         self.phase_time_s: dict[str, float] = {
             "network": 0.0, "population": 0.0, "plan": 0.0, "demand": 0.0, "dispatch": 0.0,
-            "move": 0.0, "record": 0.0, "score": 0.0,
+            "move": 0.0, "publish": 0.0, "record": 0.0, "score": 0.0,
         }
         self.events = EventBus()
         with self._phase("network"):
@@ -209,7 +210,8 @@ class CityModel(mesa.Model):  # type: ignore[misc]  # mesa has no type informati
             "demand": Phase("demand", mob.demand, after="start"),
             "dispatch": Phase("dispatch", mob.dispatch, after="demand"),
             "move": Phase("move", lambda ctx: mob.move(), after="dispatch"),
-            "record": Phase("record", lambda ctx: self._record(), after="move"),
+            "publish": Phase("publish", lambda ctx: mob.publish(), after="move"),
+            "record": Phase("record", lambda ctx: self._record(), after="publish"),
         }
         extra: dict[str, list[Phase]] = {a: [] for a in ("start", *PHASE_ANCHORS)}
         owner: dict[str, str] = {}

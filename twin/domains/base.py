@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Domain", "Phase", "register_domain", "registered_domains", "get_domain", "PHASE_ANCHORS"]
 
 #: Built-in phases of every model step, in order; a domain phase runs before or after one of them.
-PHASE_ANCHORS = ("demand", "dispatch", "move", "record")
+PHASE_ANCHORS = ("demand", "dispatch", "move", "publish", "record")
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,9 @@ class Phase:
         ``run(ctx)``, called with the domain's context.
     period_s
         ``None``: every model step. Else the phase runs in the model steps that reach a multiple of
-        ``period_s`` (counted from midnight): a phase after ``move`` or ``record`` sees the state at
-        the step's end ``t_end``, so it runs when ``t_s < k * period_s <= t_end``; a phase before
-        ``move`` sees the state at its start and runs when ``t_s <= k * period_s < t_end``. With
+        ``period_s`` (counted from midnight): a phase after ``move``, ``publish`` or ``record`` sees
+        the state at the step's end ``t_end``, so it runs when ``t_s < k * period_s <= t_end``; a
+        phase before ``move`` sees the state at its start and runs when ``t_s <= k * period_s < t_end``. With
         steps that divide the period, a 15-minute phase after ``move`` sees 06:00, 06:15, ...
     after
         The built-in phase (:data:`PHASE_ANCHORS`) it follows; ``"start"`` runs it first in a step.
@@ -67,7 +67,7 @@ class Phase:
     name: str
     run: Callable[[DomainContext], None]
     period_s: float | None = None
-    after: str = "move"
+    after: str = "publish"
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -83,7 +83,7 @@ class Phase:
         if self.period_s is None:
             return True
         p = self.period_s
-        if self.after in ("move", "record"):
+        if self.after in ("move", "publish", "record"):
             return bool(np.floor(t_end_s / p) * p > t_s)
         return bool(np.ceil(t_s / p) * p < t_end_s)
 

@@ -643,11 +643,15 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         return self._counts[1]
 
     def move(self) -> None:
-        """The ``move`` phase: the queue kernel runs to the end of the step; the step's departures
-        (and the link events, when someone subscribes to them) go to the event bus."""
+        """The ``move`` phase: the queue kernel runs to the end of the step. (The step's departures and
+        link events go to the event bus in the ``publish`` phase that follows.)"""
         cfg = self.scenario.simulation
         t_end = min(self.sim.t_s + cfg.record_interval_s, cfg.end_s)
         self.sim.advance(t_end)
+
+    def publish(self) -> None:
+        """The ``publish`` phase: the step's departures and, when someone subscribes to them, its link
+        entries and exits (from the kernel's entry log) go to the event bus."""
         self._publish_departures()
         self._publish_link_events()
 
