@@ -137,5 +137,6 @@ def test_porto_routes_equal_the_heap_kernels(shared):
     rs = r.route(o, d)
     cost, offs, links = _heap_routes(r, o, d)
     assert rs.cost.tobytes() == cost.tobytes()
+    np.testing.assert_array_equal(rs.route_indptr, offs)
     np.testing.assert_array_equal(rs.route_links, links)
     assert np.isfinite(rs.cost).all()

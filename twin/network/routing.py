@@ -19,16 +19,14 @@ import numpy as np
 
 from twin.kernels.dijkstra import (
     bucket_width,
-    od_costs_buckets,
-    sssp_tree_buckets,
-    sssp_trees_targets,
     fill_routes,
-    od_costs,
+    od_costs_buckets,
     path_links,
     route_lengths,
     sssp_tree,
+    sssp_tree_buckets,
     sssp_tree_targets,
-    sssp_trees,
+    sssp_trees_targets,
 )
 
 __all__ = ["Router", "RouteSet", "NoRouteError", "links_to_csr"]
