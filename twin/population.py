@@ -97,7 +97,8 @@ def grid_home_weights(net: RoadNetwork, path: str | Path, column: str) -> np.nda
     try:
         cells = gpd.read_file(path)
     except Exception as exc:
-        raise ScenarioError(None, [("population.grid", f"cannot read {path}: {str(exc).splitlines()[0][:120]}")]) from None
+        why = str(exc).splitlines()[0][:120]
+        raise ScenarioError(None, [("population.grid", f"cannot read {path}: {why}")]) from None
     if column not in cells.columns:
         raise ScenarioError(None, [("population.grid_population_column",
                                     f"{path} has no column {column!r}; columns: {', '.join(map(str, cells.columns))}")])
@@ -114,7 +115,7 @@ def grid_home_weights(net: RoadNetwork, path: str | Path, column: str) -> np.nda
     pop = joined[column].to_numpy(dtype=np.float64)
     bw = net.node_home_weight[node]
     # per cell: share by building weight where the cell has buildings, else equally
-    cell_ids, inv = np.unique(cell, return_inverse=True)
+    _, inv = np.unique(cell, return_inverse=True)
     bsum = np.bincount(inv, weights=bw)
     cnt = np.bincount(inv)
     share = np.where(bsum[inv] > 0, bw / np.where(bsum[inv] > 0, bsum[inv], 1.0), 1.0 / cnt[inv])
@@ -227,7 +228,8 @@ def synthesize_population(
     age[(age == AGE_ADULT) & (u2 < senior_p)] = AGE_SENIOR
 
     u3 = rng.random(n)
-    employed = ((age == AGE_ADULT) & (u3 < cfg.employment_rate)) | ((age == AGE_SENIOR) & (u3 < cfg.senior_employment_rate))
+    employed = (((age == AGE_ADULT) & (u3 < cfg.employment_rate))
+                | ((age == AGE_SENIOR) & (u3 < cfg.senior_employment_rate)))
     u4 = rng.random(n)
     student = (age == AGE_CHILD) | ((age == AGE_ADULT) & ~employed & (u4 < cfg.adult_student_rate))
     hh_car = rng.random(n_hh) < cfg.car_ownership

@@ -24,7 +24,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import yaml
 
 from twin import settings
 from twin._errors import MapError, MapFormatError, MapNotFoundError, NoDrivableRoadError, OfflineError
@@ -273,9 +272,9 @@ def _download_cached(src: MapSource, network_type: str) -> Path:
 def _offline_message(src: MapSource) -> str:
     why = " (TWIN_OFFLINE is set)" if settings.offline() else ""
     if src.expected_file is not None:
-        return (f"{src.label}: catalogue map; file {src.expected_file} not found in {_search_str()}, and this machine is "
-                f"offline{why} so its area cannot be downloaded; put the file in one of those folders or add its "
-                "folder to TWIN_MAPS_PATH (or give the file's path as map.source)")
+        return (f"{src.label}: catalogue map; file {src.expected_file} not found in {_search_str()}, and this "
+                f"machine is offline{why} so its area cannot be downloaded; put the file in one of those folders or "
+                "add its folder to TWIN_MAPS_PATH (or give the file's path as map.source)")
     return (f"{src.label}: must be downloaded from OpenStreetMap but this machine is offline{why}; use a map "
             "file (.osm/.pbf/.graphml) or a catalogue name such as 'helsinki'")
 
@@ -330,7 +329,9 @@ def _download(src: MapSource, network_type: str) -> nx.MultiDiGraph:
     return G
 
 
-def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tuple[nx.MultiDiGraph, Buildings, MapSource]:
+def load_raw(
+    source: str | Path | MapSource, network_type: str = "drive"
+) -> tuple[nx.MultiDiGraph, Buildings, MapSource]:
     """Read a map into an osmnx graph (simplified, not yet cleaned) plus its buildings.
 
     Raises
@@ -350,8 +351,9 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
     if src.kind == "graphml":
         try:
             G = ox.load_graphml(src.path)
-        except Exception as exc:
-            raise MapFormatError(f"{src.path}: not a readable osmnx GraphML file ({str(exc).splitlines()[0][:120]})") from exc
+        except Exception as exc:  # osmnx and networkx raise many types on a bad file
+            raise MapFormatError(
+                f"{src.path}: not a readable osmnx GraphML file ({str(exc).splitlines()[0][:120]})") from exc
         if network_type in ("walk", "bike"):
             G = _make_bidirectional(G)
         if G.number_of_edges() == 0:
@@ -365,8 +367,9 @@ def load_raw(source: str | Path | MapSource, network_type: str = "drive") -> tup
         xml = write_osm_xml(ext, Path(tmp))
         try:
             G = ox.graph_from_xml(xml, bidirectional=network_type == "walk", simplify=True, retain_all=False)
-        except Exception as exc:
-            raise MapFormatError(f"{src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
+        except Exception as exc:  # osmnx raises many types
+            raise MapFormatError(
+                f"{src.path}: osmnx could not build a graph ({str(exc).splitlines()[0][:160]})") from exc
     return G, Buildings.from_extract(ext), src
 
 

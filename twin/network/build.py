@@ -46,7 +46,6 @@ from twin.network.clean import (
     HIGHWAY_CLASSES,
     WALK_SPEED_KPH,
     canonical_tag_list,
-    highway_class,
     lanes_and_capacity,
     untagged_class_speeds,
 )

@@ -409,7 +409,7 @@ class RoadNetwork:
                 net.source = label
                 net.meta["cache"] = "hit"
                 return net
-            except Exception:  # a corrupt cache entry is rebuilt, never trusted
+            except Exception:  # noqa: BLE001 - a corrupt cache entry is rebuilt, never trusted
                 try:
                     path.unlink(missing_ok=True)
                 except OSError:  # a read-only cache: rebuilt every time, the run goes on
@@ -418,7 +418,7 @@ class RoadNetwork:
         if use_cache:
             try:  # a full or read-only cache disk costs the cache, never the run
                 net.write_npz(path)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a full or read-only disk costs the cache
                 logging.getLogger("twin").warning("network cache %s not written: %s", path, _reason(exc))
         net.meta["cache"] = "miss"
         return net
