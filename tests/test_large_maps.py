@@ -140,3 +140,37 @@ def test_porto_routes_equal_the_heap_kernels(shared):
     np.testing.assert_array_equal(rs.route_indptr, offs)
     np.testing.assert_array_equal(rs.route_links, links)
     assert np.isfinite(rs.cost).all()
+
+
+def test_costs_keep_their_routes_for_the_route_calls_that_follow(monkeypatch):
+    """A large costs() call keeps its routes; route() on the same costs hands them out unchanged."""
+    import twin.network.routing as routing
+
+    monkeypatch.setattr(routing, "MEMO_MIN_PAIRS", 100)
+    r = _random_positive_graph(4, integer=True)
+    fresh = _random_positive_graph(4, integer=True)
+    rng = np.random.default_rng(0)
+    o, d = rng.integers(0, r.n_nodes, 600), rng.integers(0, r.n_nodes, 600)
+    w = r.weight.copy()
+    cost = r.costs(o, d, weight=w)
+    assert r._memo is not None
+    ref = fresh.route(o, d)
+    assert cost.tobytes() == ref.cost.tobytes()
+    order = np.argsort(o, kind="stable")
+    chunks = np.array_split(order, 5)
+    for i, ch in enumerate(chunks):
+        oo, dd = o[ch], d[ch]
+        if i == 4:  # the last call mixes kept pairs and new ones
+            oo, dd = np.r_[oo, rng.integers(0, r.n_nodes, 50)], np.r_[dd, rng.integers(0, r.n_nodes, 50)]
+        got, want = r.route(oo, dd, weight=w), fresh.route(oo, dd)
+        assert got.cost.tobytes() == want.cost.tobytes()
+        np.testing.assert_array_equal(got.route_indptr, want.route_indptr)
+        np.testing.assert_array_equal(got.route_links, want.route_links)
+    assert r._memo is None  # all handed out
+    r.costs(o, d)
+    assert r._memo is not None
+    r.route(o[:3], d[:3], weight=w * 2.0)  # other costs: the kept routes go
+    assert r._memo is None
+    r.costs(o, d)
+    r.forget()
+    assert r._memo is None

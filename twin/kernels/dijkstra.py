@@ -63,6 +63,7 @@ __all__ = [
     "od_costs_buckets",
     "route_lengths",
     "fill_routes",
+    "gather_routes",
 ]
 
 
@@ -683,3 +684,27 @@ def od_costs_buckets(indptr, link_head, weight, sources, tgt_indptr, tgt_nodes, 
                 sssp_tree_targets(indptr, link_head, weight, sources[k], tgt_nodes[a:b], dist, pred)
             for j in range(a, b):
                 cost_out[j] = dist[tgt_nodes[j]]
+
+
+@numba.njit(parallel=True, cache=True)
+def gather_routes(src_indptr, src_links, rows, dst_indptr, positions, out_links):
+    """Copy routes between CSR route sets: route ``rows[j]`` of ``src`` becomes route ``positions[j]``.
+
+    Parameters
+    ----------
+    src_indptr : ndarray of int64, shape (n_src + 1,)
+    src_links : ndarray of int32
+        Source routes: route ``r`` is ``src_links[src_indptr[r]:src_indptr[r+1]]``.
+    rows, positions : ndarray of int64, shape (k,)
+        Source route and destination slot of each copy.
+    dst_indptr : ndarray of int64
+        Destination slots (each as long as its source route).
+    out_links : ndarray of int32
+        Output links.
+    """
+    for j in numba.prange(rows.shape[0]):
+        a = src_indptr[rows[j]]
+        b = src_indptr[rows[j] + 1]
+        c = dst_indptr[positions[j]]
+        for i in range(b - a):
+            out_links[c + i] = src_links[a + i]

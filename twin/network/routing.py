@@ -11,6 +11,13 @@ on road networks: ``delta`` = 0.125 s), the kernels use Dial's bucket queue inst
 heap (:func:`twin.kernels.dijkstra.sssp_tree_buckets`): the same costs and the same predecessor
 links (the same tie-breaking), in about half the time. :meth:`Router.route` stops each origin's
 search once its destinations are settled (their paths are final by then).
+
+A :meth:`Router.costs` call of many pairs (:data:`MEMO_MIN_PAIRS`) finds their routes too and keeps
+them: the :meth:`Router.route` calls that follow on the same link costs (byte for byte) take the
+kept routes of their pairs instead of searching again (a model asks for the free-flow costs of every
+trip, then routes the same trips on the same free-flow costs). The routes are those a search would
+give; they are dropped once all are handed out, when a route() call comes with other costs, or by
+:meth:`Router.forget`.
 """
 
 from typing import NamedTuple
@@ -20,6 +27,7 @@ import numpy as np
 from twin.kernels.dijkstra import (
     bucket_width,
     fill_routes,
+    gather_routes,
     od_costs_buckets,
     path_links,
     route_lengths,
@@ -32,6 +40,59 @@ from twin.kernels.dijkstra import (
 __all__ = ["Router", "RouteSet", "NoRouteError", "links_to_csr"]
 
 _NO_TARGETS = np.zeros(0, dtype=np.int64)
+
+#: :meth:`Router.costs` of at least this many pairs keeps their routes (its searches find them anyway)
+#: for the :meth:`Router.route` calls on the same costs that follow (a model's free-flow costs, then
+#: its free-flow routes): those pairs are not searched again
+MEMO_MIN_PAIRS = 10_000
+#: ... unless they hold more than this many links (4 bytes each)
+MEMO_MAX_LINKS = 1 << 28
+
+
+def _digest(weight):
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(weight).tobytes(), digest_size=16).digest()
+
+
+def _gather(n_pairs, pieces):
+    """One RouteSet from ``pieces`` of ``(positions, rows, RouteSet)``: row ``rows[j]`` of a piece's
+    RouteSet becomes pair ``positions[j]`` of the result."""
+    cost = np.full(n_pairs, np.inf, dtype=np.float64)
+    lengths = np.zeros(n_pairs, dtype=np.int64)
+    for pos, rows, rs in pieces:
+        cost[pos] = rs.cost[rows]
+        lengths[pos] = rs.route_indptr[rows + 1] - rs.route_indptr[rows]
+    indptr = np.zeros(n_pairs + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    links = np.empty(int(indptr[-1]), dtype=np.int32)
+    for pos, rows, rs in pieces:
+        gather_routes(rs.route_indptr, rs.route_links, np.ascontiguousarray(rows, dtype=np.int64), indptr,
+                      np.ascontiguousarray(pos, dtype=np.int64), links)
+    return RouteSet(cost, indptr, links)
+
+
+class _RouteMemo:
+    """The routes a large :meth:`Router.costs` call found, for the route() calls on the same costs."""
+
+    def __init__(self, digest, n_nodes, o, d, rs):
+        self.digest = digest
+        self.n_nodes = n_nodes
+        key = o * np.int64(n_nodes) + d
+        self.keys, self.first = np.unique(key, return_index=True)  # distinct pairs, a row of each
+        self.rs = rs
+        self.unused = np.ones(self.keys.size, dtype=bool)  # distinct pairs not handed out yet
+
+    def lookup(self, o, d):
+        """Row of the memo holding each pair (-1 where none); marks the pairs found as used."""
+        key = o * np.int64(self.n_nodes) + d
+        pos = np.searchsorted(self.keys, key)
+        ok = pos < self.keys.size
+        ok[ok] = self.keys[pos[ok]] == key[ok]
+        rows = np.full(o.size, -1, dtype=np.int64)
+        rows[ok] = self.first[pos[ok]]
+        self.unused[pos[ok]] = False
+        return rows
 
 
 class NoRouteError(ValueError):
@@ -170,6 +231,7 @@ class Router:
         self.link_head = np.ascontiguousarray(link_head, dtype=np.int32)
         self.link_tail = np.ascontiguousarray(link_tail, dtype=np.int32)
         self.weight = self._check_weight(weight)
+        self._memo = None
 
     @staticmethod
     def _check_weight(weight):
@@ -276,6 +338,12 @@ class Router:
         cost = np.empty(o.size, dtype=np.float64)
         if o.size == 0:
             return cost
+        if o.size >= MEMO_MIN_PAIRS:  # the searches find the routes anyway: keep them (see MEMO_MIN_PAIRS)
+            w = self._weight_of(weight)
+            rs = self._route(o, d, w)
+            self._memo = _RouteMemo(_digest(w), self.n_nodes, o, d, rs) if rs.route_links.size <= MEMO_MAX_LINKS \
+                else None
+            return rs.cost.copy()
         order = np.argsort(o, kind="stable")
         uo, start = np.unique(o[order], return_index=True)
         tgt_indptr = np.append(start, o.size).astype(np.int64)
@@ -315,6 +383,29 @@ class Router:
         """
         o, d = self._od(origins, destinations)
         w = self._weight_of(weight)
+        memo = self._memo
+        if memo is not None and o.size:
+            if memo.digest != _digest(w):
+                self._memo = None  # other costs (a later day's): the kept routes are of no more use
+            else:
+                rows = memo.lookup(o, d)
+                hit = rows >= 0
+                if not memo.unused.any():
+                    self._memo = None  # every kept route has been handed out
+                if hit.all():
+                    return _gather(o.size, [(np.arange(o.size), rows, memo.rs)])
+                miss = np.flatnonzero(~hit)
+                rs_miss = self._route(o[miss], d[miss], w, chunk_size, max_tree_bytes)
+                hit_pos = np.flatnonzero(hit)
+                return _gather(o.size, [(hit_pos, rows[hit_pos], memo.rs), (miss, np.arange(miss.size), rs_miss)])
+        return self._route(o, d, w, chunk_size, max_tree_bytes)
+
+    def forget(self):
+        """Drop the routes kept by a large :meth:`costs` call (see :data:`MEMO_MIN_PAIRS`)."""
+        self._memo = None
+
+    def _route(self, o, d, w, chunk_size=None, max_tree_bytes=256 * 2**20):
+        """:meth:`route` on validated arrays, without the memo."""
         k = o.size
         n = self.n_nodes
         if chunk_size is None:
@@ -362,13 +453,14 @@ class Router:
         lengths[order] = len_s
         src_start_s = np.zeros(k, dtype=np.int64)
         np.cumsum(len_s[:-1], out=src_start_s[1:])
-        src_start = np.empty(k, dtype=np.int64)
-        src_start[order] = src_start_s
+        src_indptr = np.empty(k + 1, dtype=np.int64)  # the routes in origin order, as CSR
+        src_indptr[:-1] = src_start_s
+        src_indptr[-1] = src_start_s[-1] + len_s[-1]
         route_indptr = np.zeros(k + 1, dtype=np.int64)
         np.cumsum(lengths, out=route_indptr[1:])
-        total = int(route_indptr[-1])
-        gather = np.repeat(src_start - route_indptr[:-1], lengths) + np.arange(total)
-        route_links = links_sorted[gather]
+        route_links = np.empty(int(route_indptr[-1]), dtype=np.int32)
+        gather_routes(src_indptr, links_sorted, np.arange(k, dtype=np.int64), route_indptr, order.astype(np.int64),
+                      route_links)
         return RouteSet(cost, route_indptr, route_links)
 
     def shortest_path_nodes(self, source, target):
