@@ -262,6 +262,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             plan_dep = self._planned_departures()
             self._route(np.arange(m), plan_dep, progress=self._route_progress)
             self._choose_modes(np.arange(self.trips.n_tours), plan_dep, first=True)
+            self.router.forget()  # type: ignore[no-untyped-call, unused-ignore]  # its kept routes are used by now
 
     # ----------------------------------------------------------------- helpers
     def _bin_of(self, t_s: np.ndarray) -> np.ndarray:
