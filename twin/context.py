@@ -8,7 +8,6 @@ the model's internals can change without breaking domains.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +116,3 @@ class DomainContext:
     def phase(self, name: str) -> AbstractContextManager[None]:
         """Time a block of work under phase ``name`` (adds to ``CityModel.phase_time_s``)."""
         return self._model._phase(name)
-
-    def __iter__(self) -> Iterator[Any]:  # pragma: no cover - guard against treating it as a model
-        raise TypeError("DomainContext is not iterable")

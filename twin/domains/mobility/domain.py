@@ -514,8 +514,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         cfg = self.scenario.modes
         self.trip_depart_s[idx] = depart_s
         self.trip_state[idx] = 1
-        self._cur_trip[t_person := self.trips.person[idx]] = idx
-        del t_person
+        self._cur_trip[self.trips.person[idx]] = idx
         self._dep_pending = np.concatenate([self._dep_pending, idx])
         self._n_under += idx.size
         self._counts = None
