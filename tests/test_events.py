@@ -65,19 +65,41 @@ def _whole_day_events(m):
     return ts[order], typ[order], trip[order], link[order], t.person[trip[order]]
 
 
-@pytest.mark.parametrize(("source", "extra"), [
-    ("helsinki", {"population": {"residents": 1500}, "replanning": {"iterations": 2}}),
-    # congested car-only day: spillback, held vehicles leaving at step times, forced moves
+@pytest.mark.parametrize(("source", "extra", "chunk_rows"), [
+    ("helsinki", {"population": {"residents": 1500}, "replanning": {"iterations": 2}}, None),
+    # the file streamed in many chunks while the day runs (cut at safe times)
+    ("helsinki", {"population": {"residents": 1500}, "replanning": {"iterations": 2}}, 300),
+    # congested car-only day: spillback, held vehicles leaving at step times, forced moves, cars
+    # entering at departure times that lie steps back (the safe time of a chunk must wait for them)
     ("baltimore", {"population": {"residents": 6000, "child_share": 0.0, "car_ownership": 1.0, "sample_share": 0.05},
-                   "modes": {"available": ["car"]}, "simulation": {"stuck_time_s": 60, "end_s": "26:00"}}),
+                   "modes": {"available": ["car"]}, "simulation": {"stuck_time_s": 60, "end_s": "26:00"}}, 2000),
 ])
-def test_bus_events_equal_the_whole_day_construction(source, extra):
+def test_bus_events_equal_the_whole_day_construction(source, extra, chunk_rows, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from twin.domains.mobility import outputs
+
+    if chunk_rows is not None:
+        monkeypatch.setattr(outputs, "STREAM_CHUNK_ROWS", chunk_rows)
     data = {"name": "ev", "map": {"source": source}, **extra}
     m = CityModel(scenario_from_dict(data))
     batches = []
     m.events.subscribe("*", lambda b: batches.append((b.type, b.step_t_s, len(b), b["t_s"])))
     m.run()
+    rec = m.mobility._recorder
+    data = rec.encoded()
+    assert data is not None  # the last day was streamed
+    n_groups = pq.ParquetFile(pa.BufferReader(data)).metadata.num_row_groups
+    assert (n_groups > 3) if chunk_rows is not None else (n_groups >= 1)
+    # the table from the streamed file equals the one built from the day's recorded events at once
     cols = m.events_columns()
+    ts, typ, trip, link, left = rec.columns()
+    person, mode = m.mobility._event_rows_of(trip)
+    whole = outputs.sorted_event_columns(ts, typ, trip, link, left, person, mode, m.mode_names)
+    for k, v in whole.items():
+        a, b = (v.codes, cols[k].codes) if k in ("type", "mode") else (v, cols[k])
+        np.testing.assert_array_equal(a, b, err_msg=k)
     ts, typ, trip, link, res = _whole_day_events(m)
     np.testing.assert_array_equal(cols["t_s"], ts)
     np.testing.assert_array_equal(cols["type"].codes, typ)
@@ -95,3 +117,59 @@ def test_bus_events_equal_the_whole_day_construction(source, extra):
     # every row of the table was published on the bus (the last day's; earlier days' too)
     published = sum(n for name, _, n, _ in batches if name in EVENT_NAMES)
     assert published >= cols["t_s"].size > 0
+
+
+def test_streamed_events_file_is_deterministic(monkeypatch, tmp_path):
+    """Chunks are cut by simulated time and row counts: the same scenario writes the same bytes,
+    whatever the writer thread's timing (the second run's thread is kept busy)."""
+    import hashlib
+
+    from twin.domains.mobility import outputs
+
+    monkeypatch.setattr(outputs, "STREAM_CHUNK_ROWS", 500)
+    sc = scenario_from_dict({"name": "ev", "map": {"source": "helsinki"}, "population": {"residents": 800}})
+    digests = []
+    for slow in (False, True):
+        if slow:  # delay every chunk's encoding: the day runs ahead of the writer
+            import time
+
+            enc = outputs._EventStream._encode
+            def slow_encode(self, *a, enc=enc):
+                time.sleep(0.01)
+                enc(self, *a)
+
+            monkeypatch.setattr(outputs._EventStream, "_encode", slow_encode)
+        m = CityModel(sc)
+        m.run()
+        m.mobility.write_events(tmp_path / f"events_{slow}.parquet")
+        digests.append(hashlib.sha256((tmp_path / f"events_{slow}.parquet").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_events_of_a_day_that_cannot_be_the_last_are_built_when_asked():
+    """Day 1 of 2 is not streamed (it cannot be the last); its table is built from its events."""
+    sc = scenario_from_dict({"name": "ev", "map": {"source": "helsinki"}, "population": {"residents": 600},
+                             "replanning": {"iterations": 2}})
+    m = CityModel(sc)
+    assert not m.mobility._recorder.streaming
+    while m.iteration == 0:
+        m.step()
+        if m.iteration == 0 and m.t_s > 12 * 3600:
+            mid = m.events_columns()  # mid-day: the rows so far
+            assert mid["t_s"].size > 0 and np.all(np.diff(mid["t_s"][np.isfinite(mid["t_s"])]) >= 0)
+            break
+
+
+def test_a_wrong_safe_time_fails_instead_of_misordering():
+    """Events published after their time was written would break the order: the recorder raises."""
+    sc = scenario_from_dict({"name": "ev", "map": {"source": "helsinki"}, "population": {"residents": 300}})
+    m = CityModel(sc)
+    rec = m.mobility._recorder
+    while m.t_s < 8 * 3600:
+        m.step()
+    rec.cut(20 * 3600, force=True)  # claims nothing before 20:00 will come
+    with pytest.raises(RuntimeError, match="published after"):
+        while m.running:
+            m.step()
+            rec.cut(0.0, force=True)
+        rec.encoded()  # the writer thread's error, at the latest when the file is asked for

@@ -301,7 +301,9 @@ class LiteralQueue:
                 self.q[ln].append(w)
                 self.occ[ln] += 1
                 self.status[w] = 2
-                self.enter[w] = t if self.held[w] else self.depart[w]
+                # departure time if it enters in its departure step, not held; else now
+                dep_step = self.depart[w] > self.t_start_s + (k - 1) * self.dt_s
+                self.enter[w] = self.depart[w] if dep_step and not self.held[w] else t
                 self.ready[w] = self.enter[w] + self.fftt[ln]
                 self.held[w] = False
                 self.hs[w] = math.nan

@@ -707,6 +707,8 @@ def run_scenario(
             model = CityModel(scenario, network=net, walk_network=walk_network, bike_network=bike_network,
                               route_progress=route_progress, base_dir=base_dir)
             model.phase_time_s["network"] = net_load_s
+            if scenario.output.events:  # written while the last day runs (a hidden folder until the end)
+                model.mobility.stream_events_to(tmp / "events.parquet")
             log.info("population: %d residents, %d trips planned", model.pop.n, model.trips.n)
             model.run(progress=sim_progress)
             for rec in model.iteration_records:
@@ -725,7 +727,7 @@ def run_scenario(
                     write_table(model.links_columns(), tmp / "links.parquet")
             if scenario.output.events:
                 with _writing(out, "events.parquet"):
-                    write_table(model.events_columns(), tmp / "events.parquet")
+                    model.mobility.write_events(tmp / "events.parquet")
             if scenario.output.geopackage:
                 with _writing(out, "links.gpkg", tmp):
                     write_links_gpkg(model, tmp / "links.gpkg")

@@ -81,7 +81,9 @@ Each step at time ``t``:
    stay asleep across calls.
 4. *Entering from waiting lists*: for ``l`` in index order, while the waiting
    list head ``w`` exists, ``l`` is open and ``occ[l] < storage[l]`` (no stuck rule here), it
-   enters ``l`` with ``enter_s = t if held[w] else depart_s[w]`` (status 2,
+   enters ``l`` with ``enter_s = depart_s[w]`` if it departed in this step and was not
+   held (``depart_s[w] > t - dt``), else ``enter_s = t`` (a vehicle that waited, behind a full
+   link or behind the vehicles ahead of it in the list, enters when it enters) (status 2,
    ``moved_step = k``); when the link is full or closed the head is marked held.
 
 Between calls (:class:`QueueSim`'s methods; each acts from the next step on, so at step
@@ -379,7 +381,7 @@ def _blk_unlink_numba(blk_head, blk_next, blk_prev, blk_on, m, u):
                                                                              blk_on, m, u)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # the events writer thread runs beside it
 def advance_queue(
     k0,
     n_steps,
@@ -1045,7 +1047,9 @@ def advance_queue(
                 q_tail[_u(l)] = w
                 occ_veh[_u(l)] += 1
                 status[_u(w)] = 2
-                xw = t if held[_u(w)] != 0 else depart_s[_u(w)]
+                # its departure time if it enters in the step it departed in (not delayed by a full
+                # link or by vehicles ahead of it in the list), else the step's time
+                xw = depart_s[_u(w)] if held[_u(w)] == 0 and depart_s[_u(w)] > t_start_s + (k - 1) * dt_s else t
                 rw = vpos[_u(2 * w)]
                 route_enter_s[_u(rw)] = xw
                 ent_log[_u(n_ent)] = rw
@@ -1764,6 +1768,16 @@ class QueueSim:
     def n_taken_off(self):
         """Number of legs ended by :meth:`remove` so far (at a node, or at once before entering)."""
         return int(self._n_taken_off[0])
+
+    def earliest_pending_entry_s(self):
+        """A lower bound of the times later calls record as link entries (``route_enter_s``): a
+        vehicle on a link enters its next link at a step time (``>= t_s``); one that has not entered
+        its leg's first link (status 0 or 1) enters at its departure time only in its departure
+        step, else at the step's time, so never before ``min(depart_s)`` nor ``t_s - dt_s``."""
+        n = self._n_veh
+        w = self._status[:n] <= STATUS_WAITING
+        first = float(self._depart_s[:n][w].min()) if w.any() else float("inf")
+        return min(self.t_s, max(first, self.t_s - self.dt_s))
 
     @property
     def n_departed(self):

@@ -217,10 +217,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self._plugin_mode_rng = np.random.default_rng(rng_stream(scenario.seed, "plugin_mode_choice"))
         self._replan_rng = np.random.default_rng(ss_replan)
         self.mode_ctx = ModeContext(self)
-        # events.parquet: the mobility events of the last day, recorded from the bus
         self._recorder: EventRecorder | None = None
-        if scenario.output.events:
-            self._recorder = EventRecorder(ctx.events)
         self.iteration = 0
         self.iteration_records: list[dict[str, Any]] = []
         with ctx.phase("population"):
@@ -247,6 +244,9 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             for n in mcfg.available if n not in BUILTIN_MODES
         ]
         self.mode_names: tuple[str, ...] = MODES + tuple(p.name for p in self.mode_providers)
+        # events.parquet: the mobility events of the last day, recorded from the bus
+        if scenario.output.events:
+            self._recorder = EventRecorder(ctx.events, self._event_rows_of, self.mode_names)
 
         with ctx.phase("plan"):
             self._init_mode_skims(self._walk_network, self._bike_network)
@@ -497,7 +497,10 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self._last_link = np.full(self.sim.n_vehicles, -1, np.int64)
         self._last_leg = np.full(self.sim.n_vehicles, -1, np.int64)
         if self._recorder is not None:
-            self._recorder.reset()
+            rcfg = self.scenario.replanning
+            # a day that may be the last (the last iteration, or any when a gap can end the run)
+            # writes events.parquet while it runs
+            self._recorder.reset(stream=self.iteration == rcfg.iterations - 1 or rcfg.gap_threshold > 0)
         self._cur_trip = np.full(self.pop.n, -1, np.int64)  # each resident's last begun trip
         self._newly_done: list[np.ndarray] = []
         self._n_under = 0
@@ -654,6 +657,23 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         entries and exits (from the kernel's entry log) go to the event bus."""
         self._publish_departures()
         self._publish_link_events()
+        if self._recorder is not None and self._recorder.cut_due:
+            self._recorder.cut(self._events_safe_s())
+
+    def _events_safe_s(self) -> float:
+        """A time no event published from now on is earlier than: the step before the last one
+        (walk, bike and plug-in arrivals are published in the step after), the pending arrivals and
+        departures, and the earliest entry the kernel can still record for a vehicle that has not
+        entered (:meth:`QueueSim.earliest_pending_entry_s`)."""
+        cfg = self.scenario.simulation
+        safe = float(self.sim.t_s) - 2.0 * cfg.record_interval_s - cfg.dt_s
+        for pend, t in ((self._tele_pending, self.trip_arrive_s), (self._dep_pending, self.trip_depart_s)):
+            if pend.size:
+                x = t[pend]
+                x = x[~np.isnan(x)]
+                if x.size:
+                    safe = min(safe, float(x.min()))
+        return min(safe, float(self.sim.earliest_pending_entry_s()))
 
     def _publish_link_events(self) -> None:
         """``enter_link`` / ``leave_link`` events of the step, from the kernel's entry log and the legs
@@ -755,6 +775,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
 
     def score_day(self) -> None:
         """Experienced link times → relative gap of the routes driven today; record the day's KPIs."""
+        if self._recorder is not None:
+            self._recorder.finish()  # the rest of the day's events.parquet (in the writer thread)
         self.link_time_s = self._experienced_link_times()
         done = self._car_done()
         gap = None

@@ -8,12 +8,14 @@ the domain's arrays at the end of a day and never changes them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 
-from twin._tables import Categorical
+from twin._tables import Categorical, to_arrow, write_table
 from twin.demand import ACTIVITIES, Trips
 from twin.domains.mobility.mode_choice import CAR
 
@@ -39,7 +41,7 @@ def sort_events(t_s: np.ndarray, key: np.ndarray) -> np.ndarray:
     return order
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
 def _sort_ties(order: np.ndarray, t_sorted: np.ndarray, key: np.ndarray) -> None:
     """Within each run of equal ``t_sorted`` (NaNs count as equal), sort ``order`` by ``key``, stably."""
     n = order.shape[0]
@@ -69,6 +71,37 @@ def _sort_ties(order: np.ndarray, t_sorted: np.ndarray, key: np.ndarray) -> None
         i = j
 
 
+#: primary events (the rows before the leave rows are put in) that a streamed chunk of
+#: ``events.parquet`` holds at least: pending events are cut at a safe time once this many are recorded
+STREAM_CHUNK_ROWS = 400_000
+
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # t_s, type code, trip, link, left
+#: a batch as recorded: t_s, type code, trip, link (None: -1), left (None: -1); expanded by _concat_parts
+_Batch = tuple[np.ndarray, int, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
+
+
+def _concat_parts(parts: list[_Batch]) -> _Part:
+    """The recorded batches as five columns."""
+    n = sum(p[0].shape[0] for p in parts)
+    ts = np.empty(n, np.float64)
+    typ = np.empty(n, np.int8)
+    trip = np.empty(n, np.int64)
+    link = np.full(n, -1, np.int64)
+    left = np.full(n, -1, np.int64)
+    i = 0
+    for t_s, code, tr, ln, lf in parts:
+        j = i + t_s.shape[0]
+        ts[i:j] = t_s
+        typ[i:j] = code
+        trip[i:j] = tr
+        if ln is not None:
+            link[i:j] = ln
+        if lf is not None:
+            left[i:j] = lf
+        i = j
+    return ts, typ, trip, link, left
+
+
 class EventRecorder:
     """Collects the mobility events of a day from the event bus, for ``events.parquet``.
 
@@ -77,10 +110,37 @@ class EventRecorder:
     link (``link_id`` of ``arrive``): every ``leave_link`` row is one of those, at the same time and
     for the same trip, and sorts just before its partner (leave ranks after mode_change and depart,
     before enter and arrive). So only the primary rows are sorted; the leave rows are put in when
-    the table is built (:func:`assemble_events`), which gives the rows the full sort would."""
+    the table is built (:func:`_expand_events`), which gives the rows the full sort would.
 
-    def __init__(self, bus: EventBus) -> None:
-        self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
+    **Streaming.** On a day that may be the last (whose events are the file's), the file is
+    written while the day runs: once :data:`STREAM_CHUNK_ROWS` events are pending, :meth:`cut`
+    hands those earlier than a *safe time* (no event published later is earlier) to a writer
+    thread, which sorts them, puts in the leave rows and encodes them as Parquet row groups in
+    memory. Rows of a chunk all precede those of the next (the order is by time first), so the
+    chunks together are the day's sorted table. Chunks are cut by simulated time and row counts
+    only: the bytes do not depend on the thread's timing. The sorting (numba, ``nogil``) and the
+    encoding (pyarrow) run without the GIL, on another core than the day's. :meth:`finish` writes
+    the rest at the end of the day; :meth:`encoded` gives the file's bytes.
+
+    Parameters
+    ----------
+    bus : EventBus
+    rows_of : callable
+        ``rows_of(trip_ids) -> (resident_id, mode code)`` of residents' trips.
+    mode_names : tuple of str
+        Categories of the ``mode`` column.
+    """
+
+    def __init__(self, bus: EventBus, rows_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 mode_names: tuple[str, ...]) -> None:
+        self._rows_of = rows_of
+        self._mode_names = mode_names
+        self._parts: list[_Batch] = []
+        self._pending: list[_Batch] = []
+        self._n_pending = 0
+        self._stream: _EventStream | None = None
+        #: file the streamed days are written to (None: in memory); set by the run
+        self.path: Path | None = None
         for code, name in enumerate(EVENT_NAMES):
             if name != "leave_link":
                 bus.subscribe(name, self._on(code))
@@ -89,38 +149,211 @@ class EventRecorder:
         def record(batch: EventBatch) -> None:
             trip = batch["trip_id"]
             t_s = batch["t_s"]
-            n = trip.shape[0]
-            none = np.full(n, -1, np.int64)
+            link: np.ndarray | None = None
+            left: np.ndarray | None = None
             if code == 1:  # enter_link
                 link, left = batch["link_id"], batch["from_link"]
             elif code == 3:  # arrive: the last link is left then
-                link, left = none, batch["link_id"]
-            else:
-                link, left = none, none
+                left = batch["link_id"]
             mine = trip >= 0  # not a domain's vehicle
             if not mine.all():
-                t_s, trip, link, left = t_s[mine], trip[mine], link[mine], left[mine]
-            self._parts.append((t_s, code, trip, link, left))
+                t_s, trip = t_s[mine], trip[mine]
+                link = None if link is None else link[mine]
+                left = None if left is None else left[mine]
+            part = (t_s, code, trip, link, left)
+            self._parts.append(part)
+            if self._stream is not None:
+                self._pending.append(part)
+                self._n_pending += t_s.shape[0]
         return record
 
-    def reset(self) -> None:
-        """Forget the recorded events (a new day starts)."""
+    def reset(self, *, stream: bool = False) -> None:
+        """Forget the recorded events (a new day starts); ``stream``: write this day's file while it
+        runs (a day that may be the last)."""
+        if self._stream is not None:
+            self._stream.close()
         self._parts = []
+        self._pending = []
+        self._n_pending = 0
+        self._stream = _EventStream(self._mode_names, self.path) if stream else None
 
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def set_path(self, path: Path) -> None:
+        """Stream to ``path`` from now on: the current day too, if nothing of it was written yet."""
+        self.path = path
+        st = self._stream
+        if st is not None and not st.started and st.path != path:
+            st.close()
+            self._stream = _EventStream(self._mode_names, path)
+
+    @property
+    def streaming(self) -> bool:
+        """This day's events are written while it runs."""
+        return self._stream is not None
+
+    @property
+    def cut_due(self) -> bool:
+        """Streaming, and :data:`STREAM_CHUNK_ROWS` events are pending (:meth:`cut` would write)."""
+        return self._stream is not None and self._n_pending >= STREAM_CHUNK_ROWS
+
+    def cut(self, safe_s: float, *, force: bool = False) -> None:
+        """When streaming and :data:`STREAM_CHUNK_ROWS` events are pending (or ``force``): hand those
+        earlier than ``safe_s`` to the writer thread. ``safe_s`` is a time that no event published
+        from now on is earlier than (``inf`` at the end of the day: every event, NaN times too)."""
+        st = self._stream
+        if st is None or not self._pending or not (force or self._n_pending >= STREAM_CHUNK_ROWS):
+            return
+        parts, self._pending, self._n_pending = self._pending, [], 0
+        trip = parts[0][2] if len(parts) == 1 else np.concatenate([p[2] for p in parts])
+        person, mode = self._rows_of(trip)
+        st.write(parts, person, mode, safe_s)  # split at safe_s and encoded in the writer thread
+
+    def finish(self) -> None:
+        """The day is over: when streaming, write the rest and close the file (in the writer thread)."""
+        if self._stream is not None and not self._stream.closing:
+            self.cut(np.inf, force=True)
+            self._stream.finish()
+
+    def encoded(self) -> Any:
+        """The finished day's ``events.parquet``: its path (``self.path``) or, written in memory, its
+        bytes; ``None`` when the day was not streamed or is not over. Waits for the writer thread."""
+        st = self._stream
+        return st.result() if st is not None and st.closing else None
+
+    def columns(self) -> _Part:
         """``(t_s, type code, trip_id, link_id, from_link)`` of the primary events, in recording order."""
-        if not self._parts:
-            z = np.zeros(0, np.int64)
-            return np.zeros(0), np.zeros(0, np.int8), z, z, z
-        ts = np.concatenate([p[0] for p in self._parts]).astype(np.float64, copy=False)
-        typ = np.concatenate([np.full(p[2].size, p[1], np.int8) for p in self._parts])
-        trip = np.concatenate([p[2] for p in self._parts]).astype(np.int64, copy=False)
-        link = np.concatenate([p[3] for p in self._parts]).astype(np.int64, copy=False)
-        left = np.concatenate([p[4] for p in self._parts]).astype(np.int64, copy=False)
-        return ts, typ, trip, link, left
+        return _concat_parts(self._parts)
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+class _EventStream:
+    """A Parquet file of events (at ``path``, or in memory) written chunk by chunk by one writer
+    thread, in the order the chunks are given."""
+
+    def __init__(self, mode_names: tuple[str, ...], path: Path | None = None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.mode_names = mode_names
+        self.written_to_s = -np.inf  # every event before this time is written (writer thread only)
+        self._rest: list[np.ndarray] | None = None  # recorded events not written yet (writer thread only)
+        self.closing = False
+        self.started = False  # a chunk was given
+        self.path = path
+        self._sink = pa.BufferOutputStream() if path is None else pa.OSFile(str(path), "wb")
+        empty = _event_table_columns(np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                     np.zeros(0, np.int64), np.zeros(0, np.int8), mode_names)
+        self._writer = pq.ParquetWriter(self._sink, to_arrow(empty).schema, **EVENTS_PARQUET_OPTIONS)
+        self._pool: ThreadPoolExecutor | None = None  # started with the first chunk
+        self._jobs: list[Any] = []
+        self._bytes: Any = None
+
+    def write(self, parts: list[_Batch], person: np.ndarray, mode: np.ndarray, safe_s: float) -> None:
+        """Queue recorded events (``person``, ``mode``: per event, in order) for the writer thread,
+        which writes those earlier than ``safe_s`` and keeps the others for the next call. A job's
+        error (a full disk, an event published too late) is raised by :meth:`result`, i.e. when the
+        file is asked for, where the run reports a failed write."""
+        self.started = True
+        self._jobs.append(self._thread().submit(self._encode, parts, person, mode, safe_s))
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="citytwin-events")
+        return self._pool
+
+    def _encode(self, parts: list[_Batch], person: np.ndarray, mode: np.ndarray, safe_s: float) -> None:
+        cols = [*_concat_parts(parts), person, mode]
+        if self._rest is not None:
+            cols = [np.concatenate([a, b]) for a, b in zip(self._rest, cols, strict=True)]
+        ts = cols[0]
+        fin = ts[np.isfinite(ts)]
+        if fin.size and fin.min() < self.written_to_s:  # the safe time was wrong: fail, never misorder
+            raise RuntimeError(f"events.parquet: an event at {float(fin.min())} s was published after the "
+                               f"events before {self.written_to_s} s were written")
+        now = (ts < safe_s) | (np.isnan(ts) & (safe_s == np.inf))  # NaN times (aborted) go last
+        if now.all():
+            self._rest = None
+        else:
+            self._rest = [c[~now] for c in cols]
+            cols = [c[now] for c in cols]
+        self.written_to_s = max(self.written_to_s, safe_s)
+        if cols[0].size:
+            ts, typ, trip, link, left, person, mode = cols
+            self._writer.write_table(to_arrow(sorted_event_columns(ts, typ, trip, link, left, person, mode,
+                                                                   self.mode_names)))
+
+    def _close(self) -> None:
+        self._writer.close()
+        if self.path is None:
+            self._bytes = self._sink.getvalue()
+        else:
+            self._sink.close()
+            self._bytes = self.path
+
+    def finish(self) -> None:
+        self.closing = True
+        self._jobs.append(self._thread().submit(self._close))
+        self._thread().shutdown(wait=False)
+
+    def result(self) -> Any:
+        for j in self._jobs:
+            j.result()  # raises what a job raised
+        self._jobs = []
+        return self._bytes
+
+    def close(self) -> None:
+        """Drop the file (wait for the thread first; its errors do not matter any more: the next
+        day's file replaces it)."""
+        if not self.closing:
+            self.finish()
+        try:
+            self.result()
+        except Exception:  # noqa: BLE001  # the dropped day's file: nobody reads it
+            pass
+        finally:
+            self._bytes = None
+
+
+#: writer options of events.parquet: dictionaries for the categorical columns only (the integer
+#: columns have too many distinct values for them to pay), delta encoding for the integer columns
+#: (nearly sorted within a time), and zstd at level 1, which gives with these encodings about the
+#: size of the default level at 60% of its time
+EVENTS_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "lz4", "use_dictionary": ["type", "mode"], "write_statistics": True,
+    "column_encoding": {"trip_id": "DELTA_BINARY_PACKED", "resident_id": "DELTA_BINARY_PACKED",
+                        "link_id": "DELTA_BINARY_PACKED"},
+}
+
+
+def _event_table_columns(t: np.ndarray, typ: np.ndarray, trip: np.ndarray, link: np.ndarray, res: np.ndarray,
+                         mode: np.ndarray, mode_names: tuple[str, ...]) -> dict[str, np.ndarray | Categorical]:
+    return {"t_s": t, "type": Categorical(typ, EVENT_NAMES), "trip_id": trip, "resident_id": res,
+            "mode": Categorical(mode, mode_names), "link_id": link}
+
+
+def sorted_event_columns(ts: np.ndarray, typ: np.ndarray, trip: np.ndarray, link: np.ndarray, left: np.ndarray,
+                         person: np.ndarray, mode: np.ndarray, mode_names: tuple[str, ...]
+                         ) -> dict[str, np.ndarray | Categorical]:
+    """The rows of ``events.parquet`` from primary events (resident and mode given per event):
+    ordered by time (NaN last), trip, then type (leave before enter at the same node passage), then
+    recording order, with each leave row put in before its partner."""
+    # one sort by time (numpy's timsort: near-linear on events recorded step by step), then one
+    # numba call (ties, leave rows): few calls that hold the GIL, as the writer thread runs beside the day
+    order = np.argsort(ts, kind="stable")  # NaN last, in recording order
+    o_t, o_typ, o_trip, o_link, o_res, o_mode = _tie_and_expand(
+        order, ts, typ, trip, link, left, person.astype(np.int64, copy=False), mode.astype(np.int8, copy=False))
+    return _event_table_columns(o_t, o_typ, o_trip, o_link, o_res, o_mode, mode_names)
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+def _tie_and_expand(order: np.ndarray, ts: np.ndarray, typ: np.ndarray, trip: np.ndarray, link: np.ndarray,
+                    left: np.ndarray, person: np.ndarray, mode: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sort_events` after its sort by time (``order``; trip and type rank share one key),
+    then :func:`_expand_events`."""
+    _sort_ties(order, ts[order], _event_keys(typ, trip))
+    return _expand_events(order, ts, typ, trip, link, left, person, mode)  # type: ignore[no-any-return]  # numba
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
 def _event_keys(typ: np.ndarray, trip: np.ndarray) -> np.ndarray:
     """Sort key trip * 8 + rank of the type (mode_change 0, depart 1, leave 2, enter 3, arrive 4,
     aborted 5)."""
@@ -131,12 +364,12 @@ def _event_keys(typ: np.ndarray, trip: np.ndarray) -> np.ndarray:
     return key
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
+@numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]  # numba is not analysed (follow_imports = skip)
 def _expand_events(order: np.ndarray, ts: np.ndarray, typ: np.ndarray, trip: np.ndarray, link: np.ndarray,
                    left: np.ndarray, person: np.ndarray, mode: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The sorted primary rows with each leave row put in just before its partner (see
-    :class:`EventRecorder`), and each row's resident and mode."""
+    :class:`EventRecorder`), with the resident and mode given per primary row."""
     n = order.shape[0]
     m = n
     for i in range(n):
@@ -152,8 +385,8 @@ def _expand_events(order: np.ndarray, ts: np.ndarray, typ: np.ndarray, trip: np.
     for a in range(n):
         i = order[a]
         tr = trip[i]
-        r = person[tr]
-        md = mode[tr]
+        r = person[i]
+        md = mode[i]
         if left[i] >= 0:
             o_t[j] = ts[i]
             o_typ[j] = 2
@@ -170,6 +403,24 @@ def _expand_events(order: np.ndarray, ts: np.ndarray, typ: np.ndarray, trip: np.
         o_mode[j] = md
         j += 1
     return o_t, o_typ, o_trip, o_link, o_res, o_mode
+
+
+def _read_event_columns(data: Any, mode_names: tuple[str, ...]) -> dict[str, np.ndarray | Categorical]:
+    """The columns of an events.parquet file held in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(data if isinstance(data, (str, Path)) else pa.BufferReader(data))
+    out: dict[str, np.ndarray | Categorical] = {}
+    for name in t.column_names:
+        col = t.column(name).combine_chunks()
+        if name in ("type", "mode"):
+            cats = EVENT_NAMES if name == "type" else mode_names
+            where = np.array([cats.index(c) for c in col.dictionary.to_pylist()] or [0], np.int8)
+            out[name] = Categorical(where[col.indices.to_numpy(zero_copy_only=False)], cats)
+        else:
+            out[name] = col.to_numpy()
+    return out
 
 
 class MobilityOutputs:
@@ -315,20 +566,38 @@ class MobilityOutputs:
         rec = self._recorder
         if rec is None:
             raise RuntimeError("events were not recorded (output.events is false)")
+        data = rec.encoded()
+        if data is not None:  # the day's file, streamed while it ran
+            return _read_event_columns(data, self.mode_names)
         ts, typ, trip, link, left = rec.columns()
-        # order: time (NaN last), trip, then type (leave before enter at the same node passage), then
-        # recording order; trip and type rank (< 8) share one key
-        order = sort_events(ts, _event_keys(typ, trip))
-        o_t, o_typ, o_trip, o_link, o_res, o_mode = _expand_events(
-            order, ts, typ, trip, link, left, self.trips.person.astype(np.int64), self.trip_mode.astype(np.int8))
-        return {
-            "t_s": o_t,
-            "type": Categorical(o_typ, EVENT_NAMES),
-            "trip_id": o_trip,
-            "resident_id": o_res,
-            "mode": Categorical(o_mode, self.mode_names),
-            "link_id": o_link,
-        }
+        person, mode = self._event_rows_of(trip)
+        return sorted_event_columns(ts, typ, trip, link, left, person, mode, self.mode_names)
+
+    def _event_rows_of(self, trip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resident and mode code of residents' trips ``trip`` (events.parquet's columns)."""
+        return self.trips.person[trip].astype(np.int64), self.trip_mode[trip].astype(np.int8)
+
+    def write_events(self, path: Path) -> None:
+        """Write ``events.parquet`` of the last day to ``path``: the file streamed while the day ran, or
+        the table built now (:meth:`events_columns`)."""
+        rec = self._recorder
+        data = rec.encoded() if rec is not None else None
+        if data is None:
+            write_table(self.events_columns(), path)
+        elif isinstance(data, Path):
+            if data != path:
+                import shutil
+
+                shutil.copyfile(data, path)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+
+    def stream_events_to(self, path: Path) -> None:
+        """Write the streamed days' ``events.parquet`` to ``path`` while they run (instead of memory;
+        :meth:`write_events` to the same path then has nothing left to do). From the next day on."""
+        if self._recorder is not None:
+            self._recorder.set_path(Path(path))
 
     def iterations_columns(self) -> dict[str, np.ndarray]:
         """Per-iteration KPIs (convergence of the equilibrium)."""
