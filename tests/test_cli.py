@@ -54,7 +54,7 @@ BAD_CASES = {
     "bad_enum": ("map: {network_type: boat}\n", ["map.network_type", "'drive'", "'walk'"]),
     "bad_time": ("demand: {work_departure: {mean_s: 'eight'}}\n", ["demand.work_departure.mean_s"]),
     "bad_mode": ("modes: {available: [car, teleport]}\n",
-                 ["modes.available", "'teleport'", "allowed: car, walk, bike, taxi"]),
+                 ["modes.available", "'teleport'", "allowed: car, walk, bike, maas, taxi"]),
     "bad_policy": ("policies: [{type: road_pricing, kind: cordon}]\n", ["policies.0", "bbox"]),
     "unknown_policy": ("policies: [{type: teleport}]\n", ["policies.0", "link_change", "road_pricing"]),
     "missing_grid": ("population: {grid: nowhere.gpkg}\n", ["population.grid", "nowhere.gpkg"]),

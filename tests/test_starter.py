@@ -20,8 +20,10 @@ OMITTED = {"population.grid"}
 
 
 def expected(name: str, source: str) -> Scenario:
-    """The default scenario with this name and map."""
-    return Scenario(name=name, map=MapConfig(source=source))
+    """The default scenario with this name and map (with the installed domains' sections)."""
+    from twin.scenario import scenario_class
+
+    return scenario_class()(name=name, map=MapConfig(source=source))
 
 
 def test_helsinki_starter_validates_and_equals_defaults(tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ def _check_domain(cls: type) -> None:
 
 
 #: Domains (``twin.domains.base.Domain`` subclasses) by name; see docs/domains.md.
-DOMAINS: Registry[type] = Registry("citytwin.domains", "domain", _check_domain)
+DOMAINS: Registry[type] = Registry("citytwin.domains", "domain", _check_domain,
+                                  builtins=("twin.domains.maas.domain",))
 
 
 def _check_mode(cls: object) -> None:
@@ -159,4 +160,4 @@ def _check_mode(cls: object) -> None:
 #: ``taxi`` is registered when its module is imported on the first lookup.
 MODES: Registry[type[ModeProvider]] = Registry("citytwin.modes", "mode", _check_mode,
                                                reserved=("car", "walk", "bike"),
-                                               builtins=("twin.domains.mobility.modes",))
+                                               builtins=("twin.domains.mobility.modes", "twin.domains.maas.domain"))

@@ -165,6 +165,11 @@ class ModeContext:
         """A generator of the run's RNG tree for plug-in mode ``name`` (same seed, same stream)."""
         return self._mob.mode_rng(name)
 
+    def domain(self, name: str) -> Any:
+        """An attached domain of the run (``None`` if none of that name): a mode that a domain
+        implements (the ``maas`` mode and the MaaS domain) reaches it here, once the day runs."""
+        return self._mob.ctx.domain(name)
+
 
 class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
     """Residents' trips on the road network: demand, modes, routing, policies, the queue kernel.
@@ -466,6 +471,9 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             n_hours=self.n_bins,
             bin_s=self.bin_s,
             backend=cfg.backend,
+            # legs that domains append are checked against these, and vehicles know where they stand
+            link_from_node=net.link_tail,
+            link_to_node=net.link_head,
         )
         self._base_cap = self.sim.cap_veh_per_step.copy()
         self._base_fftt = self.sim.fftt_s.copy()

@@ -1,0 +1,140 @@
+"""Ride-pooling dispatch: requests inserted into the schedules of idle vehicles and of vehicles in
+service (:func:`twin.domains.maas.insertion.best_insertion`), every ``batch_s``.
+
+For each batch (as :class:`~twin.domains.maas.dispatch.BatchDispatcher`), each waiting request in
+request order goes to the vehicle where it adds the least drive time, among the ``CANDIDATES``
+vehicles nearest to its pick-up by network time (one least-time tree to the pick-up on the reverse
+graph) that can reach it within its maximum wait: idle vehicles (start where they stand, at the
+batch time) and vehicles driving on a link (start at the end of that link, when they reach it on
+the current link times; their rest of route is diverted there). The limits of every request in a
+schedule: no pick-up before the request, none after request + ``max_wait_s``, and a ride of at
+most the direct time × (1 + ``max_detour_rel``) and at most the direct time + ``max_detour_abs_s``
+(the direct time on the link times of the dispatch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from twin.domains.maas.dispatch import Dispatcher
+from twin.domains.maas.insertion import RequestLimits, best_insertion
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.domains.maas.config import Operator
+    from twin.domains.maas.domain import MaasDomain
+
+__all__ = ["CANDIDATES", "PoolingDispatcher"]
+
+#: vehicles (nearest to the pick-up by network time) tried for each request
+CANDIDATES = 16
+
+
+class PoolingDispatcher(Dispatcher):
+    """Insertion into vehicles' schedules every ``batch_s`` (see the module docstring)."""
+
+    def __init__(self, op: Operator, domain: MaasDomain, j: int) -> None:
+        super().__init__(op, domain, j)
+        self.limits: dict[int, RequestLimits] = {}
+
+    def dispatch(self, t_s: float, t_end_s: float) -> None:
+        p = self.op.batch_s
+        b = np.ceil(t_s / p) * p
+        while b < t_end_s:
+            self._batch(float(b), t_s)
+            b += p
+        self._expire(t_s)
+
+    def _tt(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        dom = self.dom
+        out: np.ndarray = dom.router.costs(np.asarray(a, np.int64), np.asarray(b, np.int64), weight=dom.weight())  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        return out
+
+    def _starts(self, b_s: float) -> list[tuple[int, int, float]]:
+        """(vehicle, start node, start time) of the operator's candidate vehicles."""
+        from twin.domains.maas.domain import VehicleState
+
+        dom = self.dom
+        sim = dom.sim
+        out = []
+        idle = set(dom.idle(self.j))
+        w = dom.weight()
+        status = sim.status
+        rpos = sim.rpos
+        enter = sim.route_enter_s
+        links = sim.route_links
+        for i, v in enumerate(dom.vehicles):
+            if v.op != self.j:
+                continue
+            if i in idle:
+                out.append((i, v.node, b_s))
+            elif v.state in (VehicleState.TO_PICKUP, VehicleState.OCCUPIED) and v.stops and int(status[v.kid]) == 2:
+                p = int(rpos[v.kid])
+                lk = int(links[p])
+                eta = float(enter[p]) + float(w[lk]) if np.isfinite(w[lk]) else np.inf
+                out.append((i, int(dom.net.link_head[lk]), max(b_s, eta)))
+        return out
+
+    def _batch(self, b_s: float, t_s: float) -> None:
+        from twin.domains.maas.domain import _Stop
+
+        dom = self.dom
+        op = self.op
+        due = [r for r in dom.waiting[self.j] if dom.rq_t_s[r] <= b_s]
+        if not due:
+            return
+        done = set()
+        for r in due:
+            starts = self._starts(b_s)
+            if not starts:
+                break
+            pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
+            to_pick = dom.times_to(np.array([pick], np.int64))[0]
+            reach = np.array([s[2] - b_s + to_pick[s[1]] for s in starts])
+            waited = b_s - dom.rq_t_s[r]
+            ok = np.flatnonzero(np.isfinite(reach) & (waited + reach <= op.max_wait_s + 1e-9))
+            if ok.size == 0:
+                continue
+            ok = ok[np.argsort(reach[ok], kind="stable")[:CANDIDATES]]
+            direct = float(self._tt(np.array([pick]), np.array([drop]))[0])
+            if not np.isfinite(direct):
+                continue
+            max_ride = min(direct * (1.0 + op.max_detour_rel), direct + op.max_detour_abs_s)
+            lim = RequestLimits(dom.rq_t_s[r], dom.rq_t_s[r] + op.max_wait_s, max_ride)
+            best = None
+            for k in sorted(ok.tolist(), key=lambda k: starts[k][0]):
+                i, node, t0 = starts[k]
+                v = dom.vehicles[i]
+                reqs = {s.request: self._limits_of(s.request) for s in v.stops}
+                ins = best_insertion(
+                    start_node=node, start_t_s=t0, onboard=v.onboard, seats=op.seats,
+                    stops_node=np.array([s.node for s in v.stops], np.int64),
+                    stops_request=np.array([s.request for s in v.stops], np.int64),
+                    stops_is_pickup=np.array([s.pickup for s in v.stops], bool),
+                    requests=reqs, new_request=r, new_pick_node=pick, new_drop_node=drop, new_limits=lim,
+                    tt=self._tt)
+                if ins is not None and (best is None or ins.added_drive_s < best[1].added_drive_s - 1e-9):
+                    best = (k, ins)
+            if best is None:
+                continue
+            k, ins = best
+            i, node, t0 = starts[k]
+            self.limits[r] = lim
+            dom.rq_max_ride_s[r] = max_ride
+            dom.rq_vehicle[r] = i
+            stops = [_Stop(int(n), int(q), bool(pk)) for n, q, pk in
+                     zip(ins.stops_node, ins.stops_request, ins.stops_is_pickup, strict=True)]
+            if i in set(dom.idle(self.j)):
+                dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
+            else:
+                dom.divert(i, node, stops)
+            done.add(r)
+        dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
+
+    def _limits_of(self, r: int) -> RequestLimits:
+        lim = self.limits[r]
+        dom = self.dom
+        if np.isfinite(dom.rq_pickup_s[r]):
+            return RequestLimits(lim.earliest_pick_s, lim.latest_pick_s, lim.max_ride_s, dom.rq_pickup_s[r])
+        return lim
