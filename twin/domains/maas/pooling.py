@@ -14,6 +14,7 @@ most the direct time × (1 + ``max_detour_rel``) and at most the direct time + `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -85,19 +86,29 @@ class PoolingDispatcher(Dispatcher):
         if not due:
             return
         done = set()
+        self._leg_cache: dict[tuple[int, int], float] = {}  # old legs' times, shared by the batch's requests
         for r in due:
             starts = self._starts(b_s)
             if not starts:
                 break
             pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
-            to_pick = dom.times_to(np.array([pick], np.int64))[0]
+            to_pd = dom.times_to(np.array([pick, drop], np.int64))
+            to_pick = to_pd[0]
             reach = np.array([s[2] - b_s + to_pick[s[1]] for s in starts])
             waited = b_s - dom.rq_t_s[r]
             ok = np.flatnonzero(np.isfinite(reach) & (waited + reach <= op.max_wait_s + 1e-9))
             if ok.size == 0:
                 continue
-            ok = ok[np.argsort(reach[ok], kind="stable")[:CANDIDATES]]
-            direct = float(self._tt(np.array([pick]), np.array([drop]))[0])
+            ok = ok[np.argsort(reach[ok], kind="stable")]
+            # idle vehicles all add (reach + direct): only the nearest of them competes
+            idle_now = set(dom.idle(self.j))
+            first_idle = [k for k in ok.tolist() if starts[k][0] in idle_now][:1]
+            ok = np.array([k for k in ok.tolist() if starts[k][0] not in idle_now][:CANDIDATES - 1] + first_idle,
+                          np.int64)
+            w = dom.weight()
+            from_pd = np.stack([dom.router.tree(pick, weight=w)[0], dom.router.tree(drop, weight=w)[0]])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+            tt = self._oracle(pick, drop, to_pd, from_pd)
+            direct = float(from_pd[0, drop])
             if not np.isfinite(direct):
                 continue
             max_ride = min(direct * (1.0 + op.max_detour_rel), direct + op.max_detour_abs_s)
@@ -113,7 +124,7 @@ class PoolingDispatcher(Dispatcher):
                     stops_request=np.array([s.request for s in v.stops], np.int64),
                     stops_is_pickup=np.array([s.pickup for s in v.stops], bool),
                     requests=reqs, new_request=r, new_pick_node=pick, new_drop_node=drop, new_limits=lim,
-                    tt=self._tt)
+                    tt=tt)
                 if ins is not None and (best is None or ins.added_drive_s < best[1].added_drive_s - 1e-9):
                     best = (k, ins)
             if best is None:
@@ -131,6 +142,39 @@ class PoolingDispatcher(Dispatcher):
                 dom.divert(i, node, stops)
             done.add(r)
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
+
+    def _oracle(self, pick: int, drop: int, to_pd: np.ndarray, from_pd: np.ndarray
+                ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """Element-wise drive times for the insertions of one request: legs to or from its pick-up or
+        drop-off from the four least-time trees of the request, the schedules' old legs from the
+        router (kept for the batch)."""
+        cache = self._leg_cache
+
+        def tt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            out = np.empty(a.size)
+            rest = []
+            for k, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+                if y == pick:
+                    out[k] = to_pd[0, x]
+                elif y == drop:
+                    out[k] = to_pd[1, x]
+                elif x == pick:
+                    out[k] = from_pd[0, y]
+                elif x == drop:
+                    out[k] = from_pd[1, y]
+                elif (x, y) in cache:
+                    out[k] = cache[(x, y)]
+                else:
+                    rest.append(k)
+            if rest:
+                ra, rb = a[rest], b[rest]
+                got = self._tt(ra, rb)
+                out[rest] = got
+                for x, y, c in zip(ra.tolist(), rb.tolist(), got.tolist(), strict=True):
+                    cache[(x, y)] = c
+            return out
+
+        return tt
 
     def _limits_of(self, r: int) -> RequestLimits:
         lim = self.limits[r]
