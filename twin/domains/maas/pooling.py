@@ -77,6 +77,16 @@ class PoolingDispatcher(Dispatcher):
                 out.append((i, int(dom.net.link_head[lk]), max(b_s, eta)))
         return out
 
+    def _start_of(self, i: int, b_s: float) -> tuple[int, int, float]:
+        """(vehicle, start node, start time) of a vehicle driving on a link."""
+        dom = self.dom
+        sim = dom.sim
+        p = int(sim.rpos[dom.vehicles[i].kid])
+        lk = int(sim.route_links[p])
+        w = float(dom.weight()[lk])
+        eta = float(sim.route_enter_s[p]) + w if np.isfinite(w) else np.inf
+        return i, int(dom.net.link_head[lk]), max(b_s, eta)
+
     def _batch(self, b_s: float, t_s: float) -> None:
         from twin.domains.maas.domain import _Stop
 
@@ -87,8 +97,9 @@ class PoolingDispatcher(Dispatcher):
             return
         done = set()
         self._leg_cache: dict[tuple[int, int], float] = {}  # old legs' times, shared by the batch's requests
+        starts = self._starts(b_s)  # updated below for the vehicle each assignment changes
+        idle_now = set(dom.idle(self.j))
         for r in due:
-            starts = self._starts(b_s)
             if not starts:
                 break
             pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
@@ -101,7 +112,6 @@ class PoolingDispatcher(Dispatcher):
                 continue
             ok = ok[np.argsort(reach[ok], kind="stable")]
             # idle vehicles all add (reach + direct): only the nearest of them competes
-            idle_now = set(dom.idle(self.j))
             first_idle = [k for k in ok.tolist() if starts[k][0] in idle_now][:1]
             ok = np.array([k for k in ok.tolist() if starts[k][0] not in idle_now][:CANDIDATES - 1] + first_idle,
                           np.int64)
@@ -136,11 +146,18 @@ class PoolingDispatcher(Dispatcher):
             dom.rq_vehicle[r] = i
             stops = [_Stop(int(n), int(q), bool(pk)) for n, q, pk in
                      zip(ins.stops_node, ins.stops_request, ins.stops_is_pickup, strict=True)]
-            if i in set(dom.idle(self.j)):
+            if i in idle_now:
                 dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
+                idle_now.discard(i)
             else:
                 dom.divert(i, node, stops)
             done.add(r)
+            # the vehicle now starts where it will be when it could take another request
+            v = dom.vehicles[i]
+            if int(dom.sim.status[v.kid]) == 2 and v.stops:
+                starts[k] = self._start_of(i, b_s)
+            else:  # not on a link yet: not a candidate in this batch
+                starts[k] = (i, v.node, np.inf)
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
 
     def _oracle(self, pick: int, drop: int, to_pd: np.ndarray, from_pd: np.ndarray
