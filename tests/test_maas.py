@@ -218,3 +218,39 @@ def test_maas_sweep_identical_serial_and_ray(tmp_path):
     for run in sorted((tmp_path / "serial" / "runs").iterdir()):
         assert content(run / "maas_requests.parquet") == \
             content(tmp_path / "ray" / "runs" / run.name / "maas_requests.parquet")
+
+
+def test_run_folder_has_the_fleet_tables_and_report_section(tmp_path):
+    from twin.run import run_scenario
+
+    sc = _scenario({"fleet_size": 5, "dispatcher": "batch"}, residents=200)
+    sc = sc.model_copy(update={"output": sc.output.model_copy(update={"geopackage": False})})
+    res = run_scenario(sc, tmp_path / "run")
+    for name in ("maas_requests", "maas_vehicles", "maas_charging", "maas_fleet"):
+        assert (res.out_dir / f"{name}.parquet").is_file()
+    html = (res.out_dir / "report.html").read_text()
+    assert "MaaS fleets" in html and "Fleet state over the day" in html
+    assert res.kpis["maas_requests"] > 0
+
+
+def test_surge_raises_fares_where_requests_exceed_idle_vehicles():
+    """Surge pricing: none on the first day; on the second, fares of zones and hours whose requests
+    outnumbered idle vehicles the day before rise (up to the cap), and the rest stay."""
+    sc = _scenario({"fleet_size": 3, "dispatcher": "batch",
+                    "surge": {"zone_m": 800, "sensitivity": 0.5, "max_multiplier": 1.8}},
+                   residents=400, replanning={"iterations": 2})
+    m = CityModel(sc)
+    dom = m.domain("maas")
+    while m.iteration == 0 and m.running:
+        m.step()
+    assert dom.surge[0] is not None
+    mult = dom.surge[0]
+    assert mult.min() >= 1.0 and mult.max() <= 1.8 + 1e-12 and mult.max() > 1.0
+    while m.running:
+        m.step()
+    rq = dom.request_columns()
+    mode = dom.mode
+    base = mode.fare(dom.config.operators[0], rq["trip_id"])  # without surge
+    charged = rq["fare"][~rq["rejected"] & ~rq["shared"]]
+    ratio = charged / base[~rq["rejected"] & ~rq["shared"]]
+    assert ratio.min() >= 1.0 - 1e-12 and ratio.max() > 1.0 and ratio.max() <= 1.8 + 1e-9

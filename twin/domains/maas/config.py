@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from twin.scenario import Seconds, Section
 
-__all__ = ["Depot", "Electric", "MaasConfig", "Operator"]
+__all__ = ["Depot", "Electric", "MaasConfig", "Operator", "Surge"]
 
 
 class Depot(Section):
@@ -50,6 +50,17 @@ class Electric(Section):
         return self
 
 
+class Surge(Section):
+    """Surge pricing by zone and hour: the fare of a ride from zone z in hour h is multiplied by
+    ``clip(1 + sensitivity × (ratio − 1), 1, max_multiplier)``, where ratio = the previous day's
+    requests from z in h / (1 + the mean number of idle vehicles in z during h). No surge on the
+    first day."""
+
+    zone_m: float = Field(1000.0, gt=0, le=100_000, description="Side of the square surge zones, metres.")
+    sensitivity: float = Field(0.5, ge=0, le=10, description="Multiplier increase per unit of excess ratio.")
+    max_multiplier: float = Field(2.0, ge=1, le=10, description="Highest fare multiplier.")
+
+
 class Operator(Section):
     """One on-demand service: its fleet, where and when it runs, what it charges, its limits and how
     it assigns vehicles."""
@@ -85,6 +96,7 @@ class Operator(Section):
                                 description="Expected wait in mode choice on the first day (later: the last day's "
                                             "mean).")
     electric: Electric | None = Field(None, description="Battery-electric fleet (None: no energy accounting).")
+    surge: Surge | None = Field(None, description="Surge pricing by zone and hour (None: static fares).")
 
     @field_validator("name")
     @classmethod

@@ -119,10 +119,13 @@ class MaasMode(ModeProvider):
             self._domain = d
         return self._domain
 
-    def fare(self, op: Operator, trips: np.ndarray) -> np.ndarray:
-        """Fare of ``trips`` by operator ``op`` for a ride alone."""
+    def fare(self, op: Operator, trips: np.ndarray, t_s: np.ndarray | None = None) -> np.ndarray:
+        """Fare of ``trips`` by operator ``op`` for a ride alone (at ``t_s``: with its surge)."""
         fare: np.ndarray = (op.fare_base + op.fare_per_km * self.direct_m[trips] / 1000.0
                             + op.fare_per_min * self.direct_s[trips] / 60.0)
+        if t_s is not None and self._domain is not None:
+            j = self.config.operators.index(op)
+            fare = fare * self._domain.surge_multiplier(j, self._mctx.trips.origin[trips], t_s)
         return fare
 
     def skim(self, model: ModeContext, trips: np.ndarray, depart_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +141,7 @@ class MaasMode(ModeProvider):
             ratio = 1.0 if stats is None else stats[j]["ride_ratio"]
             shared = 0.0 if stats is None else stats[j]["shared_share"]
             t_j = np.where(self.served[j, trips], wait + self.direct_s[trips] * ratio, np.inf)
-            m_j = self.fare(op, trips) * (1.0 - op.pooled_discount * shared)
+            m_j = self.fare(op, trips, depart_s) * (1.0 - op.pooled_discount * shared)
             gc = t_j / 3600.0 * vot + m_j
             better = gc < best_gc
             best_gc[better], best_t[better], best_m[better], best_op[better] = gc[better], t_j[better], m_j[better], j
@@ -249,6 +252,17 @@ class MaasDomain(Domain):
                 zone_of_node, centre = grid_zones(net.node_x_m, net.node_y_m, op.zone_m)
                 self.rebalancers[j] = MinCostFlowRebalancer(zone_of_node, centre)
         self._last_demand: list[np.ndarray | None] = [None] * len(self.config.operators)
+        # surge: zones, and per operator the multipliers (zone x hour) from the previous day
+        self.surge_zone: list[np.ndarray | None] = []
+        for op in self.config.operators:
+            if op.surge is None:
+                self.surge_zone.append(None)
+            else:
+                from twin.domains.maas.rebalance import grid_zones
+
+                self.surge_zone.append(grid_zones(net.node_x_m, net.node_y_m, op.surge.zone_m)[0])
+        self.surge: list[np.ndarray | None] = [None] * len(self.config.operators)
+        self._n_hours = int(np.ceil(ctx.scenario.simulation.end_s / 3600.0)) + 1
 
     def _depot_nodes(self, op: Operator) -> np.ndarray:
         net = self.net
@@ -315,10 +329,23 @@ class MaasDomain(Domain):
         self.fleet_series: list[tuple[float, list[int]]] = []
         self.n_fallback = 0
         self._rebalance_due = [t0 + op.rebalance_period_s for op in self.config.operators]
+        self._idle_samples = [np.zeros((int(z.max()) + 1, self._n_hours)) if z is not None else None
+                              for z in self.surge_zone]
+        self._n_samples = [np.zeros(self._n_hours) for _ in self.surge_zone]
         self.day_ready = True
         for trips, dep in self.early:
             self.request(trips, dep)
         self.early = []
+
+    def surge_multiplier(self, j: int, nodes: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+        """Fare multiplier of operator ``j`` for rides from ``nodes`` at ``t_s`` (1: no surge)."""
+        mult = self.surge[j]
+        zone = self.surge_zone[j]
+        if mult is None or zone is None:
+            return np.ones(np.shape(nodes))
+        h = np.clip(np.floor(np.nan_to_num(t_s) / 3600.0).astype(np.int64), 0, mult.shape[1] - 1)
+        out: np.ndarray = mult[zone[nodes], h]
+        return out
 
     def request(self, trips: np.ndarray, depart_s: np.ndarray) -> None:
         """Residents request rides for ``trips`` at ``depart_s`` (called by the maas mode)."""
@@ -340,7 +367,8 @@ class MaasDomain(Domain):
             self.rq_shared.append(False)
             self.rq_rejected.append(False)
             self.rq_max_ride_s.append(np.inf)
-            self.rq_fare.append(float(self.mode.fare(self.config.operators[j], np.array([tr]))[0]) if j >= 0 else 0.0)
+            self.rq_fare.append(float(self.mode.fare(self.config.operators[j], np.array([tr]),
+                                                     np.array([depart_s[i]]))[0]) if j >= 0 else 0.0)
             op = self.config.operators[j] if j >= 0 else None
             if op is None or not op.shift_start_s <= depart_s[i] < op.shift_end_s:
                 self._reject(rid, float(depart_s[i]))
@@ -361,6 +389,13 @@ class MaasDomain(Domain):
         counts = [0] * len(VehicleState.NAMES)
         for v in self.vehicles:
             counts[v.state] += 1
+        h = min(int(t_s // 3600), self._n_hours - 1)
+        for j, zone in enumerate(self.surge_zone):
+            samples = self._idle_samples[j]
+            if zone is not None and samples is not None:
+                idle = np.array([v.node for v in self.vehicles if v.op == j and v.state == VehicleState.IDLE], np.int64)
+                samples[:, h] += np.bincount(zone[idle], minlength=samples.shape[0])
+                self._n_samples[j][h] += 1
         self.fleet_series.append((t_s, counts))
         trips = np.array(self._arrivals_trip, np.int64)
         arr = np.array(self._arrivals_s, np.float64)
@@ -676,6 +711,19 @@ class MaasDomain(Domain):
                 zone_dem.append(None)
         self.day_stats = stats
         self._last_demand = zone_dem
+        for j, op in enumerate(self.config.operators):
+            zone = self.surge_zone[j]
+            samples = self._idle_samples[j]
+            if op.surge is None or zone is None or samples is None:
+                continue
+            mine = rq["operator_idx"] == j
+            zr = zone[np.array(self.rq_pick_node, np.int64)[mine]]
+            hr = np.clip(np.floor(rq["request_s"][mine] / 3600.0).astype(np.int64), 0, self._n_hours - 1)
+            req = np.zeros_like(samples)
+            np.add.at(req, (zr, hr), 1.0)
+            idle_mean = samples / np.maximum(self._n_samples[j], 1.0)
+            ratio = req / (1.0 + idle_mean)
+            self.surge[j] = np.clip(1.0 + op.surge.sensitivity * (ratio - 1.0), 1.0, op.surge.max_multiplier)
 
     def request_columns(self) -> dict[str, Any]:
         """Columns of ``maas_requests.parquet`` (see docs/maas.md)."""
@@ -746,6 +794,12 @@ class MaasDomain(Domain):
             fleet[name] = np.array([x[1][k] for x in fs], np.int64)
         return {"maas_requests": rq, "maas_vehicles": veh, "maas_charging": charging, "maas_fleet": fleet}
 
+    @classmethod
+    def report_sections(cls) -> list[tuple[str, Any]]:
+        from twin.domains.maas.report import maas_section
+
+        return [("MaaS fleets", maas_section)]
+
     def kpis(self, ctx: DomainContext) -> dict[str, Any]:
         rq = self.request_columns()
         served = ~rq["rejected"] & np.isfinite(rq["dropoff_s"])
@@ -775,6 +829,9 @@ class MaasDomain(Domain):
             "maas_occupancy": r(pax_km / (km_e + km_o) if km_e + km_o > 0 else None),
             "maas_utilisation": r(busy_h / all_h if all_h > 0 else None),
             "maas_revenue": r(float(rq["fare"][served].sum()), 2),
+            "maas_surge_mean": r(float(np.mean([self.surge_multiplier(self.rq_op[q], np.array([self.rq_pick_node[q]]),
+                                                                      np.array([self.rq_t_s[q]]))[0]
+                                                for q in range(n) if self.rq_op[q] >= 0])) if n else None),
             "maas_energy_used_kwh": r(sum(v.used_kwh for v in vs), 2),
             "maas_energy_charged_kwh": r(sum(v.charged_kwh for v in vs), 2),
         }
