@@ -74,6 +74,8 @@ def _sort_ties(order: np.ndarray, t_sorted: np.ndarray, key: np.ndarray) -> None
 #: primary events (the rows before the leave rows are put in) that a streamed chunk of
 #: ``events.parquet`` holds at least: pending events are cut at a safe time once this many are recorded
 STREAM_CHUNK_ROWS = 400_000
+#: the interpreter's GIL switch interval while a writer thread runs (seconds; Python's default 0.005)
+SWITCH_INTERVAL_S = 0.0005
 
 _Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # t_s, type code, trip, link, left
 #: a batch as recorded: t_s, type code, trip, link (None: -1), left (None: -1); expanded by _concat_parts
@@ -243,6 +245,7 @@ class _EventStream:
                                      np.zeros(0, np.int64), np.zeros(0, np.int8), mode_names)
         self._writer = pq.ParquetWriter(self._sink, to_arrow(empty).schema, **EVENTS_PARQUET_OPTIONS)
         self._pool: ThreadPoolExecutor | None = None  # started with the first chunk
+        self._switch_s: float | None = None  # the interpreter's switch interval before the thread
         self._jobs: list[Any] = []
         self._bytes: Any = None
 
@@ -257,6 +260,13 @@ class _EventStream:
     def _thread(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="citytwin-events")
+            # while the writer runs beside the day, the day's thread gets the GIL back within 0.5 ms
+            # of asking (not 5 ms) whenever it returns from the kernel: the writer's Python between
+            # its GIL-free calls would otherwise delay every step (restored in result())
+            import sys
+
+            self._switch_s = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_s, SWITCH_INTERVAL_S))
         return self._pool
 
     def _encode(self, parts: list[_Batch], person: np.ndarray, mode: np.ndarray, safe_s: float) -> None:
@@ -294,9 +304,16 @@ class _EventStream:
         self._thread().shutdown(wait=False)
 
     def result(self) -> Any:
-        for j in self._jobs:
-            j.result()  # raises what a job raised
-        self._jobs = []
+        try:
+            for j in self._jobs:
+                j.result()  # raises what a job raised
+        finally:
+            self._jobs = []
+            if self._switch_s is not None:
+                import sys
+
+                sys.setswitchinterval(self._switch_s)
+                self._switch_s = None
         return self._bytes
 
     def close(self) -> None:
