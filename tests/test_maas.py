@@ -254,3 +254,25 @@ def test_surge_raises_fares_where_requests_exceed_idle_vehicles():
     charged = rq["fare"][~rq["rejected"] & ~rq["shared"]]
     ratio = charged / base[~rq["rejected"] & ~rq["shared"]]
     assert ratio.min() >= 1.0 - 1e-12 and ratio.max() > 1.0 and ratio.max() <= 1.8 + 1e-9
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    ({}, "modes.available: lists maas, but the scenario has no maas: section"),
+    ({"maas": {"operators": [{"name": "a", "depots": [{"osmid": 12345}]}]}},
+     "maas.operators.0.depots.0.osmid: OSM node 12345 is not on the drive network"),
+    ({"maas": {"operators": [{"name": "a", "service_area": [[0, 0], [0.1, 0], [0.1, 0.1]]}]}},
+     "maas.operators.0.service_area: holds no node"),
+])
+def test_bad_maas_input_is_one_line_exit_2(tmp_path, extra, needle):
+    import yaml
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"name": "bad", "map": {"source": "helsinki"}, "population": {"residents": 50},
+                                 "modes": {"available": ["walk", "maas"]}, **extra}))
+    res = CliRunner().invoke(app, ["validate", str(f)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(f) in lines[0] and needle in lines[0], res.output

@@ -69,4 +69,12 @@ def check_runnable(sc: Scenario, path: str | Path | None = None, *, load_network
             PolicySet(sc.policies, net)
         except ScenarioError as exc:
             raise ScenarioError(path, exc.problems) from None
+    from twin.domains.base import get_domain
+    from twin.registry import DOMAINS
+
+    problems: list[tuple[str, str]] = []
+    for name in DOMAINS.classes():  # each installed domain's own checks (twin.domains.base.Domain.preflight)
+        problems += get_domain(name).preflight(sc.section(name), sc, net)
+    if problems:
+        raise ScenarioError(path, problems)
     return net

@@ -127,6 +127,13 @@ class Domain:
     def end_day(self, ctx: DomainContext) -> None:
         """After each simulated day, before the next one is planned."""
 
+    @classmethod
+    def preflight(cls, config: BaseModel | None, scenario: Any, network: Any) -> list[tuple[str, str]]:
+        """Problems of the scenario that need the network (``twin validate`` and ``twin run`` report
+        them before anything is simulated, as ``FILE: FIELD: PROBLEM``): ``(field, problem)`` pairs.
+        Called for every installed domain, ``config`` being its section (``None`` if absent)."""
+        return []
+
     # -- results (read after the run) --------------------------------------------------------------
     def kpis(self, ctx: DomainContext) -> dict[str, Any]:
         """KPIs of the last day (JSON-serialisable), merged into ``kpis.json``; names should start with

@@ -5,11 +5,14 @@ Only pydantic here: validating a scenario imports neither the model nor the netw
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from twin.scenario import Seconds, Section
+from twin.scenario import Seconds, Section, _as_tuple
+
+#: a (lon, lat) corner; YAML lists are read as tuples
+LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
 
 __all__ = ["Depot", "Electric", "MaasConfig", "Operator", "Surge"]
 
@@ -73,7 +76,7 @@ class Operator(Section):
                                             "over the nodes (each node 0 or 1 more than another), no charging.")
     shift_start_s: Seconds = Field(0.0, ge=0, description="Service starts (seconds after midnight or 'HH:MM').")
     shift_end_s: Seconds = Field(30 * 3600.0, ge=0, description="No new requests accepted from then on.")
-    service_area: list[tuple[float, float]] | None = Field(
+    service_area: list[LonLat] | None = Field(
         None, description="Polygon of (lon, lat) corners; trips with both ends inside are served. None: everywhere.")
     fare_base: float = Field(2.5, ge=0, description="Money per ride.")
     fare_per_km: float = Field(1.0, ge=0, description="Money per km of the direct route.")
@@ -107,7 +110,7 @@ class Operator(Section):
 
     @field_validator("service_area")
     @classmethod
-    def _polygon(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+    def _polygon(cls, v: list[LonLat] | None) -> list[LonLat] | None:
         if v is not None and len(v) < 3:
             raise ValueError("a polygon needs at least 3 corners")
         return v

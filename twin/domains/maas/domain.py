@@ -264,6 +264,24 @@ class MaasDomain(Domain):
         self.surge: list[np.ndarray | None] = [None] * len(self.config.operators)
         self._n_hours = int(np.ceil(ctx.scenario.simulation.end_s / 3600.0)) + 1
 
+    @classmethod
+    def preflight(cls, config: Any, scenario: Any, network: Any) -> list[tuple[str, str]]:
+        problems = []
+        if config is None:
+            if "maas" in scenario.modes.available:
+                problems.append(("modes.available",
+                                 "lists maas, but the scenario has no maas: section (its operators; docs/maas.md)"))
+            return problems
+        ids = set(network.node_osmid.tolist())
+        for j, op in enumerate(config.operators):
+            for k, d in enumerate(op.depots):
+                if d.osmid is not None and d.osmid not in ids:
+                    problems.append((f"maas.operators.{j}.depots.{k}.osmid",
+                                     f"OSM node {d.osmid} is not on the drive network of {scenario.map.source}"))
+            if op.service_area is not None and not _inside(op.service_area, network.node_lon, network.node_lat).any():
+                problems.append((f"maas.operators.{j}.service_area", "holds no node of the drive network"))
+        return problems
+
     def _depot_nodes(self, op: Operator) -> np.ndarray:
         net = self.net
         nodes = []
