@@ -196,6 +196,7 @@ class _Vehicle:
     leg: int = -1  # current kernel leg
     stops: list[_Stop] = field(default_factory=list)
     onboard: int = 0
+    requests: list[int] = field(default_factory=list)  # requests given to it today
     soc_kwh: float = 0.0
     # day totals
     km_empty: float = 0.0
@@ -462,9 +463,14 @@ class MaasDomain(Domain):
         nodes = [s.node for s in stops]
         for s in stops:
             if s.pickup:
-                self.rq_vehicle[s.request] = i
+                self.give(s.request, i)
         self._set_state(i, VehicleState.TO_PICKUP, t_s)
         self._drive(i, start, stops, nodes, depart_s)
+
+    def give(self, r: int, i: int) -> None:
+        """Request ``r`` is vehicle ``i``'s."""
+        self.rq_vehicle[r] = i
+        self.vehicles[i].requests.append(r)
 
     def _drive(self, i: int, start: int, stops: list[_Stop], nodes: list[int], depart_s: float) -> None:
         v = self.vehicles[i]
@@ -594,9 +600,8 @@ class MaasDomain(Domain):
     def _load_on(self, i: int, enter_s: np.ndarray) -> np.ndarray:
         """Passengers on board of vehicle ``i`` on links entered at ``enter_s`` (from the pick-up and
         drop-off times of its requests: a stop is passed at the entry of the link after it)."""
-        ids = [r for r, veh in enumerate(self.rq_vehicle) if veh == i]
         load = np.zeros(enter_s.size, np.int64)
-        for r in ids:
+        for r in self.vehicles[i].requests:
             p, d = self.rq_pickup_s[r], self.rq_dropoff_s[r]
             if np.isfinite(p):
                 load += (enter_s >= p) & ~(enter_s >= d)

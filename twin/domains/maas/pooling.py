@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin.domains.maas.dispatch import Dispatcher
+from twin.domains.maas.dispatch import BatchDispatcher
 from twin.domains.maas.insertion import RequestLimits, best_insertion
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,20 +32,13 @@ __all__ = ["CANDIDATES", "PoolingDispatcher"]
 CANDIDATES = 16
 
 
-class PoolingDispatcher(Dispatcher):
-    """Insertion into vehicles' schedules every ``batch_s`` (see the module docstring)."""
+class PoolingDispatcher(BatchDispatcher):
+    """Insertion into vehicles' schedules every ``batch_s`` (see the module docstring; the batches
+    of a model step as in :class:`BatchDispatcher`)."""
 
     def __init__(self, op: Operator, domain: MaasDomain, j: int) -> None:
         super().__init__(op, domain, j)
         self.limits: dict[int, RequestLimits] = {}
-
-    def dispatch(self, t_s: float, t_end_s: float) -> None:
-        p = self.op.batch_s
-        b = np.ceil(t_s / p) * p
-        while b < t_end_s:
-            self._batch(float(b), t_s)
-            b += p
-        self._expire(t_s)
 
     def _tt(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         dom = self.dom
@@ -143,13 +136,13 @@ class PoolingDispatcher(Dispatcher):
             i, node, t0 = starts[k]
             self.limits[r] = lim
             dom.rq_max_ride_s[r] = max_ride
-            dom.rq_vehicle[r] = i
             stops = [_Stop(int(n), int(q), bool(pk)) for n, q, pk in
                      zip(ins.stops_node, ins.stops_request, ins.stops_is_pickup, strict=True)]
             if i in idle_now:
                 dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
                 idle_now.discard(i)
             else:
+                dom.give(r, i)
                 dom.divert(i, node, stops)
             done.add(r)
             # the vehicle now starts where it will be when it could take another request
