@@ -346,6 +346,11 @@ class MaasDomain(Domain):
         self._plugs_busy: dict[int, int] = {}
         self._queue_at: dict[int, list[int]] = {}
         self.fleet_series: list[tuple[float, list[int]]] = []
+        #: per ended leg: (vehicle, link, enter_s, leave_s, passengers) of each link entered
+        self._link_rows: list[tuple[np.ndarray, ...]] = []
+        #: idle vehicles' positions, sampled on the hour: (t_s, vehicle, node)
+        self._idle_rows: list[tuple[float, int, int]] = []
+        self._next_idle_sample_s = np.ceil(t0 / 3600.0) * 3600.0
         self.n_fallback = 0
         self._rebalance_due = [t0 + op.rebalance_period_s for op in self.config.operators]
         self._idle_samples = [np.zeros((int(z.max()) + 1, self._n_hours)) if z is not None else None
@@ -416,6 +421,10 @@ class MaasDomain(Domain):
                 samples[:, h] += np.bincount(zone[idle], minlength=samples.shape[0])
                 self._n_samples[j][h] += 1
         self.fleet_series.append((t_s, counts))
+        if t_s >= self._next_idle_sample_s:
+            self._next_idle_sample_s = (np.floor(t_s / 3600.0) + 1.0) * 3600.0
+            self._idle_rows.extend((t_s, i, v.node) for i, v in enumerate(self.vehicles)
+                                   if v.state == VehicleState.IDLE)
         trips = np.array(self._arrivals_trip, np.int64)
         arr = np.array(self._arrivals_s, np.float64)
         self._arrivals_trip, self._arrivals_s = [], []
@@ -587,7 +596,11 @@ class MaasDomain(Domain):
             return
         links = sim.route_links[pos]
         km = self.net.link_length_m[links] / 1000.0
-        load = self._load_on(i, sim.route_enter_s[pos])
+        ent = sim.route_enter_s[pos]
+        load = self._load_on(i, ent)
+        arrive = float(sim.legs([leg]).arrive_s[0])
+        self._link_rows.append((np.full(links.size, i, np.int64), links.astype(np.int64), ent,
+                                np.append(ent[1:], arrive), load))
         v.km_empty += float(km[load == 0].sum())
         v.km_occupied += float(km[load > 0].sum())
         v.pax_km += float((km * load).sum())
@@ -778,6 +791,8 @@ class MaasDomain(Domain):
             "direct_s": direct,
             "detour_ratio": ivt / np.where(direct > 0, direct, np.nan),
             "max_in_vehicle_s": np.array(self.rq_max_ride_s, np.float64),
+            "pickup_osmid": self.net.node_osmid[np.array(self.rq_pick_node, np.int64)],
+            "dropoff_osmid": self.net.node_osmid[np.array(self.rq_drop_node, np.int64)],
             "fare": np.where(rejected, 0.0, np.where(shared, fare * (1.0 - disc), fare)),
             "shared": shared,
             "rejected": rejected,
@@ -815,7 +830,15 @@ class MaasDomain(Domain):
         fleet = {"t_s": np.array([x[0] for x in fs], np.float64)}
         for k, name in enumerate(VehicleState.NAMES):
             fleet[name] = np.array([x[1][k] for x in fs], np.int64)
-        return {"maas_requests": rq, "maas_vehicles": veh, "maas_charging": charging, "maas_fleet": fleet}
+        lr = self._link_rows
+        cat = (lambda k, dt: np.concatenate([x[k] for x in lr]).astype(dt)) if lr else (lambda k, dt: np.zeros(0, dt))
+        links = {"vehicle": cat(0, np.int64), "link_id": cat(1, np.int64), "enter_s": cat(2, np.float64),
+                 "leave_s": cat(3, np.float64), "passengers": cat(4, np.int64)}
+        ir = np.array(self._idle_rows, np.float64).reshape(-1, 3)
+        idle = {"t_s": ir[:, 0], "vehicle": ir[:, 1].astype(np.int64),
+                "osmid": self.net.node_osmid[ir[:, 2].astype(np.int64)]}
+        return {"maas_requests": rq, "maas_vehicles": veh, "maas_charging": charging, "maas_fleet": fleet,
+                "maas_links": links, "maas_idle": idle}
 
     @classmethod
     def report_sections(cls) -> list[tuple[str, Any]]:

@@ -413,3 +413,13 @@ def best_insertion(*, start_node: int, start_t_s: float, onboard: int, seats: in
         pick_s=float(service[c, pick_pos]),
         drop_s=float(service[c, drop_pos]),
     )
+
+
+def schedule_row(stops_request: np.ndarray, stops_is_pickup: np.ndarray,
+                 requests: Mapping[int, RequestLimits]) -> tuple[np.ndarray, ...]:
+    """One schedule as the per-stop columns of :func:`twin.kernels.insertion.best_insertion_fleet`'s
+    table: ``(earliest_s, latest_s, max_ride_s, partner, picked_up_s)`` (see :func:`best_insertion`
+    for the limits; ``partner``: the stop index of a drop-off's pick-up, -1 when on board)."""
+    _, request, is_pickup = _as_stops(np.zeros(len(stops_request), np.int64), stops_request, stops_is_pickup)
+    t = _stop_table(np.zeros(request.size, np.int64), request, is_pickup, requests)
+    return t.earliest_s, t.latest_s, t.max_ride_s, t.partner, t.picked_up_s
