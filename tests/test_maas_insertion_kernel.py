@@ -22,7 +22,8 @@ def random_vehicle(rng, n_nodes, t0, seats):
     events = []
     rid = 0
     for _ in range(onboard):
-        reqs[rid] = RequestLimits(t0 - 100.0, t0 - 50.0, float(rng.uniform(50, 600)), picked_up_s=t0 - rng.uniform(0, 300))
+        reqs[rid] = RequestLimits(t0 - 100.0, t0 - 50.0, float(rng.uniform(50, 600)),
+                                  picked_up_s=t0 - rng.uniform(0, 300))
         events.append([(int(rng.integers(n_nodes)), rid, False)])
         rid += 1
     for _ in range(int(rng.integers(0, 3))):

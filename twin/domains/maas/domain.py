@@ -234,6 +234,13 @@ class MaasDomain(Domain):
         self._rev_order = order
         rev_indptr = np.zeros(net.n_nodes + 1, np.int64)
         np.cumsum(np.bincount(net.link_head, minlength=net.n_nodes), out=rev_indptr[1:])
+        from collections import OrderedDict
+
+        self._trees: OrderedDict[tuple[bytes, bool, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        #: trees kept: about 256 MB of them, at least 64
+        self._tree_cap = max(64, (256 << 20) // max(1, 16 * net.n_nodes))
+        self._w_key: tuple[float, int] | None = None
+        self._link_tail = np.ascontiguousarray(net.link_tail, np.int64)
         self.rev_router = Router(rev_indptr, net.link_tail[order], net.link_head[order], net.link_fftt_s[order])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         self.depot_nodes: list[np.ndarray] = []
         for op in self.config.operators:
@@ -433,28 +440,78 @@ class MaasDomain(Domain):
     # ---------------------------------------------------------------------------- vehicles
     def weight(self) -> np.ndarray:
         """Link times routes and dispatch use now: the mobility domain's current cost bin
-        (experienced times of the last day; free flow on the first), closed links excluded."""
-        b = int(self.mob._bin_of(np.array([float(self.sim.t_s)]))[0])
-        w: np.ndarray = self.mob.link_time_s[:, b]
-        return w
+        (experienced times of the last day; free flow on the first), closed links excluded.
+        Read once per model step (and kept with its digest, the key of the tree cache)."""
+        key = (float(self.sim.t_s), id(self.mob.link_time_s))
+        if self._w_key != key:
+            b = int(self.mob._bin_of(np.array([float(self.sim.t_s)]))[0])
+            w: np.ndarray = self.mob.link_time_s[:, b]
+            self._w = w
+            self._w_key = key
+            import hashlib
+
+            self._w_digest = hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest()
+        return self._w
+
+    def _tree(self, node: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Least-time tree from (``forward``) or to ``node`` on :meth:`weight`: ``(dist_s, link)``,
+        ``link`` the last link into each node (forward) or the first link out of it towards
+        ``node`` (reverse), network link ids; ``inf`` where unreachable. Kept in a cache (least
+        recently used out) keyed by the weight's digest: requests come from and go to the same
+        nodes again and again, so most trees of a day are searched once per cost bin."""
+        w = self.weight()
+        k = (self._w_digest, forward, int(node))
+        hit = self._trees.get(k)
+        if hit is not None:
+            self._trees.move_to_end(k)
+            return hit
+        if forward:
+            wf = np.where(np.isfinite(w), w, 1e12)
+            dist, pred = self.router.tree(int(node), weight=wf)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+            link = pred.astype(np.int64)
+        else:
+            wr = w[self._rev_order]
+            wr = np.where(np.isfinite(wr), wr, 1e12)
+            dist, pred = self.rev_router.tree(int(node), weight=wr)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+            link = np.where(pred >= 0, self._rev_order[np.maximum(pred, 0)], -1).astype(np.int64)
+        dist = np.where(dist >= 1e11, np.inf, dist)
+        dist.flags.writeable = False
+        link.flags.writeable = False
+        self._trees[k] = (dist, link)
+        if len(self._trees) > self._tree_cap:
+            self._trees.popitem(last=False)
+        return dist, link
 
     def times_to(self, nodes: np.ndarray) -> np.ndarray:
         """Travel time from every node to each of ``nodes`` (rows), on :meth:`weight`."""
-        w = self.weight()[self._rev_order]
-        w = np.where(np.isfinite(w), w, 1e12)
-        dist, _ = self.rev_router.trees(np.asarray(nodes, np.int64), weight=w)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
-        out: np.ndarray = np.where(dist >= 1e11, np.inf, dist)
-        return out
+        nodes = np.asarray(nodes, np.int64)
+        if nodes.size == 0:
+            return np.zeros((0, self.net.n_nodes))
+        return np.stack([self._tree(int(x), False)[0] for x in nodes.tolist()])
+
+    def times_from(self, nodes: np.ndarray) -> np.ndarray:
+        """Travel time from each of ``nodes`` (rows) to every node, on :meth:`weight`."""
+        nodes = np.asarray(nodes, np.int64)
+        if nodes.size == 0:
+            return np.zeros((0, self.net.n_nodes))
+        return np.stack([self._tree(int(x), True)[0] for x in nodes.tolist()])
 
     def route_through(self, start: int, stops: list[int]) -> np.ndarray:
-        """Links of the least-time route from ``start`` through ``stops`` in order."""
-        nodes = [start, *stops]
-        o = np.array(nodes[:-1], np.int64)
-        d = np.array(nodes[1:], np.int64)
-        rs = self.router.route(o, d, weight=self.weight())  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
-        if not np.all(np.isfinite(rs.cost)):
-            raise RuntimeError("a fleet vehicle's stop is unreachable")
-        return np.asarray(rs.route_links, np.int64)
+        """Links of the least-time route from ``start`` through ``stops`` in order (each leg read off
+        the cached forward tree of its first node)."""
+        from twin.kernels.insertion import tree_path_from
+
+        parts = []
+        a = int(start)
+        for b in stops:
+            b = int(b)
+            if b != a:
+                dist, pred = self._tree(a, True)
+                if not np.isfinite(dist[b]):
+                    raise RuntimeError("a fleet vehicle's stop is unreachable")
+                parts.append(tree_path_from(pred, self._link_tail, a, b))
+            a = b
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def idle(self, j: int) -> list[int]:
         """Idle vehicles of operator ``j`` that may take a request (enough charge; vehicles on their way

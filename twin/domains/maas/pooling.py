@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin.domains.maas.dispatch import BatchDispatcher
-from twin.domains.maas.insertion import RequestLimits, best_insertion
+from twin.domains.maas.insertion import RequestLimits, schedule_row
 
 if TYPE_CHECKING:  # pragma: no cover
     from twin.domains.maas.config import Operator
@@ -42,8 +42,7 @@ class PoolingDispatcher(BatchDispatcher):
 
     def _tt(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         dom = self.dom
-        out: np.ndarray = dom.router.costs(np.asarray(a, np.int64), np.asarray(b, np.int64), weight=dom.weight())  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
-        return out
+        return np.array([dom._tree(int(x), True)[0][int(y)] for x, y in zip(a.tolist(), b.tolist(), strict=True)])
 
     def _starts(self, b_s: float) -> list[tuple[int, int, float]]:
         """(vehicle, start node, start time) of the operator's candidate vehicles."""
@@ -108,36 +107,23 @@ class PoolingDispatcher(BatchDispatcher):
             first_idle = [k for k in ok.tolist() if starts[k][0] in idle_now][:1]
             ok = np.array([k for k in ok.tolist() if starts[k][0] not in idle_now][:CANDIDATES - 1] + first_idle,
                           np.int64)
-            w = dom.weight()
-            from_pd = np.stack([dom.router.tree(pick, weight=w)[0], dom.router.tree(drop, weight=w)[0]])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+            from_pd = dom.times_from(np.array([pick, drop], np.int64))
             tt = self._oracle(pick, drop, to_pd, from_pd)
             direct = float(from_pd[0, drop])
             if not np.isfinite(direct):
                 continue
             max_ride = min(direct * (1.0 + op.max_detour_rel), direct + op.max_detour_abs_s)
             lim = RequestLimits(dom.rq_t_s[r], dom.rq_t_s[r] + op.max_wait_s, max_ride)
-            best = None
-            for k in sorted(ok.tolist(), key=lambda k: starts[k][0]):
-                i, node, t0 = starts[k]
-                v = dom.vehicles[i]
-                reqs = {s.request: self._limits_of(s.request) for s in v.stops}
-                ins = best_insertion(
-                    start_node=node, start_t_s=t0, onboard=v.onboard, seats=op.seats,
-                    stops_node=np.array([s.node for s in v.stops], np.int64),
-                    stops_request=np.array([s.request for s in v.stops], np.int64),
-                    stops_is_pickup=np.array([s.pickup for s in v.stops], bool),
-                    requests=reqs, new_request=r, new_pick_node=pick, new_drop_node=drop, new_limits=lim,
-                    tt=tt)
-                if ins is not None and (best is None or ins.added_drive_s < best[1].added_drive_s - 1e-9):
-                    best = (k, ins)
+            best = self._best(sorted(ok.tolist(), key=lambda k: starts[k][0]), starts, r, pick, drop, lim, tt,
+                              to_pd, from_pd, direct)
             if best is None:
                 continue
-            k, ins = best
-            i, node, t0 = starts[k]
+            k, stops_node, stops_request, stops_is_pickup = best
+            i, node, _ = starts[k]
             self.limits[r] = lim
             dom.rq_max_ride_s[r] = max_ride
             stops = [_Stop(int(n), int(q), bool(pk)) for n, q, pk in
-                     zip(ins.stops_node, ins.stops_request, ins.stops_is_pickup, strict=True)]
+                     zip(stops_node, stops_request, stops_is_pickup, strict=True)]
             if i in idle_now:
                 dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
                 idle_now.discard(i)
@@ -152,6 +138,62 @@ class PoolingDispatcher(BatchDispatcher):
             else:  # not on a link yet: not a candidate in this batch
                 starts[k] = (i, v.node, np.inf)
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
+
+    def _best(self, cands: list[int], starts: list[tuple[int, int, float]], r: int, pick: int, drop: int,
+              lim: RequestLimits, tt: Callable[[np.ndarray, np.ndarray], np.ndarray], to_pd: np.ndarray,
+              from_pd: np.ndarray, direct: float) -> tuple[int, list[int], list[int], list[bool]] | None:
+        """The candidate (index into ``starts``) and the new schedule where request ``r`` adds the
+        least drive time (:func:`twin.kernels.insertion.best_insertion_fleet`, the compiled
+        :func:`~twin.domains.maas.insertion.best_insertion`; ties to the lower vehicle index)."""
+        from twin.kernels.insertion import best_insertion_fleet
+
+        dom = self.dom
+        n = len(cands)
+        vs = [dom.vehicles[starts[k][0]] for k in cands]
+        kmax = max(1, max(len(v.stops) for v in vs))
+        node = np.zeros((n, kmax), np.int64)
+        pickup = np.zeros((n, kmax), bool)
+        partner = np.full((n, kmax), -1, np.int64)
+        earliest, latest, ride, picked, leg = (np.full((n, kmax), np.nan) for _ in range(5))
+        sch_n = np.array([len(v.stops) for v in vs], np.int64)
+        start_node = np.array([starts[k][1] for k in cands], np.int64)
+        start_t = np.array([starts[k][2] for k in cands], np.float64)
+        onboard = np.array([v.onboard for v in vs], np.int64)
+        la: list[int] = []
+        lb: list[int] = []
+        for c, v in enumerate(vs):
+            kk = len(v.stops)
+            if not kk:
+                continue
+            nodes = [s.node for s in v.stops]
+            node[c, :kk] = nodes
+            pickup[c, :kk] = [s.pickup for s in v.stops]
+            e, lt, mr, pa, pu = schedule_row(np.array([s.request for s in v.stops], np.int64), pickup[c, :kk],
+                                             {s.request: self._limits_of(s.request) for s in v.stops})
+            earliest[c, :kk], latest[c, :kk], ride[c, :kk], partner[c, :kk], picked[c, :kk] = e, lt, mr, pa, pu
+            la.extend([int(start_node[c]), *nodes[:-1]])
+            lb.extend(nodes)
+        first = np.zeros(n)
+        if la:
+            got = tt(np.array(la, np.int64), np.array(lb, np.int64))
+            o = 0
+            for c in range(n):
+                kk = int(sch_n[c])
+                if kk:
+                    first[c] = got[o]
+                    leg[c, 1:kk] = got[o + 1:o + kk]
+                    o += kk
+        c, pp, dp, _ = best_insertion_fleet(
+            np.arange(n, dtype=np.int64), start_t, onboard, first, self.op.seats, 0.0, sch_n, node, pickup,
+            earliest, latest, ride, partner, picked, leg, to_pd[0], from_pd[0], to_pd[1], from_pd[1], start_node,
+            direct, lim.earliest_pick_s, lim.latest_pick_s, lim.max_ride_s)
+        if c < 0:
+            return None
+        old = vs[c].stops
+        seq = [(s.node, s.request, s.pickup) for s in old]
+        seq.insert(dp - 1, (drop, r, False))
+        seq.insert(pp, (pick, r, True))
+        return cands[c], [x[0] for x in seq], [x[1] for x in seq], [x[2] for x in seq]
 
     def _oracle(self, pick: int, drop: int, to_pd: np.ndarray, from_pd: np.ndarray
                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
