@@ -18,12 +18,15 @@ The main area shows
   storage capacity), the cars on links (interpolated along their current link by the time since
   they entered it over its free-flow time; queued cars wait at the link's end), walkers and
   cyclists (on the straight line between origin and destination: their trips are uncongested and
-  not simulated link by link), the priced cordon and the closed link;
+  not simulated link by link), the priced cordon and the closed link; with a MaaS fleet
+  (``maas_fleet`` > 0: a ride-pooling operator of that many vehicles) its vehicles
+  as squares, light blue when empty and magenta with passengers on board;
 * the Mesa ``DataCollector`` series of the day (trips en route, arrived);
 * a KPI panel (clock, trips, mode shares, mean car delay so far, tolls).
 
 The helpers that compute the map data (:func:`link_segments`, :func:`link_load`,
-:func:`link_colors`, :func:`car_positions`, :func:`traveller_positions`, :func:`kpi_panel`) and
+:func:`link_colors`, :func:`car_positions`, :func:`fleet_positions`, :func:`traveller_positions`,
+:func:`kpi_panel`) and
 :class:`AppModel` need only numpy and matplotlib; the page itself (``Page``) is defined only when
 solara and Mesa's visualization are importable. ``import twin`` never imports this module.
 """
@@ -63,6 +66,7 @@ __all__ = [
     "cordon_bbox",
     "draw_city_map",
     "draw_timeseries",
+    "fleet_positions",
     "kpi_panel",
     "link_colors",
     "link_load",
@@ -77,6 +81,7 @@ END_S = 30 * 3600.0
 STEP_S = 300.0
 CORDON_SHARE = 0.4  # the cordon spans this share of the network's extent in each direction
 LANE_OFFSET_M = 4.0  # links and cars are drawn this far right of the centre line (two directions)
+FLEET_COLORS = ("#60a5fa", "#c026d3")  # MaaS fleet vehicles: empty, passengers on board (as the animation)
 M_PER_DEG_LAT = 110_540.0
 M_PER_DEG_LON_EQ = 111_320.0
 
@@ -92,6 +97,8 @@ MODEL_PARAMS: dict[str, Any] = {
     "close_busiest_link": {"type": "Checkbox", "value": False, "label": "close the busiest link all day"},
     "flow_capacity_factor": {"type": "SliderFloat", "value": 1.0, "min": 0.05, "max": 2.0, "step": 0.05,
                              "label": "flow capacity factor"},
+    "maas_fleet": {"type": "SliderInt", "value": 0, "min": 0, "max": 200, "step": 5,
+                   "label": "MaaS ride-pooling vehicles (0 = off)"},
     "seed": {"type": "InputText", "value": "42", "label": "seed"},
     "run_until_h": {"type": "SliderFloat", "value": 8.0, "min": 5.0, "max": 20.0, "step": 0.25,
                     "label": "pre-run to (h), on Reset"},
@@ -118,11 +125,13 @@ def cordon_bbox(network: RoadNetwork, share: float = CORDON_SHARE) -> tuple[floa
 def app_scenario(*, residents: int = 1500, car_parking_cost: float = 2.0, cordon_price: float = 0.0,
                  flow_capacity_factor: float = 1.0, seed: int = 42, map_source: str = "helsinki",
                  cordon: tuple[float, float, float, float] | None = None,
-                 closed_links: list[tuple[int, int]] | None = None) -> Scenario:
+                 closed_links: list[tuple[int, int]] | None = None, maas_fleet: int = 0) -> Scenario:
     """The app's one-day scenario (the settings of ``scenarios/helsinki_commute.yaml``, one day).
 
     ``cordon`` is the priced box (used when ``cordon_price > 0``); ``closed_links`` are
-    ``(from, to)`` OSM node ids closed all day.
+    ``(from, to)`` OSM node ids closed all day. ``maas_fleet`` > 0 adds the ``maas`` mode and one
+    ride-pooling operator of that many four-seat vehicles (``docs/maas.md``; the mode constant of
+    ``scenarios/helsinki_maas.yaml``).
     """
     policies: list[dict[str, Any]] = []
     if cordon_price > 0 and cordon is not None:
@@ -131,6 +140,12 @@ def app_scenario(*, residents: int = 1500, car_parking_cost: float = 2.0, cordon
     if closed_links:
         policies.append({"type": "link_change", "name": "closed link", "links": [list(x) for x in closed_links],
                          "closed": True})
+    extra: dict[str, Any] = {}
+    modes: dict[str, Any] = {"car_parking_cost": float(car_parking_cost), "asc_walk": -0.653, "asc_bike": -3.04}
+    if maas_fleet > 0:
+        modes |= {"available": ["car", "walk", "bike", "maas"], "plugins": {"maas": {"asc": -0.5}}}
+        extra["maas"] = {"operators": [{"name": "pool", "fleet_size": int(maas_fleet), "seats": 4,
+                                        "dispatcher": "pooling", "batch_s": STEP_S}]}
     return scenario_from_dict({
         "name": "app",
         "description": "citytwin interactive app",
@@ -140,11 +155,12 @@ def app_scenario(*, residents: int = 1500, car_parking_cost: float = 2.0, cordon
         "population": {"residents": int(residents), "placement": "buildings", "sample_share": 0.1},
         "demand": {"work_departure": {"kind": "normal", "mean_s": "08:00", "std_s": 2700,
                                       "min_s": "05:30", "max_s": "10:30"}},
-        "modes": {"car_parking_cost": float(car_parking_cost), "asc_walk": -0.653, "asc_bike": -3.04},
+        "modes": modes,
         "replanning": {"iterations": 1},
         "simulation": {"start_s": START_S, "end_s": END_S, "record_interval_s": STEP_S,
                        "flow_capacity_factor": float(flow_capacity_factor)},
         "policies": policies,
+        **extra,
     })
 
 
@@ -191,11 +207,13 @@ class AppModel(CityModel):
         0 or less: start at 05:00.
     map_source
         The map (a catalogue name or a file; the packaged Helsinki extract by default).
+    maas_fleet
+        Vehicles of a MaaS ride-pooling operator (0: none; see :func:`app_scenario`).
     """
 
     def __init__(self, residents: int = 1500, car_parking_cost: float = 2.0, cordon_price: float = 0.0,
                  close_busiest_link: bool = False, flow_capacity_factor: float = 1.0, seed: int | str = 42,
-                 run_until_h: float = 0.0, map_source: str = "helsinki") -> None:
+                 run_until_h: float = 0.0, map_source: str = "helsinki", maas_fleet: int = 0) -> None:
         seed = int(seed)
         residents = int(residents)
         net = _network(map_source)
@@ -208,7 +226,7 @@ class AppModel(CityModel):
                        int(net.node_osmid[net.link_head[self.closed_link]]))]
         sc = app_scenario(residents=residents, car_parking_cost=car_parking_cost, cordon_price=cordon_price,
                           flow_capacity_factor=flow_capacity_factor, seed=seed, map_source=map_source,
-                          cordon=self.cordon, closed_links=closed)
+                          cordon=self.cordon, closed_links=closed, maas_fleet=int(maas_fleet))
         super().__init__(sc, network=net)
         if self.closed_link is not None:  # every link between the two nodes (parallel links too)
             self.closed_links = np.flatnonzero(self.policies.arrays(0.0, END_S).closed)
@@ -299,6 +317,36 @@ def car_positions(model: CityModel, offset_m: float = LANE_OFFSET_M) -> np.ndarr
     return pos
 
 
+def fleet_positions(model: CityModel, offset_m: float = LANE_OFFSET_M) -> tuple[np.ndarray, np.ndarray]:
+    """[lon, lat] (n, 2) of every MaaS fleet vehicle now, and whether it has passengers on board
+    (n,) bool; ``(0, 2)`` / ``(0,)`` for a model without the ``maas`` domain or before its day.
+
+    A vehicle on a link is placed along it by the time since it entered over the link's free-flow
+    time (not queued behind the cars: the fleet is few); one standing (idle, charging, at the end
+    of a leg) is at its node.
+    """
+    dom = model.domain("maas")
+    vehicles = getattr(dom, "vehicles", None) if dom is not None else None
+    if not vehicles:
+        return np.zeros((0, 2)), np.zeros(0, bool)
+    sim = model.sim
+    net = model.network
+    kid = np.array([v.kid for v in vehicles], np.int64)
+    node = np.array([v.node for v in vehicles], np.int64)
+    occupied = np.array([v.onboard > 0 for v in vehicles], bool)
+    pos = np.column_stack([net.node_lon[node], net.node_lat[node]]).astype(np.float64)
+    on = np.flatnonzero(sim.status[kid] == STATUS_ON_LINK)
+    if on.size:
+        link = sim.current_link[kid[on]]
+        fftt = sim.fftt_s[link]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(fftt > 0, (sim.t_s - sim.enter_s[kid[on]]) / fftt, 1.0)
+        frac = np.clip(np.nan_to_num(frac, nan=1.0), 0.0, 1.0)
+        seg = link_segments(net, offset_m)[link]
+        pos[on] = seg[:, 0] + frac[:, None] * (seg[:, 1] - seg[:, 0])
+    return pos, occupied
+
+
 def recent_link_volume(model: CityModel) -> tuple[np.ndarray, float]:
     """Vehicles that left each link since the start of the previous cost bin (15 to 30 minutes
     ago with the default 900 s bins): (L,) int and that start time in seconds."""
@@ -330,14 +378,17 @@ def kpi_panel(model: CityModel) -> dict[str, Any]:
     """What the KPI panel shows, as plain values (None where not defined yet)."""
     k = model.kpis_day()
     t_now = model.sim.t_s
+    fleet_occ = fleet_positions(model)[1]
     out: dict[str, Any] = {
         "clock": clock(t_now),
         "day_over": not model.running,
         "residents": k["residents"],
         "trips_total": k["trips_total"],
         "trips_completed": k["trips_completed"],
-        "cars_on_links": int(model.sim.n_on_links),
+        "cars_on_links": int(np.count_nonzero(model.sim.status[:model.car_trips.size] == STATUS_ON_LINK)),
         "cars_waiting": int(model.sim.n_waiting),
+        "fleet_vehicles": int(fleet_occ.size),
+        "fleet_with_passengers": int(np.count_nonzero(fleet_occ)),
         "walking": len(traveller_positions(model, WALK)),
         "cycling": len(traveller_positions(model, BIKE)),
         "car_delay_mean_s": k["delay_mean_s"],
@@ -347,6 +398,8 @@ def kpi_panel(model: CityModel) -> dict[str, Any]:
     }
     for name in MODES:
         out[f"mode_share_{name}"] = k[f"mode_share_{name}"]
+    if "mode_share_maas" in k:
+        out["mode_share_maas"] = k["mode_share_maas"]
     return out
 
 
@@ -374,6 +427,8 @@ def _kpi_markdown(model: CityModel) -> str:
         ("walking / cycling now", f"{p['walking']} / {p['cycling']}"),
         ("mode share car / walk / bike",
          " / ".join(pct(p[f"mode_share_{m}"]) for m in MODES)),
+        *([("MaaS fleet / with passengers now", f"{p['fleet_vehicles']} / {p['fleet_with_passengers']}"),
+           ("mode share maas", pct(p.get("mode_share_maas")))] if p["fleet_vehicles"] else []),
         ("mean car delay (so far)", sec(p["car_delay_mean_s"])),
         ("mean car travel time", sec(p["car_travel_time_mean_s"])),
         ("links ≥ 50 % full", str(p["links_over_half_full"])),
@@ -431,6 +486,12 @@ def draw_city_map(model: CityModel, fig: Figure | None = None) -> Figure:
         (car_positions(model), {"s": 24, "c": "tab:blue", "edgecolors": "white", "linewidths": 0.5,
                                 "label": "car"}),
     )
+    fleet, occupied = fleet_positions(model)
+    if len(fleet):
+        dots += ((fleet[~occupied], {"s": 42, "marker": "s", "c": FLEET_COLORS[0], "edgecolors": "white",
+                                     "linewidths": 0.8, "label": "fleet, empty"}),
+                 (fleet[occupied], {"s": 42, "marker": "s", "c": FLEET_COLORS[1], "edgecolors": "white",
+                                    "linewidths": 0.8, "label": "fleet, with passengers"}))
     for pos, kw in dots:
         ax.scatter(pos[:, 0], pos[:, 1], zorder=4, **{**kw, "label": f"{kw['label']} ({len(pos)})"})
     pad_x, pad_y = w_deg * 0.03, h_deg / aspect * 0.03

@@ -313,6 +313,7 @@ class MaasDomain(Domain):
     def start_day(self, ctx: DomainContext) -> None:
         sim = self.mob.sim
         self.sim = sim
+        self.day_index = getattr(self, "day_index", -1) + 1
         t0 = float(sim.t_s)
         self.vehicles: list[_Vehicle] = []
         rng = ctx.rng("placement")  # the same start positions every day

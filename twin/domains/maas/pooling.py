@@ -39,6 +39,9 @@ class PoolingDispatcher(BatchDispatcher):
     def __init__(self, op: Operator, domain: MaasDomain, j: int) -> None:
         super().__init__(op, domain, j)
         self.limits: dict[int, RequestLimits] = {}
+        #: per vehicle: its schedule's (request, pick-up) stops and their table row (a request's
+        #: limits only change when it is picked up, which removes its pick-up stop)
+        self._rows: dict[int, tuple[tuple[object, ...], tuple[np.ndarray, ...]]] = {}
 
     def _tt(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         dom = self.dom
@@ -91,22 +94,24 @@ class PoolingDispatcher(BatchDispatcher):
         self._leg_cache: dict[tuple[int, int], float] = {}  # old legs' times, shared by the batch's requests
         starts = self._starts(b_s)  # updated below for the vehicle each assignment changes
         idle_now = set(dom.idle(self.j))
+        st_node = np.array([s[1] for s in starts], np.int64)
+        st_t = np.array([s[2] for s in starts], np.float64)
+        st_idle = np.array([s[0] in idle_now for s in starts], bool)
         for r in due:
             if not starts:
                 break
             pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
             to_pd = dom.times_to(np.array([pick, drop], np.int64))
             to_pick = to_pd[0]
-            reach = np.array([s[2] - b_s + to_pick[s[1]] for s in starts])
+            reach = st_t - b_s + to_pick[st_node]
             waited = b_s - dom.rq_t_s[r]
             ok = np.flatnonzero(np.isfinite(reach) & (waited + reach <= op.max_wait_s + 1e-9))
             if ok.size == 0:
                 continue
             ok = ok[np.argsort(reach[ok], kind="stable")]
             # idle vehicles all add (reach + direct): only the nearest of them competes
-            first_idle = [k for k in ok.tolist() if starts[k][0] in idle_now][:1]
-            ok = np.array([k for k in ok.tolist() if starts[k][0] not in idle_now][:CANDIDATES - 1] + first_idle,
-                          np.int64)
+            is_idle = st_idle[ok]
+            ok = np.concatenate([ok[~is_idle][:CANDIDATES - 1], ok[is_idle][:1]])
             from_pd = dom.times_from(np.array([pick, drop], np.int64))
             tt = self._oracle(pick, drop, to_pd, from_pd)
             direct = float(from_pd[0, drop])
@@ -127,6 +132,7 @@ class PoolingDispatcher(BatchDispatcher):
             if i in idle_now:
                 dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
                 idle_now.discard(i)
+                st_idle[k] = False
             else:
                 dom.give(r, i)
                 dom.divert(i, node, stops)
@@ -137,6 +143,7 @@ class PoolingDispatcher(BatchDispatcher):
                 starts[k] = self._start_of(i, b_s)
             else:  # not on a link yet: not a candidate in this batch
                 starts[k] = (i, v.node, np.inf)
+            st_node[k], st_t[k] = starts[k][1], starts[k][2]
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
 
     def _best(self, cands: list[int], starts: list[tuple[int, int, float]], r: int, pick: int, drop: int,
@@ -168,8 +175,13 @@ class PoolingDispatcher(BatchDispatcher):
             nodes = [s.node for s in v.stops]
             node[c, :kk] = nodes
             pickup[c, :kk] = [s.pickup for s in v.stops]
-            e, lt, mr, pa, pu = schedule_row(np.array([s.request for s in v.stops], np.int64), pickup[c, :kk],
-                                             {s.request: self._limits_of(s.request) for s in v.stops})
+            key = (dom.day_index, *((s.request, s.pickup) for s in v.stops))
+            row = self._rows.get(starts[cands[c]][0])
+            if row is None or row[0] != key:
+                row = (key, schedule_row(np.array([s.request for s in v.stops], np.int64), pickup[c, :kk],
+                                         {s.request: self._limits_of(s.request) for s in v.stops}))
+                self._rows[starts[cands[c]][0]] = row
+            e, lt, mr, pa, pu = row[1]
             earliest[c, :kk], latest[c, :kk], ride[c, :kk], partner[c, :kk], picked[c, :kk] = e, lt, mr, pa, pu
             la.extend([int(start_node[c]), *nodes[:-1]])
             lb.extend(nodes)

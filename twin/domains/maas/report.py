@@ -259,7 +259,7 @@ def _maps(ctx: ReportContext, rq: dict[str, np.ndarray]) -> tuple[list[str], lis
             "Fleet km per link", svg, S.legend_html(pal[1:], S.range_labels(br), title="km/day"),
             (f"Kilometres the fleet drove on each link over the day ({float(km.sum()):,.0f} km on "
              f"{lid.size:,} links, {float(emp.sum()):,.0f} km empty); grey: links the fleet did not use."),
-            {"map": "maas-km", "links": int(lid.size), "breaks": br}) + table)
+            {"map": "maas-km", "links": int(lid.size), "breaks": [round(b, 6) for b in br]}) + table)
     return figs, notes
 
 
