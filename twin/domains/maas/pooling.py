@@ -1,5 +1,6 @@
 """Ride-pooling dispatch: requests inserted into the schedules of idle vehicles and of vehicles in
-service (:func:`twin.domains.maas.insertion.best_insertion`), every ``batch_s``.
+service (:func:`twin.domains.maas.insertion.best_insertion`, compiled as
+:func:`twin.kernels.insertion.best_insertion_fleet`), every ``batch_s``.
 
 For each batch (as :class:`~twin.domains.maas.dispatch.BatchDispatcher`), each waiting request in
 request order goes to the vehicle where it adds the least drive time, among the ``CANDIDATES``
@@ -42,10 +43,6 @@ class PoolingDispatcher(BatchDispatcher):
         #: per vehicle: its schedule's (request, pick-up) stops and their table row (a request's
         #: limits only change when it is picked up, which removes its pick-up stop)
         self._rows: dict[int, tuple[tuple[object, ...], tuple[np.ndarray, ...]]] = {}
-
-    def _tt(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        dom = self.dom
-        return np.array([dom._tree(int(x), True)[0][int(y)] for x, y in zip(a.tolist(), b.tolist(), strict=True)])
 
     def _starts(self, b_s: float) -> list[tuple[int, int, float]]:
         """(vehicle, start node, start time) of the operator's candidate vehicles."""
@@ -91,7 +88,6 @@ class PoolingDispatcher(BatchDispatcher):
         if not due:
             return
         done = set()
-        self._leg_cache: dict[tuple[int, int], float] = {}  # old legs' times, shared by the batch's requests
         starts = self._starts(b_s)  # updated below for the vehicle each assignment changes
         idle_now = set(dom.idle(self.j))
         st_node = np.array([s[1] for s in starts], np.int64)
@@ -209,14 +205,13 @@ class PoolingDispatcher(BatchDispatcher):
 
     def _oracle(self, pick: int, drop: int, to_pd: np.ndarray, from_pd: np.ndarray
                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """Element-wise drive times for the insertions of one request: legs to or from its pick-up or
-        drop-off from the four least-time trees of the request, the schedules' old legs from the
-        router (kept for the batch)."""
-        cache = self._leg_cache
+        """Element-wise drive times of the schedules' old legs for one request: a leg to or from its
+        pick-up or drop-off node from the request's four trees, any other from the cached forward
+        tree of the leg's first node (:meth:`MaasDomain._tree`)."""
+        dom = self.dom
 
         def tt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             out = np.empty(a.size)
-            rest = []
             for k, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
                 if y == pick:
                     out[k] = to_pd[0, x]
@@ -226,16 +221,8 @@ class PoolingDispatcher(BatchDispatcher):
                     out[k] = from_pd[0, y]
                 elif x == drop:
                     out[k] = from_pd[1, y]
-                elif (x, y) in cache:
-                    out[k] = cache[(x, y)]
                 else:
-                    rest.append(k)
-            if rest:
-                ra, rb = a[rest], b[rest]
-                got = self._tt(ra, rb)
-                out[rest] = got
-                for x, y, c in zip(ra.tolist(), rb.tolist(), got.tolist(), strict=True):
-                    cache[(x, y)] = c
+                    out[k] = dom._tree(x, True)[0][y]
             return out
 
         return tt
