@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["best_insertion_fleet", "tree_path_from", "tree_path_to"]
+__all__ = ["best_insertion_fleet", "best_insertion_table", "nearest_candidates", "tree_path_from", "tree_path_to"]
 
 #: Tolerance (s) of every comparison (as :data:`twin.domains.maas.insertion.TOL_S`).
 TOL_S = 1e-9
@@ -201,6 +201,135 @@ def best_insertion_fleet(cand_row, start_t_s, onboard, first_leg_s, seats, dwell
         if best_c < 0 or found_added < best_added - TOL_S:
             best_c, best_i, best_j, best_added = c, found_i, found_j, found_added
     return best_c, best_i, best_j + 1, best_added
+
+
+@njit(cache=True, nogil=True)
+def nearest_candidates(st_node, st_t_s, st_idle, to_pick_dist, b_s, waited_s, max_wait_s, n_busy, n_idle):
+    """Candidate vehicles of one request: of the vehicles that reach its pick-up within its
+    maximum wait (``waited_s`` + reach <= ``max_wait_s``, reach = ``st_t_s`` - ``b_s`` + the time
+    from ``st_node`` to the pick-up), the ``n_busy`` nearest not idle and the ``n_idle`` nearest
+    idle ones (by reach, ties to the lower index: a stable sort), returned in index order."""
+    n = st_node.size
+    best_b = np.empty(n_busy, np.int64)
+    reach_b = np.empty(n_busy)
+    best_i = np.empty(n_idle, np.int64)
+    reach_i = np.empty(n_idle)
+    nb = 0
+    ni = 0
+    for k in range(n):
+        x = (st_t_s[k] - b_s) + to_pick_dist[st_node[k]]
+        if not (np.isfinite(x) and waited_s + x <= max_wait_s + 1e-9):
+            continue
+        if st_idle[k]:
+            buf, rb, m, cap = best_i, reach_i, ni, n_idle
+        else:
+            buf, rb, m, cap = best_b, reach_b, nb, n_busy
+        if m == cap and not x < rb[m - 1]:  # later index: after equal reaches
+            continue
+        q = m if m < cap else cap - 1
+        while q > 0 and rb[q - 1] > x:
+            if q < cap:
+                buf[q] = buf[q - 1]
+                rb[q] = rb[q - 1]
+            q -= 1
+        buf[q] = k
+        rb[q] = x
+        if m < cap:
+            if st_idle[k]:
+                ni += 1
+            else:
+                nb += 1
+    out = np.empty(nb + ni, np.int64)
+    out[:nb] = best_b[:nb]
+    out[nb:] = best_i[:ni]
+    out.sort()
+    return out
+
+
+@njit(cache=True, nogil=True)
+def best_insertion_table(veh, start_node, start_t_s, onboard, seats, dwell_s, sch_n, sch_node, sch_is_pick,
+                         sch_earliest_s, sch_latest_s, sch_max_ride_s, sch_partner, sch_picked_s, sch_leg_s,
+                         row_stamp, stamp, row_ver, first_node, first_leg_s, first_ver, ver,
+                         to_pick_dist, from_pick_dist, to_drop_dist, from_drop_dist, pick, drop, direct_s,
+                         new_earliest_s, new_latest_s, new_max_ride_s, missing):
+    """:func:`best_insertion_fleet` for candidate vehicles ``veh`` (rows of a fleet's schedule
+    table), with the drive times of their old legs read as the dispatcher does: a leg into or out
+    of the request's pick-up or drop-off node from the request's trees (``to_pick_dist`` ... in
+    that order of precedence: into the pick-up, into the drop-off, out of the pick-up, out of the
+    drop-off), any other from the table (``sch_leg_s[v, a]``: into stop ``a`` from stop ``a - 1``;
+    ``first_leg_s[v]``: from ``first_node[v]`` to stop 0).
+
+    A table row is current when ``row_stamp[v] == stamp[v]`` (its schedule unchanged) and
+    ``row_ver[v] == ver`` (its legs on the current link times), a first leg when ``first_node[v]``
+    is the candidate's start node and ``first_ver[v] == ver``. Where a needed value is not
+    current nothing is computed: ``missing[:m]`` receives ``2 c`` (row of candidate ``c`` to
+    refresh) or ``2 c + 1`` (its first leg) and the result is ``(-1, -1, -1, nan, m)``; else
+    ``(c, pick_pos, drop_pos, added_s, 0)`` as :func:`best_insertion_fleet` (``c``: index into
+    ``veh``, -1 when no insertion is feasible).
+    """
+    n = veh.size
+    kmax = 1
+    m = 0
+    for c in range(n):
+        v = veh[c]
+        if row_stamp[v] != stamp[v] or (sch_n[v] and row_ver[v] != ver):
+            missing[m] = 2 * c
+            m += 1
+            continue
+        k = sch_n[v]
+        if k > kmax:
+            kmax = k
+        if k == 0:
+            continue
+        x, y = start_node[c], sch_node[v, 0]
+        if y != pick and y != drop and x != pick and x != drop and (first_node[v] != x or first_ver[v] != ver):
+            missing[m] = 2 * c + 1
+            m += 1
+    if m:
+        return -1, -1, -1, np.nan, m
+    node = np.zeros((n, kmax), np.int64)
+    is_pick = np.zeros((n, kmax), np.bool_)
+    partner = np.full((n, kmax), -1, np.int64)
+    earliest = np.full((n, kmax), np.nan)
+    latest = np.full((n, kmax), np.nan)
+    ride = np.full((n, kmax), np.nan)
+    picked = np.full((n, kmax), np.nan)
+    leg = np.full((n, kmax), np.nan)
+    first = np.zeros(n)
+    for c in range(n):
+        v = veh[c]
+        k = sch_n[v]
+        for a in range(k):
+            node[c, a] = sch_node[v, a]
+            is_pick[c, a] = sch_is_pick[v, a]
+            partner[c, a] = sch_partner[v, a]
+            earliest[c, a] = sch_earliest_s[v, a]
+            latest[c, a] = sch_latest_s[v, a]
+            ride[c, a] = sch_max_ride_s[v, a]
+            picked[c, a] = sch_picked_s[v, a]
+            x = start_node[c] if a == 0 else sch_node[v, a - 1]
+            y = sch_node[v, a]
+            if y == pick:
+                t = to_pick_dist[x]
+            elif y == drop:
+                t = to_drop_dist[x]
+            elif x == pick:
+                t = from_pick_dist[y]
+            elif x == drop:
+                t = from_drop_dist[y]
+            elif a == 0:
+                t = first_leg_s[v]
+            else:
+                t = sch_leg_s[v, a]
+            if a == 0:
+                first[c] = t
+            else:
+                leg[c, a] = t
+    c, pp, dp, added = best_insertion_fleet(
+        np.arange(n), start_t_s, onboard, first, seats, dwell_s, sch_n[veh], node, is_pick, earliest, latest, ride,
+        partner, picked, leg, to_pick_dist, from_pick_dist, to_drop_dist, from_drop_dist, start_node, direct_s,
+        new_earliest_s, new_latest_s, new_max_ride_s)
+    return c, pp, dp, added, 0
 
 
 @njit(cache=True, nogil=True)

@@ -49,7 +49,7 @@ class Dispatcher:
         """Reject the waiting requests whose maximum wait is over by ``t_s``."""
         dom = self.dom
         keep = []
-        for r in dom.waiting[self.j]:
+        for r in dom.release(self.j, t_s):
             if t_s >= dom.rq_t_s[r] + self.op.max_wait_s and t_s > dom.rq_t_s[r]:
                 dom._reject(r, t_s)
             else:
@@ -70,7 +70,7 @@ class ImmediateDispatcher(Dispatcher):
 
     def dispatch(self, t_s: float, t_end_s: float) -> None:
         dom = self.dom
-        due = [r for r in dom.waiting[self.j] if dom.rq_t_s[r] < t_end_s]
+        due = [r for r in dom.release(self.j, t_end_s) if dom.rq_t_s[r] < t_end_s]
         if due:
             idle = dom.idle(self.j)
             if idle:
@@ -109,16 +109,18 @@ class BatchDispatcher(Dispatcher):
             b += p
         self._expire(t_s)
 
-    def _batch(self, b_s: float, t_s: float) -> None:
+    def _batch(self, b_s: float, t_s: float) -> int:
+        """Match the batch at ``b_s``; returns the number of requests it saw."""
         from scipy.optimize import linear_sum_assignment
 
         dom = self.dom
-        due = [r for r in dom.waiting[self.j] if dom.rq_t_s[r] <= b_s]
+        due = [r for r in dom.release(self.j, b_s) if dom.rq_t_s[r] <= b_s]
         if not due:
-            return
+            return 0
+        n_due = len(due)
         idle = dom.idle(self.j)
         if not idle:
-            return
+            return n_due
         nodes = np.array([dom.vehicles[i].node for i in idle], np.int64)
         times = dom.times_to(np.array([dom.rq_pick_node[r] for r in due], np.int64))[:, nodes]
         waited = b_s - np.array([dom.rq_t_s[r] for r in due])
@@ -131,6 +133,7 @@ class BatchDispatcher(Dispatcher):
                 done.add(due[a])
                 self._serve_alone(due[a], idle[c], b_s)
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
+        return n_due
 
 
 def make_dispatcher(op: Operator, domain: MaasDomain, j: int) -> Dispatcher:

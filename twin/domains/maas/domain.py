@@ -36,6 +36,8 @@ day) and the ``maas_*`` KPIs. Fleet vehicles are not residents' trips: they are 
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -196,7 +198,7 @@ class _Vehicle:
     leg: int = -1  # current kernel leg
     stops: list[_Stop] = field(default_factory=list)
     onboard: int = 0
-    requests: list[int] = field(default_factory=list)  # requests given to it today
+    requests: list[int] = field(default_factory=list)  # given to it, not dropped off before its last link accounted
     soc_kwh: float = 0.0
     # day totals
     km_empty: float = 0.0
@@ -332,6 +334,8 @@ class MaasDomain(Domain):
                 self.vehicles.append(_Vehicle(op=j, kid=int(kids[k]), node=int(nodes[k]), depot=int(dep[k]),
                                               free_s=t0, soc_kwh=soc, state_since_s=t0))
         self.initial_soc_kwh = np.array([v.soc_kwh for v in self.vehicles])
+        #: per vehicle: changes whenever its stops change (a new schedule, a stop served)
+        self.stops_stamp = np.zeros(len(self.vehicles), np.int64)
         self._veh_of_kid = {v.kid: i for i, v in enumerate(self.vehicles)}
         self._fin_seen = 0
         # requests of the day (columns grow; index = request id)
@@ -347,7 +351,11 @@ class MaasDomain(Domain):
         self.rq_rejected: list[bool] = []
         self.rq_fare: list[float] = []
         self.rq_max_ride_s: list[float] = []  # pooling: the ride-time limit at dispatch (inf: alone)
-        self.waiting: list[list[int]] = [[] for _ in self.config.operators]  # unassigned requests
+        #: requests made (their time reached) and not yet assigned, in request order
+        self.waiting: list[list[int]] = [[] for _ in self.config.operators]
+        #: requests for later in the day (a trip begun at its activity's end, for its departure
+        #: time): a heap of (request time, request), moved to ``waiting`` by :meth:`release`
+        self._future: list[list[tuple[float, int]]] = [[] for _ in self.config.operators]
         self._arrivals_trip: list[int] = []
         self._arrivals_s: list[float] = []
         self.sessions: list[tuple[int, int, float, float, float]] = []  # vehicle, depot, start, end, kWh
@@ -405,7 +413,15 @@ class MaasDomain(Domain):
             if op is None or not op.shift_start_s <= depart_s[i] < op.shift_end_s:
                 self._reject(rid, float(depart_s[i]))
             else:
-                self.waiting[j].append(rid)
+                heapq.heappush(self._future[j], (float(depart_s[i]), rid))
+
+    def release(self, j: int, t_s: float) -> list[int]:
+        """Operator ``j``'s waiting requests once those made by ``t_s`` are in (request order)."""
+        fut = self._future[j]
+        w = self.waiting[j]
+        while fut and fut[0][0] <= t_s:
+            bisect.insort(w, heapq.heappop(fut)[1])
+        return w
 
     def serve(self, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         """One model step of the fleets (in the mobility domain's dispatch phase, before the kernel
@@ -544,6 +560,7 @@ class MaasDomain(Domain):
         links = self.route_through(start, nodes) if any(n != start for n in nodes) else np.zeros(0, np.int64)
         if links.size == 0:  # every stop where it stands: served now
             v.stops = stops
+            self.stops_stamp[i] += 1
             for s in stops:
                 s.pos = -2
             self._pass_stops(i, depart_s)
@@ -553,6 +570,7 @@ class MaasDomain(Domain):
         p0 = int(sim.rpos[v.kid])
         self._stop_positions(stops, links, p0)
         v.stops = stops
+        self.stops_stamp[i] += 1
         v.node = int(self.net.link_head[links[-1]])
 
     def divert(self, i: int, start: int, stops: list[_Stop]) -> None:
@@ -566,6 +584,7 @@ class MaasDomain(Domain):
         p0 = int(sim.rpos[v.kid]) + 1  # the new rest follows the copy of the current link
         self._stop_positions(stops, links, p0)
         v.stops = stops
+        self.stops_stamp[i] += 1
         v.node = int(self.net.link_head[links[-1]]) if links.size else start
         self._set_state(i, VehicleState.OCCUPIED if v.onboard else VehicleState.TO_PICKUP, float(sim.t_s))
 
@@ -585,6 +604,7 @@ class MaasDomain(Domain):
         v = self.vehicles[i]
         while v.stops and v.stops[0].pos == -2:
             s = v.stops.pop(0)
+            self.stops_stamp[i] += 1
             if s.pickup:
                 self.rq_pickup_s[s.request] = max(t_s, self.rq_t_s[s.request])
                 v.onboard += 1
@@ -672,10 +692,16 @@ class MaasDomain(Domain):
         """Passengers on board of vehicle ``i`` on links entered at ``enter_s`` (from the pick-up and
         drop-off times of its requests: a stop is passed at the entry of the link after it)."""
         load = np.zeros(enter_s.size, np.int64)
-        for r in self.vehicles[i].requests:
+        v = self.vehicles[i]
+        last = float(enter_s[-1]) if enter_s.size else -np.inf
+        keep = []
+        for r in v.requests:
             p, d = self.rq_pickup_s[r], self.rq_dropoff_s[r]
             if np.isfinite(p):
                 load += (enter_s >= p) & ~(enter_s >= d)
+            if not d <= last:  # links entered later (at or after ``last``) never carry it
+                keep.append(r)
+        v.requests = keep
         return load
 
     def _set_state(self, i: int, state: int, t_s: float) -> None:

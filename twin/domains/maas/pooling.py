@@ -15,13 +15,13 @@ most the direct time × (1 + ``max_detour_rel``) and at most the direct time + `
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from twin.domains.maas.dispatch import BatchDispatcher
 from twin.domains.maas.insertion import RequestLimits, schedule_row
+from twin.kernels.insertion import best_insertion_table, nearest_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
     from twin.domains.maas.config import Operator
@@ -40,9 +40,8 @@ class PoolingDispatcher(BatchDispatcher):
     def __init__(self, op: Operator, domain: MaasDomain, j: int) -> None:
         super().__init__(op, domain, j)
         self.limits: dict[int, RequestLimits] = {}
-        #: per vehicle: its schedule's (request, pick-up) stops and their table row (a request's
-        #: limits only change when it is picked up, which removes its pick-up stop)
-        self._rows: dict[int, tuple[tuple[object, ...], tuple[np.ndarray, ...]]] = {}
+        #: the schedule table of the fleet, a row per vehicle (:meth:`_refresh`; made each day)
+        self._day = -1
 
     def _starts(self, b_s: float) -> list[tuple[int, int, float]]:
         """(vehicle, start node, start time) of the operator's candidate vehicles."""
@@ -79,44 +78,43 @@ class PoolingDispatcher(BatchDispatcher):
         eta = float(sim.route_enter_s[p]) + w if np.isfinite(w) else np.inf
         return i, int(dom.net.link_head[lk]), max(b_s, eta)
 
-    def _batch(self, b_s: float, t_s: float) -> None:
+    def _batch(self, b_s: float, t_s: float) -> int:
         from twin.domains.maas.domain import _Stop
 
         dom = self.dom
         op = self.op
-        due = [r for r in dom.waiting[self.j] if dom.rq_t_s[r] <= b_s]
+        due = [r for r in dom.release(self.j, b_s) if dom.rq_t_s[r] <= b_s]
         if not due:
-            return
+            return 0
         done = set()
         starts = self._starts(b_s)  # updated below for the vehicle each assignment changes
         idle_now = set(dom.idle(self.j))
         st_node = np.array([s[1] for s in starts], np.int64)
         st_t = np.array([s[2] for s in starts], np.float64)
         st_idle = np.array([s[0] in idle_now for s in starts], bool)
+        st_veh = np.array([s[0] for s in starts], np.int64)
+        if self._day != dom.day_index:
+            self._new_table()
         for r in due:
             if not starts:
                 break
             pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
-            to_pd = dom.times_to(np.array([pick, drop], np.int64))
-            to_pick = to_pd[0]
-            reach = st_t - b_s + to_pick[st_node]
+            to_pick = dom._tree(pick, False)[0]
             waited = b_s - dom.rq_t_s[r]
-            ok = np.flatnonzero(np.isfinite(reach) & (waited + reach <= op.max_wait_s + 1e-9))
-            if ok.size == 0:
-                continue
-            ok = ok[np.argsort(reach[ok], kind="stable")]
             # idle vehicles all add (reach + direct): only the nearest of them competes
-            is_idle = st_idle[ok]
-            ok = np.concatenate([ok[~is_idle][:CANDIDATES - 1], ok[is_idle][:1]])
-            from_pd = dom.times_from(np.array([pick, drop], np.int64))
-            tt = self._oracle(pick, drop, to_pd, from_pd)
-            direct = float(from_pd[0, drop])
+            cands = nearest_candidates(st_node, st_t, st_idle, to_pick, b_s, waited, op.max_wait_s, CANDIDATES - 1, 1)
+            if cands.size == 0:
+                continue
+            to_drop = dom._tree(drop, False)[0]
+            from_pick = dom._tree(pick, True)[0]
+            from_drop = dom._tree(drop, True)[0]
+            direct = float(from_pick[drop])
             if not np.isfinite(direct):
                 continue
             max_ride = min(direct * (1.0 + op.max_detour_rel), direct + op.max_detour_abs_s)
             lim = RequestLimits(dom.rq_t_s[r], dom.rq_t_s[r] + op.max_wait_s, max_ride)
-            best = self._best(sorted(ok.tolist(), key=lambda k: starts[k][0]), starts, r, pick, drop, lim, tt,
-                              to_pd, from_pd, direct)
+            best = self._best(cands, st_veh, st_node, st_t, r, pick, drop, lim,
+                              (to_pick, from_pick, to_drop, from_drop), direct)
             if best is None:
                 continue
             k, stops_node, stops_request, stops_is_pickup = best
@@ -141,91 +139,117 @@ class PoolingDispatcher(BatchDispatcher):
                 starts[k] = (i, v.node, np.inf)
             st_node[k], st_t[k] = starts[k][1], starts[k][2]
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
+        return len(due)
 
-    def _best(self, cands: list[int], starts: list[tuple[int, int, float]], r: int, pick: int, drop: int,
-              lim: RequestLimits, tt: Callable[[np.ndarray, np.ndarray], np.ndarray], to_pd: np.ndarray,
-              from_pd: np.ndarray, direct: float) -> tuple[int, list[int], list[int], list[bool]] | None:
-        """The candidate (index into ``starts``) and the new schedule where request ``r`` adds the
-        least drive time (:func:`twin.kernels.insertion.best_insertion_fleet`, the compiled
-        :func:`~twin.domains.maas.insertion.best_insertion`; ties to the lower vehicle index)."""
-        from twin.kernels.insertion import best_insertion_fleet
-
+    def _new_table(self) -> None:
+        """An empty schedule table for the day's fleet (every row stale)."""
         dom = self.dom
-        n = len(cands)
-        vs = [dom.vehicles[starts[k][0]] for k in cands]
-        kmax = max(1, max(len(v.stops) for v in vs))
-        node = np.zeros((n, kmax), np.int64)
-        pickup = np.zeros((n, kmax), bool)
-        partner = np.full((n, kmax), -1, np.int64)
-        earliest, latest, ride, picked, leg = (np.full((n, kmax), np.nan) for _ in range(5))
-        sch_n = np.array([len(v.stops) for v in vs], np.int64)
-        start_node = np.array([starts[k][1] for k in cands], np.int64)
-        start_t = np.array([starts[k][2] for k in cands], np.float64)
-        onboard = np.array([v.onboard for v in vs], np.int64)
-        la: list[int] = []
-        lb: list[int] = []
-        for c, v in enumerate(vs):
-            kk = len(v.stops)
-            if not kk:
-                continue
-            nodes = [s.node for s in v.stops]
-            node[c, :kk] = nodes
-            pickup[c, :kk] = [s.pickup for s in v.stops]
-            key = (dom.day_index, *((s.request, s.pickup) for s in v.stops))
-            row = self._rows.get(starts[cands[c]][0])
-            if row is None or row[0] != key:
-                row = (key, schedule_row(np.array([s.request for s in v.stops], np.int64), pickup[c, :kk],
-                                         {s.request: self._limits_of(s.request) for s in v.stops}))
-                self._rows[starts[cands[c]][0]] = row
-            e, lt, mr, pa, pu = row[1]
-            earliest[c, :kk], latest[c, :kk], ride[c, :kk], partner[c, :kk], picked[c, :kk] = e, lt, mr, pa, pu
-            la.extend([int(start_node[c]), *nodes[:-1]])
-            lb.extend(nodes)
-        first = np.zeros(n)
-        if la:
-            got = tt(np.array(la, np.int64), np.array(lb, np.int64))
-            o = 0
-            for c in range(n):
-                kk = int(sch_n[c])
-                if kk:
-                    first[c] = got[o]
-                    leg[c, 1:kk] = got[o + 1:o + kk]
-                    o += kk
-        c, pp, dp, _ = best_insertion_fleet(
-            np.arange(n, dtype=np.int64), start_t, onboard, first, self.op.seats, 0.0, sch_n, node, pickup,
-            earliest, latest, ride, partner, picked, leg, to_pd[0], from_pd[0], to_pd[1], from_pd[1], start_node,
-            direct, lim.earliest_pick_s, lim.latest_pick_s, lim.max_ride_s)
+        n, kmax = len(dom.vehicles), 2 * self.op.seats + 2
+        self._day = dom.day_index
+        self.t_n = np.zeros(n, np.int64)
+        self.t_node = np.zeros((n, kmax), np.int64)
+        self.t_is_pick = np.zeros((n, kmax), bool)
+        self.t_partner = np.full((n, kmax), -1, np.int64)
+        self.t_earliest = np.full((n, kmax), -np.inf)
+        self.t_latest = np.full((n, kmax), np.inf)
+        self.t_ride = np.full((n, kmax), np.inf)
+        self.t_picked = np.full((n, kmax), np.nan)
+        self.t_leg = np.full((n, kmax), np.nan)
+        self.t_stamp = np.full(n, -1, np.int64)  # the vehicle's stops_stamp the row was made at
+        self.t_ver = np.full(n, -1, np.int64)  # the link times (version) its legs are on
+        self.t_first_node = np.full(n, -1, np.int64)
+        self.t_first = np.full(n, np.nan)
+        self.t_first_ver = np.full(n, -1, np.int64)
+        self._ver = -1
+        self._digest = b""
+
+    def _grow(self, kk: int) -> None:
+        """Room for schedules of ``kk`` stops."""
+        kmax = self.t_node.shape[1]
+        if kk <= kmax:
+            return
+        extra = ((0, 0), (0, max(kk, 2 * kmax) - kmax))
+        self.t_node = np.pad(self.t_node, extra)
+        self.t_is_pick = np.pad(self.t_is_pick, extra)
+        self.t_partner = np.pad(self.t_partner, extra, constant_values=-1)
+        self.t_earliest = np.pad(self.t_earliest, extra, constant_values=-np.inf)
+        self.t_latest = np.pad(self.t_latest, extra, constant_values=np.inf)
+        self.t_ride = np.pad(self.t_ride, extra, constant_values=np.inf)
+        self.t_picked = np.pad(self.t_picked, extra, constant_values=np.nan)
+        self.t_leg = np.pad(self.t_leg, extra, constant_values=np.nan)
+
+    def _refresh(self, i: int) -> None:
+        """Row ``i`` of the table from vehicle ``i``'s schedule (:func:`schedule_row`'s columns; a
+        request's limits only change when it is picked up, which removes its pick-up stop and so
+        changes the stamp) and the drive times between its stops (forward trees)."""
+        dom = self.dom
+        stops = dom.vehicles[i].stops
+        kk = len(stops)
+        self._grow(kk)
+        self.t_n[i] = kk
+        if kk:
+            req = np.array([x.request for x in stops], np.int64)
+            nodes = np.array([x.node for x in stops], np.int64)
+            pickup = np.array([x.pickup for x in stops], bool)
+            e, lt, mr, pa, pu = schedule_row(req, pickup, {x.request: self._limits_of(x.request) for x in stops})
+            self.t_node[i, :kk] = nodes
+            self.t_is_pick[i, :kk] = pickup
+            self.t_earliest[i, :kk], self.t_latest[i, :kk], self.t_ride[i, :kk] = e, lt, mr
+            self.t_partner[i, :kk], self.t_picked[i, :kk] = pa, pu
+            nl = nodes.tolist()
+            for a in range(1, kk):
+                self.t_leg[i, a] = dom._tree(nl[a - 1], True)[0][nl[a]]
+        self.t_stamp[i] = dom.stops_stamp[i]
+        self.t_ver[i] = self._ver
+        self.t_first_node[i] = -1  # its first stop may be another
+
+    def _best(self, cands: np.ndarray, st_veh: np.ndarray, st_node: np.ndarray, st_t: np.ndarray, r: int,
+              pick: int, drop: int, lim: RequestLimits, trees: tuple[np.ndarray, ...],
+              direct: float) -> tuple[int, list[int], list[int], list[bool]] | None:
+        """The candidate (index into the batch's starts) and the new schedule where request ``r``
+        adds the least drive time (:func:`twin.kernels.insertion.best_insertion_table`, the
+        compiled :func:`~twin.domains.maas.insertion.best_insertion`; ties to the lower vehicle
+        index). ``trees``: to and from the pick-up, to and from the drop-off.
+
+        Drive times of the schedules' old legs: a leg into or out of the request's pick-up or
+        drop-off node from the request's four trees, any other from the forward tree of the leg's
+        first node (:meth:`MaasDomain._tree`), kept in the table for the link times of the dispatch."""
+        dom = self.dom
+        dom.weight()
+        if dom._w_digest != self._digest:  # new link times: every leg of the table is stale
+            self._digest = dom._w_digest
+            self._ver += 1
+        veh = st_veh[cands]
+        start_node = st_node[cands]
+        start_t = st_t[cands]
+        onboard = np.array([dom.vehicles[i].onboard for i in veh.tolist()], np.int64)
+        to_pick, from_pick, to_drop, from_drop = trees
+        missing = np.empty(2 * veh.size, np.int64)
+        while True:
+            c, pp, dp, _, m = best_insertion_table(
+                veh, start_node, start_t, onboard, self.op.seats, 0.0, self.t_n, self.t_node, self.t_is_pick,
+                self.t_earliest, self.t_latest, self.t_ride, self.t_partner, self.t_picked, self.t_leg, self.t_stamp,
+                dom.stops_stamp, self.t_ver, self.t_first_node, self.t_first, self.t_first_ver, self._ver,
+                to_pick, from_pick, to_drop, from_drop, pick, drop, direct, lim.earliest_pick_s, lim.latest_pick_s,
+                lim.max_ride_s, missing)
+            if not m:
+                break
+            for q in missing[:m].tolist():
+                i = int(veh[q // 2])
+                if q % 2 == 0:
+                    self._refresh(i)
+                else:
+                    x = int(start_node[q // 2])
+                    self.t_first_node[i] = x
+                    self.t_first[i] = dom._tree(x, True)[0][self.t_node[i, 0]]
+                    self.t_first_ver[i] = self._ver
         if c < 0:
             return None
-        old = vs[c].stops
-        seq = [(s.node, s.request, s.pickup) for s in old]
+        i = int(veh[c])
+        seq = [(x.node, x.request, x.pickup) for x in dom.vehicles[i].stops]
         seq.insert(dp - 1, (drop, r, False))
         seq.insert(pp, (pick, r, True))
-        return cands[c], [x[0] for x in seq], [x[1] for x in seq], [x[2] for x in seq]
-
-    def _oracle(self, pick: int, drop: int, to_pd: np.ndarray, from_pd: np.ndarray
-                ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """Element-wise drive times of the schedules' old legs for one request: a leg to or from its
-        pick-up or drop-off node from the request's four trees, any other from the cached forward
-        tree of the leg's first node (:meth:`MaasDomain._tree`)."""
-        dom = self.dom
-
-        def tt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            out = np.empty(a.size)
-            for k, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
-                if y == pick:
-                    out[k] = to_pd[0, x]
-                elif y == drop:
-                    out[k] = to_pd[1, x]
-                elif x == pick:
-                    out[k] = from_pd[0, y]
-                elif x == drop:
-                    out[k] = from_pd[1, y]
-                else:
-                    out[k] = dom._tree(x, True)[0][y]
-            return out
-
-        return tt
+        return int(cands[c]), [x[0] for x in seq], [x[1] for x in seq], [x[2] for x in seq]
 
     def _limits_of(self, r: int) -> RequestLimits:
         lim = self.limits[r]
