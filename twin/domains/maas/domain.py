@@ -627,12 +627,14 @@ class MaasDomain(Domain):
         """Stops passed and legs ended during the last move."""
         sim = self.sim
         enter = sim.route_enter_s
-        for i, v in enumerate(self.vehicles):
-            if v.stops and v.leg >= 0:
-                while v.stops and v.stops[0].pos >= 0 and np.isfinite(enter[v.stops[0].pos]):
-                    t_pass = float(enter[v.stops[0].pos])
-                    v.stops[0].pos = -2
-                    self._pass_stops(i, t_pass)
+        moving = [i for i, v in enumerate(self.vehicles) if v.stops and v.leg >= 0 and v.stops[0].pos >= 0]
+        pos = np.array([self.vehicles[i].stops[0].pos for i in moving], np.int64)
+        for i in np.array(moving, np.int64)[np.isfinite(enter[pos])].tolist():  # passed its next stop
+            v = self.vehicles[i]
+            while v.stops and v.stops[0].pos >= 0 and np.isfinite(enter[v.stops[0].pos]):
+                t_pass = float(enter[v.stops[0].pos])
+                v.stops[0].pos = -2
+                self._pass_stops(i, t_pass)
         fin = sim.finished(self._fin_seen)
         legs = sim.finished_legs(self._fin_seen)
         self._fin_seen = sim.n_finished

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin.domains.maas.dispatch import BatchDispatcher
-from twin.domains.maas.insertion import RequestLimits, schedule_row
+from twin.domains.maas.insertion import RequestLimits
 from twin.kernels.insertion import best_insertion_table, nearest_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,41 +42,46 @@ class PoolingDispatcher(BatchDispatcher):
         self.limits: dict[int, RequestLimits] = {}
         #: the schedule table of the fleet, a row per vehicle (:meth:`_refresh`; made each day)
         self._day = -1
+        self._fw: dict[int, np.ndarray] = {}
 
-    def _starts(self, b_s: float) -> list[tuple[int, int, float]]:
-        """(vehicle, start node, start time) of the operator's candidate vehicles."""
+    def _starts(self, b_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The operator's candidate vehicles, in vehicle order: ``(vehicle, start node, start time,
+        idle)``: idle ones where they stand at the batch time, those in service driving on a link at
+        its end when they reach it on the current link times."""
         from twin.domains.maas.domain import VehicleState
 
         dom = self.dom
         sim = dom.sim
-        out = []
-        idle = set(dom.idle(self.j))
-        w = dom.weight()
-        status = sim.status
-        rpos = sim.rpos
-        enter = sim.route_enter_s
-        links = sim.route_links
-        for i, v in enumerate(dom.vehicles):
-            if v.op != self.j:
-                continue
-            if i in idle:
-                out.append((i, v.node, b_s))
-            elif v.state in (VehicleState.TO_PICKUP, VehicleState.OCCUPIED) and v.stops and int(status[v.kid]) == 2:
-                p = int(rpos[v.kid])
-                lk = int(links[p])
-                eta = float(enter[p]) + float(w[lk]) if np.isfinite(w[lk]) else np.inf
-                out.append((i, int(dom.net.link_head[lk]), max(b_s, eta)))
-        return out
+        idle = dom.idle(self.j)
+        idle_set = set(idle)
+        busy = [i for i in self._fleet if i not in idle_set and dom.vehicles[i].stops
+                and dom.vehicles[i].state in (VehicleState.TO_PICKUP, VehicleState.OCCUPIED)]
+        busy_a = np.array(busy, np.int64)
+        kids = self._kid[busy_a]
+        on = sim.status[kids] == 2
+        busy_a, kids = busy_a[on], kids[on]
+        p = sim.rpos[kids]
+        lk = sim.route_links[p]
+        w = dom.weight()[lk]
+        eta = np.where(np.isfinite(w), sim.route_enter_s[p] + w, np.inf)
+        idle_a = np.array(idle, np.int64)
+        veh = np.concatenate([idle_a, busy_a])
+        node = np.concatenate([np.array([dom.vehicles[i].node for i in idle], np.int64),
+                               dom.net.link_head[lk].astype(np.int64)])
+        t = np.concatenate([np.full(idle_a.size, b_s), np.maximum(b_s, eta)])
+        is_idle = np.concatenate([np.ones(idle_a.size, bool), np.zeros(busy_a.size, bool)])
+        o = np.argsort(veh, kind="stable")
+        return veh[o], node[o], t[o], is_idle[o]
 
-    def _start_of(self, i: int, b_s: float) -> tuple[int, int, float]:
-        """(vehicle, start node, start time) of a vehicle driving on a link."""
+    def _start_of(self, i: int, b_s: float) -> tuple[int, float]:
+        """(start node, start time) of a vehicle driving on a link."""
         dom = self.dom
         sim = dom.sim
         p = int(sim.rpos[dom.vehicles[i].kid])
         lk = int(sim.route_links[p])
         w = float(dom.weight()[lk])
         eta = float(sim.route_enter_s[p]) + w if np.isfinite(w) else np.inf
-        return i, int(dom.net.link_head[lk]), max(b_s, eta)
+        return int(dom.net.link_head[lk]), max(b_s, eta)
 
     def _batch(self, b_s: float, t_s: float) -> int:
         from twin.domains.maas.domain import _Stop
@@ -87,16 +92,13 @@ class PoolingDispatcher(BatchDispatcher):
         if not due:
             return 0
         done = set()
-        starts = self._starts(b_s)  # updated below for the vehicle each assignment changes
-        idle_now = set(dom.idle(self.j))
-        st_node = np.array([s[1] for s in starts], np.int64)
-        st_t = np.array([s[2] for s in starts], np.float64)
-        st_idle = np.array([s[0] in idle_now for s in starts], bool)
-        st_veh = np.array([s[0] for s in starts], np.int64)
         if self._day != dom.day_index:
             self._new_table()
+        self._fw = {}  # forward trees of this batch (one link-time bin)
+        # updated below for the vehicle each assignment changes
+        st_veh, st_node, st_t, st_idle = self._starts(b_s)
         for r in due:
-            if not starts:
+            if not st_veh.size:
                 break
             pick, drop = dom.rq_pick_node[r], dom.rq_drop_node[r]
             to_pick = dom._tree(pick, False)[0]
@@ -106,8 +108,8 @@ class PoolingDispatcher(BatchDispatcher):
             if cands.size == 0:
                 continue
             to_drop = dom._tree(drop, False)[0]
-            from_pick = dom._tree(pick, True)[0]
-            from_drop = dom._tree(drop, True)[0]
+            from_pick = self._fwd(pick)
+            from_drop = self._fwd(drop)
             direct = float(from_pick[drop])
             if not np.isfinite(direct):
                 continue
@@ -118,14 +120,13 @@ class PoolingDispatcher(BatchDispatcher):
             if best is None:
                 continue
             k, stops_node, stops_request, stops_is_pickup = best
-            i, node, _ = starts[k]
+            i, node = int(st_veh[k]), int(st_node[k])
             self.limits[r] = lim
             dom.rq_max_ride_s[r] = max_ride
             stops = [_Stop(int(n), int(q), bool(pk)) for n, q, pk in
                      zip(stops_node, stops_request, stops_is_pickup, strict=True)]
-            if i in idle_now:
+            if st_idle[k]:
                 dom.assign(i, stops, max(b_s, dom.rq_t_s[r]), b_s)
-                idle_now.discard(i)
                 st_idle[k] = False
             else:
                 dom.give(r, i)
@@ -134,10 +135,9 @@ class PoolingDispatcher(BatchDispatcher):
             # the vehicle now starts where it will be when it could take another request
             v = dom.vehicles[i]
             if int(dom.sim.status[v.kid]) == 2 and v.stops:
-                starts[k] = self._start_of(i, b_s)
+                st_node[k], st_t[k] = self._start_of(i, b_s)
             else:  # not on a link yet: not a candidate in this batch
-                starts[k] = (i, v.node, np.inf)
-            st_node[k], st_t[k] = starts[k][1], starts[k][2]
+                st_node[k], st_t[k] = v.node, np.inf
         dom.waiting[self.j] = [r for r in dom.waiting[self.j] if r not in done]
         return len(due)
 
@@ -146,6 +146,8 @@ class PoolingDispatcher(BatchDispatcher):
         dom = self.dom
         n, kmax = len(dom.vehicles), 2 * self.op.seats + 2
         self._day = dom.day_index
+        self._fleet = [i for i, v in enumerate(dom.vehicles) if v.op == self.j]
+        self._kid = np.array([v.kid for v in dom.vehicles], np.int64)
         self.t_n = np.zeros(n, np.int64)
         self.t_node = np.zeros((n, kmax), np.int64)
         self.t_is_pick = np.zeros((n, kmax), bool)
@@ -178,27 +180,47 @@ class PoolingDispatcher(BatchDispatcher):
         self.t_picked = np.pad(self.t_picked, extra, constant_values=np.nan)
         self.t_leg = np.pad(self.t_leg, extra, constant_values=np.nan)
 
+    def _fwd(self, node: int) -> np.ndarray:
+        """Drive times from ``node`` to every node (its forward tree; kept for the batch)."""
+        d = self._fw.get(node)
+        if d is None:
+            d = self._fw[node] = self.dom._tree(node, True)[0]
+        return d
+
     def _refresh(self, i: int) -> None:
-        """Row ``i`` of the table from vehicle ``i``'s schedule (:func:`schedule_row`'s columns; a
-        request's limits only change when it is picked up, which removes its pick-up stop and so
-        changes the stamp) and the drive times between its stops (forward trees)."""
+        """Row ``i`` of the table from vehicle ``i``'s schedule (the columns of
+        :func:`~twin.domains.maas.insertion.schedule_row`; a request's limits only change when it is
+        picked up, which removes its pick-up stop and so changes the stamp) and the drive times
+        between its stops (forward trees)."""
         dom = self.dom
         stops = dom.vehicles[i].stops
         kk = len(stops)
         self._grow(kk)
         self.t_n[i] = kk
         if kk:
-            req = np.array([x.request for x in stops], np.int64)
-            nodes = np.array([x.node for x in stops], np.int64)
-            pickup = np.array([x.pickup for x in stops], bool)
-            e, lt, mr, pa, pu = schedule_row(req, pickup, {x.request: self._limits_of(x.request) for x in stops})
+            inf, nan = np.inf, np.nan
+            e, lt, mr, pa, pu = [-inf] * kk, [inf] * kk, [inf] * kk, [-1] * kk, [nan] * kk
+            pick_at: dict[int, int] = {}
+            for a, x in enumerate(stops):
+                lim = self.limits[x.request]
+                if x.pickup:
+                    pick_at[x.request] = a
+                    e[a], lt[a] = lim.earliest_pick_s, lim.latest_pick_s
+                else:
+                    mr[a] = lim.max_ride_s
+                    q = pick_at.get(x.request)
+                    if q is not None:
+                        pa[a] = q
+                    else:  # on board
+                        pu[a] = dom.rq_pickup_s[x.request]
+                        if not pu[a] <= inf:
+                            raise RuntimeError(f"request {x.request} is on board without a pick-up time")
+            nodes = [x.node for x in stops]
             self.t_node[i, :kk] = nodes
-            self.t_is_pick[i, :kk] = pickup
+            self.t_is_pick[i, :kk] = [x.pickup for x in stops]
             self.t_earliest[i, :kk], self.t_latest[i, :kk], self.t_ride[i, :kk] = e, lt, mr
             self.t_partner[i, :kk], self.t_picked[i, :kk] = pa, pu
-            nl = nodes.tolist()
-            for a in range(1, kk):
-                self.t_leg[i, a] = dom._tree(nl[a - 1], True)[0][nl[a]]
+            self.t_leg[i, 1:kk] = [self._fwd(nodes[a - 1])[nodes[a]] for a in range(1, kk)]
         self.t_stamp[i] = dom.stops_stamp[i]
         self.t_ver[i] = self._ver
         self.t_first_node[i] = -1  # its first stop may be another
@@ -238,10 +260,10 @@ class PoolingDispatcher(BatchDispatcher):
                 i = int(veh[q // 2])
                 if q % 2 == 0:
                     self._refresh(i)
-                else:
+                if self.t_n[i]:  # the first leg too (needed, or soon)
                     x = int(start_node[q // 2])
                     self.t_first_node[i] = x
-                    self.t_first[i] = dom._tree(x, True)[0][self.t_node[i, 0]]
+                    self.t_first[i] = self._fwd(x)[self.t_node[i, 0]]
                     self.t_first_ver[i] = self._ver
         if c < 0:
             return None
