@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from twin.domains.maas.insertion import RequestLimits, best_insertion, schedule_row
-from twin.kernels.insertion import best_insertion_fleet, tree_path_from, tree_path_to
+from twin.kernels.insertion import (
+    best_insertion_fleet,
+    best_insertion_table,
+    nearest_candidates,
+    tree_path_from,
+    tree_path_to,
+)
 
 
 def random_vehicle(rng, n_nodes, t0, seats):
@@ -100,6 +106,7 @@ def compare(seed: int) -> bool:
                                T["node"], T["pick"], F["earliest"], F["latest"], F["ride"], T["partner"], F["picked"],
                                F["leg"], M[:, pick].copy(), M[pick, :].copy(), M[:, drop].copy(), M[drop, :].copy(),
                                start_node, float(M[pick, drop]), lim.earliest_pick_s, lim.latest_pick_s, lim.max_ride_s)
+    check_table(rng, n_veh, start_node, start_t, onb, first, seats, dwell, sch_n, T, F, M, pick, drop, lim, got)
     if best is None:
         assert got[0] == -1
         return False
@@ -107,6 +114,75 @@ def compare(seed: int) -> bool:
     assert (got[0], got[1], got[2]) == (c, ins.pick_pos, ins.drop_pos)
     assert got[3] == ins.added_drive_s
     return True
+
+
+def check_table(rng, n_veh, start_node, start_t, onb, first, seats, dwell, sch_n, T, F, M, pick, drop, lim, got):
+    """best_insertion_table (the vehicles as rows of a larger fleet table, legs from the table or
+    the request's trees) gives best_insertion_fleet's answer, and lists stale rows and first legs."""
+    n_rows = n_veh + 3
+    row = rng.permutation(n_rows)[:n_veh]
+    kmax = T["node"].shape[1]
+    tab_n = np.zeros(n_rows, np.int64)
+    tab_n[row] = sch_n
+    tabs = []
+    for src, fill in ((T["node"], 0), (T["pick"], False), (F["earliest"], -np.inf), (F["latest"], np.inf),
+                      (F["ride"], np.inf), (T["partner"], -1), (F["picked"], np.nan), (F["leg"], np.nan)):
+        t = np.full((n_rows, kmax + 2), fill, dtype=src.dtype)
+        t[row, :kmax] = src
+        tabs.append(t)
+    stamp = rng.integers(0, 5, n_rows)
+    row_stamp, row_ver = stamp.copy(), np.full(n_rows, 7)
+    first_node = np.full(n_rows, -1, np.int64)
+    first_node[row] = start_node
+    first_leg = np.full(n_rows, np.nan)
+    first_leg[row] = first
+    first_ver = np.full(n_rows, 7)
+    trees = (M[:, pick].copy(), M[pick, :].copy(), M[:, drop].copy(), M[drop, :].copy())
+    missing = np.empty(2 * n_veh, np.int64)
+
+    def call():
+        return best_insertion_table(row.astype(np.int64), start_node, start_t, onb, seats, dwell, tab_n, *tabs,
+                                    row_stamp, stamp, row_ver, first_node, first_leg, first_ver, 7, *trees, pick,
+                                    drop, float(M[pick, drop]), lim.earliest_pick_s, lim.latest_pick_s,
+                                    lim.max_ride_s, missing)
+
+    c, pp, dp, added, m = call()
+    assert m == 0 and (c, pp, dp) == tuple(got[:3]) and (c < 0 or added == got[3])
+    # a changed schedule, or legs on older link times: that row is listed, nothing computed
+    q = int(rng.integers(n_veh))
+    row_stamp[row[q]] -= 1
+    c, _, _, _, m = call()
+    assert c == -1 and 2 * q in missing[:m].tolist()
+    row_stamp[row[q]] += 1
+    # a first leg from another node: listed, unless the leg is read from the request's trees
+    with_stops = [x for x in range(n_veh) if sch_n[x] and pick not in (start_node[x], T["node"][x, 0])
+                  and drop not in (start_node[x], T["node"][x, 0])]
+    if with_stops:
+        first_node[row[with_stops[0]]] = -1
+        c, _, _, _, m = call()
+        assert missing[:m].tolist() == [2 * with_stops[0] + 1]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_nearest_candidates_are_a_stable_sort(seed):
+    """nearest_candidates = the reachable vehicles sorted by reach (stable), the first n_busy not
+    idle and n_idle idle ones, in index order."""
+    rng = np.random.default_rng(seed)
+    n, n_nodes = int(rng.integers(0, 80)), 30
+    st_node = rng.integers(n_nodes, size=n).astype(np.int64)
+    st_t = rng.uniform(0, 50, n).round()
+    st_t[rng.random(n) < 0.1] = np.inf
+    st_idle = rng.random(n) < 0.4
+    to_pick = rng.uniform(0, 300, n_nodes).round(int(rng.integers(0, 2)))  # rounding makes ties
+    to_pick[rng.random(n_nodes) < 0.1] = np.inf
+    b_s, waited, max_wait = 10.0, float(rng.uniform(0, 100)), 300.0
+    n_busy, n_idle = int(rng.integers(1, 16)), int(rng.integers(1, 3))
+    reach = st_t - b_s + to_pick[st_node]
+    ok = np.flatnonzero(np.isfinite(reach) & (waited + reach <= max_wait + 1e-9))
+    ok = ok[np.argsort(reach[ok], kind="stable")]
+    want = np.sort(np.concatenate([ok[~st_idle[ok]][:n_busy], ok[st_idle[ok]][:n_idle]]))
+    got = nearest_candidates(st_node, st_t, st_idle, to_pick, b_s, waited, max_wait, n_busy, n_idle)
+    assert got.tolist() == want.tolist()
 
 
 @pytest.mark.parametrize("seed", range(60))
