@@ -647,12 +647,14 @@ def report(
 @app.command()
 @_guard
 def animate(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder (needs events.parquet).")],
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (needs events.parquet, or maas_links.parquet).")],
     hour: Annotated[int, typer.Option("--hour", help="Hour of the day to animate.")] = 8,
-    max_vehicles: Annotated[int, typer.Option("--max-vehicles", help="Cap on animated cars.")] = 5000,
+    max_vehicles: Annotated[int, typer.Option("--max-vehicles",
+                                              help="Cap on animated cars (MaaS fleet vehicles are all kept).")] = 5000,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN/animation_HH.html).")] = None,
 ) -> None:
-    """An offline HTML animation of the cars on the network during one hour."""
+    """An offline HTML animation of the cars on the network during one hour, and of the MaaS fleet's
+    vehicles (drawn apart: empty, or with passengers) when the run has one."""
     from twin.report import write_animation
 
     try:

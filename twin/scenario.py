@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 import typing
 from decimal import Decimal
 from pathlib import Path
@@ -1049,6 +1050,22 @@ def scenario_schema() -> dict[str, Any]:
     return schema
 
 
+def _annotation_name(ann: Any) -> str:
+    """A type as the reference shows it: ``float | None``, ``list[tuple[float, float]]`` (validators left out)."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _annotation_name(args[0])
+    if origin is Literal:
+        return " | ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_annotation_name(a) for a in args)
+    if origin in (list, tuple, dict) and args:
+        return f"{origin.__name__}[{', '.join('...' if a is Ellipsis else _annotation_name(a) for a in args)}]"
+    if ann is type(None):
+        return "None"
+    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+
+
 def scenario_reference_markdown() -> str:
     """A Markdown reference of every scenario field, generated from the models (docs/scenario-reference.md)."""
     lines = [
@@ -1066,7 +1083,7 @@ def scenario_reference_markdown() -> str:
 
     def walk(model: type[BaseModel], prefix: str, defaults: BaseModel | None = None) -> None:
         rows = []
-        subs = []
+        subs: list[tuple[str, type[BaseModel], BaseModel | None]] = []
         times = {n for n, _ in _time_fields(model)}
         for name, f in model.model_fields.items():
             ann = f.annotation
@@ -1077,12 +1094,16 @@ def scenario_reference_markdown() -> str:
                 continue
             if name == "timeline":
                 continue  # listed below, by event type
+            item = typing.get_args(ann)[0] if typing.get_origin(ann) is list and typing.get_args(ann) else None
+            list_of_models = name != "policies" and isinstance(item, type) and issubclass(item, BaseModel)
+            if list_of_models and isinstance(item, type) and issubclass(item, BaseModel):
+                subs.append((f"{name}[]", item, None))  # a list of sections: each entry's keys
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 subs.append((name, ann, default))
                 continue
             if name in times and isinstance(default, float):
                 default = format_clock(default)
-            typ = "time" if name in times else getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            typ = "time" if name in times else _annotation_name(ann).replace(" | ", " \\| ")
             if str(ann).startswith("typing.Literal"):
                 typ = " \\| ".join(f"`{a}`" for a in typing.get_args(ann))
             bounds = []
@@ -1097,12 +1118,14 @@ def scenario_reference_markdown() -> str:
             if bounds:
                 desc += f" ({', '.join(bounds)})"
             shown = "required" if f.is_required() else f"`{default!r}`"
+            if list_of_models and item is not None and isinstance(default, list) and default:
+                shown = f"{len(default)} × `{item.__name__}` (keys below)"
             rows.append(f"| `{prefix}{name}` | {typ} | {shown} | {desc} |")
         if rows:
             title = prefix.rstrip(".") or "top level"
             if prefix in ("policies[].", "timeline[]."):
                 title = f"{prefix[:-1]} with type: {typing.get_args(model.model_fields['type'].annotation)[0]}"
-            lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
+            lines.extend([f"## `{title}`", "", " ".join((model.__doc__ or "").strip().split("\n\n")[0].split()), "",
                           "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])
         for name, sub, default in subs:
             walk(sub, f"{prefix}{name}.", default)

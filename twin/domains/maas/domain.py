@@ -242,6 +242,8 @@ class MaasDomain(Domain):
         #: trees kept: about 256 MB of them, at least 64
         self._tree_cap = max(64, (256 << 20) // max(1, 16 * net.n_nodes))
         self._w_key: tuple[float, int] | None = None
+        #: trees by (forward, node) during a step (:meth:`serve`), None outside
+        self._memo: dict[tuple[bool, int], tuple[np.ndarray, np.ndarray]] | None = None
         self._link_tail = np.ascontiguousarray(net.link_tail, np.int64)
         self.rev_router = Router(rev_indptr, net.link_tail[order], net.link_head[order], net.link_fftt_s[order])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         self.depot_nodes: list[np.ndarray] = []
@@ -392,9 +394,13 @@ class MaasDomain(Domain):
         assert self.mode is not None
         t = self.mob.trips
         order = np.lexsort((trips, depart_s))
-        for i in order:
-            tr = int(trips[i])
-            j = int(self.mode.trip_operator[tr])
+        trips, depart_s = trips[order], depart_s[order]
+        ops = self.mode.trip_operator[trips]
+        fares = np.zeros(trips.size)
+        for j in np.unique(ops[ops >= 0]).tolist():  # fares are element-wise: one call per operator
+            sel = ops == j
+            fares[sel] = self.mode.fare(self.config.operators[j], trips[sel], depart_s[sel])
+        for i, (tr, j, fare) in enumerate(zip(trips.tolist(), ops.tolist(), fares.tolist(), strict=True)):
             rid = len(self.rq_trip)
             self.rq_trip.append(tr)
             self.rq_op.append(j)
@@ -407,8 +413,7 @@ class MaasDomain(Domain):
             self.rq_shared.append(False)
             self.rq_rejected.append(False)
             self.rq_max_ride_s.append(np.inf)
-            self.rq_fare.append(float(self.mode.fare(self.config.operators[j], np.array([tr]),
-                                                     np.array([depart_s[i]]))[0]) if j >= 0 else 0.0)
+            self.rq_fare.append(fare)
             op = self.config.operators[j] if j >= 0 else None
             if op is None or not op.shift_start_s <= depart_s[i] < op.shift_end_s:
                 self._reject(rid, float(depart_s[i]))
@@ -426,7 +431,15 @@ class MaasDomain(Domain):
     def serve(self, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         """One model step of the fleets (in the mobility domain's dispatch phase, before the kernel
         moves): the stops passed in the last move, charging, dispatch, rebalancing; returns the
-        trips that arrived (their drop-offs, and the fallback trips of rejected requests)."""
+        trips that arrived (their drop-offs, and the fallback trips of rejected requests). The link
+        times are those of the step throughout, so trees are also kept by node for the step."""
+        self._memo = {}
+        try:
+            return self._serve(t_s, t_end_s)
+        finally:
+            self._memo = None
+
+    def _serve(self, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         self._progress(t_s)
         self._charging(t_s)
         for j, disp in enumerate(self.dispatchers):
@@ -476,9 +489,16 @@ class MaasDomain(Domain):
         ``node`` (reverse), network link ids; ``inf`` where unreachable. Kept in a cache (least
         recently used out) keyed by the weight's digest: requests come from and go to the same
         nodes again and again, so most trees of a day are searched once per cost bin."""
+        memo = self._memo
+        if memo is not None:
+            got = memo.get((forward, node))
+            if got is not None:
+                return got
         w = self.weight()
         k = (self._w_digest, forward, int(node))
         hit = self._trees.get(k)
+        if hit is not None and memo is not None:
+            memo[(forward, node)] = hit
         if hit is not None:
             self._trees.move_to_end(k)
             return hit
@@ -495,6 +515,8 @@ class MaasDomain(Domain):
         dist.flags.writeable = False
         link.flags.writeable = False
         self._trees[k] = (dist, link)
+        if memo is not None:
+            memo[(forward, node)] = (dist, link)
         if len(self._trees) > self._tree_cap:
             self._trees.popitem(last=False)
         return dist, link
@@ -592,12 +614,13 @@ class MaasDomain(Domain):
         """Buffer positions that pass each stop: a stop at node x is passed when the link leaving x is
         entered (the route is a chain of least-time paths, each simple: the first such link after
         the previous stop); -1: the route's end."""
-        tails = self.net.link_tail[links]
+        tails = self.net.link_tail[links].tolist()
+        n = len(tails)
         k = 0
         for s in stops:
-            while k < links.size and tails[k] != s.node:
+            while k < n and tails[k] != s.node:
                 k += 1
-            s.pos = p0 + k if k < links.size else -1
+            s.pos = p0 + k if k < n else -1
 
     def _pass_stops(self, i: int, t_s: float) -> None:
         """Serve the stops at the head of vehicle ``i``'s schedule marked passed (pos -2) at ``t_s``."""
@@ -646,9 +669,8 @@ class MaasDomain(Domain):
     def _leg_ended(self, i: int, leg: int) -> None:
         sim = self.sim
         v = self.vehicles[i]
-        info = sim.legs([leg])
-        arrive = float(info.arrive_s[0])
-        self._account_leg(i, leg)
+        arrive = float(sim.legs([leg]).arrive_s[0])
+        self._account_leg(i, leg, arrive)
         v.leg = -1
         standing = int(sim.standing_node([v.kid])[0])
         v.node = standing
@@ -665,7 +687,7 @@ class MaasDomain(Domain):
             self._set_state(i, VehicleState.IDLE, arrive)
             v.free_s = arrive
 
-    def _account_leg(self, i: int, leg: int) -> None:
+    def _account_leg(self, i: int, leg: int, arrive: float) -> None:
         """Km driven (empty / occupied), passenger-km and energy of an ended leg, per link entered."""
         sim = self.sim
         v = self.vehicles[i]
@@ -678,7 +700,6 @@ class MaasDomain(Domain):
         km = self.net.link_length_m[links] / 1000.0
         ent = sim.route_enter_s[pos]
         load = self._load_on(i, ent)
-        arrive = float(sim.legs([leg]).arrive_s[0])
         self._link_rows.append((np.full(links.size, i, np.int64), links.astype(np.int64), ent,
                                 np.append(ent[1:], arrive), load))
         v.km_empty += float(km[load == 0].sum())
