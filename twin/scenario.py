@@ -960,6 +960,15 @@ def resolve_paths(sc: Scenario, path: Path, *, check_map: bool = True) -> Scenar
             raise ScenarioError(p, [("population.grid", (f"file {grid} {what} (relative paths are read next to the "
                                                          "scenario; a GeoPackage or GeoJSON of polygons)"))])
         sc = sc.model_copy(update={"population": sc.population.model_copy(update={"grid": str(gp.resolve())})})
+    # domain sections with files of their own (e.g. evacuation hazards) resolve them likewise
+    for name in type(sc).model_fields:
+        sec = sc.section(name)
+        fix = getattr(sec, "resolve_paths", None)
+        if sec is not None and callable(fix):
+            try:
+                sc = sc.model_copy(update={name: fix(p.parent)})
+            except ValueError as exc:
+                raise ScenarioError(p, [(name, str(exc))]) from None
     if check_map:
         from twin.maps import resolve_source
 
@@ -1148,4 +1157,7 @@ def scenario_reference_markdown() -> str:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    sys.stdout.write(scenario_reference_markdown())
+    # the module imported by name, not this ``__main__`` copy: domains' sections use its validators
+    from twin.scenario import scenario_reference_markdown as reference
+
+    sys.stdout.write(reference())

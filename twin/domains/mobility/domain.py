@@ -353,13 +353,17 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         return dep
 
     def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray,
-               progress: Callable[[int, int], None] | None = None) -> None:
-        """Least generalized-cost car routes of ``trip_idx`` for their departure bins."""
+               progress: Callable[[int, int], None] | None = None, *, avoid_closed: bool = False) -> None:
+        """Least generalized-cost car routes of ``trip_idx`` for their departure bins (with
+        ``avoid_closed``: the links closed now left out, for trips added within the day)."""
         if trip_idx.size == 0:
             return
         t = self.trips
         bins = self._bin_of(depart_s[trip_idx])
         groups, weights = self._weights(bins)
+        closed = getattr(self, "_closed_links", None)
+        if avoid_closed and closed is not None and closed.size:
+            weights = {g: np.where(np.isin(np.arange(w.size), closed), np.inf, w) for g, w in weights.items()}
         # chunks keep memory bounded and drive the progress bar
         order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
         chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))

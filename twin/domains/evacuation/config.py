@@ -1,0 +1,145 @@
+"""The ``evacuation:`` section of a scenario: hazards, orders and shelters.
+
+Only pydantic here: validating a scenario imports neither the model nor the network (files named
+here are read when the run starts; ``twin validate`` checks them through the domain's preflight).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from twin.scenario import Seconds, Section, _as_tuple
+
+#: a (lon, lat) point; YAML lists are read as tuples
+LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
+
+__all__ = ["Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage"]
+
+
+class Stage(Section):
+    """A growth stage of a hazard: from ``at_s`` on, its area is the base area widened by ``grow_m``."""
+
+    at_s: Seconds = Field(..., description="Start of the stage (seconds after midnight or 'HH:MM').")
+    grow_m: float = Field(..., ge=0, le=100_000, description="Widening of the base area, metres.")
+
+
+class Hazard(Section):
+    """An area that becomes unsafe at ``onset_s`` and can widen in stages: the polygons of a GeoJSON
+    or GeoPackage file, or circles of ``radius_m`` around points. Links whose street geometry
+    meets the active area close to entry; residents inside it are at risk."""
+
+    name: str = Field("hazard", min_length=1, description="Identifier of the hazard (outputs).")
+    file: str | None = Field(None, description="GeoJSON or GeoPackage with the hazard's polygons (relative to the "
+                                               "scenario file), instead of points.")
+    points: list[LonLat] = Field(default_factory=list, description="Centres of circular areas, (lon, lat).")
+    radius_m: float = Field(500.0, gt=0, le=100_000, description="Radius of the circles around points, metres.")
+    onset_s: Seconds = Field(..., description="When the area becomes unsafe (seconds after midnight or 'HH:MM').")
+    stages: list[Stage] = Field(default_factory=list,
+                                description="Later stages (times after onset, increasing; widening increasing).")
+    effect: Literal["close"] = Field("close", description="What the hazard does to links it reaches: close them "
+                                                          "to entry.")
+
+    @model_validator(mode="after")
+    def _source(self) -> Hazard:
+        if (self.file is None) == (not self.points):
+            raise ValueError("a hazard has either file or points")
+        times = [self.onset_s, *(s.at_s for s in self.stages)]
+        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            raise ValueError("stages must start after onset_s, in increasing order")
+        grows = [s.grow_m for s in self.stages]
+        if any(b < a for a, b in zip(grows, grows[1:], strict=False)):
+            raise ValueError("stages' grow_m must not decrease")
+        return self
+
+
+class Delay(Section):
+    """Time from an evacuation order to a resident's departure, drawn per resident (ETE practice)."""
+
+    distribution: Literal["none", "rayleigh", "weibull"] = Field(
+        "rayleigh", description="none: leave at the order; rayleigh (scale); weibull (scale, shape).")
+    scale_s: float = Field(600.0, ge=0, le=86_400, description="Scale of the distribution, seconds.")
+    shape: float = Field(2.0, gt=0, le=20, description="Shape of the Weibull distribution.")
+
+
+class Orders(Section):
+    """Who is told to evacuate, and when: everyone in the evacuation zone at once (simultaneous), or
+    by distance rings around the hazard, the innermost first (staged)."""
+
+    mode: Literal["simultaneous", "staged"] = Field("simultaneous", description="simultaneous | staged.")
+    at_s: Seconds | None = Field(None, description="Time of the (first) order; default: the first hazard's onset.")
+    zone_m: float = Field(500.0, ge=0, le=100_000,
+                          description="The evacuation zone: the hazards' largest areas widened by this, metres.")
+    rings_m: list[float] = Field(default_factory=lambda: [1000.0, 2000.0, 4000.0],
+                                 description="Staged: outer radii of the rings around the hazards' base areas, "
+                                             "metres, increasing (the last ring also takes the rest of the zone).")
+    ring_interval_s: float = Field(900.0, ge=0, le=86_400, description="Staged: time between the rings' orders, s.")
+    compliance: float = Field(0.9, ge=0, le=1, description="Share of the residents ordered who evacuate.")
+    delay: Delay = Field(default_factory=Delay, description="Response delay after the order.")
+    go: Literal["shelter", "home_first"] = Field(
+        "shelter", description="shelter: straight to a shelter; home_first: home first (for the household), "
+                               "then to a shelter.")
+    home_stay_s: float = Field(600.0, ge=0, le=86_400, description="home_first: time at home before leaving, s.")
+
+    @model_validator(mode="after")
+    def _rings(self) -> Orders:
+        if self.mode == "staged" and (not self.rings_m or any(b <= a for a, b in zip(self.rings_m, self.rings_m[1:],
+                                                                                      strict=False))):
+            raise ValueError("staged orders need rings_m, increasing")
+        return self
+
+
+class Shelter(Section):
+    """A shelter: an OSM node id or a coordinate (snapped to the nearest drive-network node), and its
+    capacity in persons."""
+
+    osmid: int | None = Field(None, description="OSM node id.")
+    lon: float | None = Field(None, ge=-180, le=180, description="Longitude (with lat, instead of osmid).")
+    lat: float | None = Field(None, ge=-90, le=90, description="Latitude (with lon, instead of osmid).")
+    capacity: int = Field(..., ge=0, le=10_000_000, description="Persons it holds.")
+    name: str = Field("", description="Name (outputs).")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Shelter:
+        if (self.osmid is None) == (self.lon is None or self.lat is None):
+            raise ValueError("a shelter is either osmid or lon and lat")
+        return self
+
+
+class Shelters(Section):
+    """Where evacuees go: shelters listed here, and the map's education buildings (schools,
+    universities: ``building=school|university|college|kindergarten``, the usual designated
+    shelters in Japan), with a capacity of floor area / ``m2_per_person``."""
+
+    listed: list[Shelter] = Field(default_factory=list, description="Shelters given here.")
+    from_map: bool = Field(True, description="Also the map's education buildings outside the hazards' areas.")
+    m2_per_person: float = Field(2.0, gt=0, le=100, description="Floor area per sheltered person, m² (from the "
+                                                                "footprint × levels, 1 level when untagged).")
+    choice: Literal["nearest", "capacity_aware"] = Field(
+        "capacity_aware", description="nearest: the nearest by network time, turned away when full; "
+                                      "capacity_aware: the nearest, then on to the next with room when full.")
+    scale_capacity: bool = Field(True, description="Scale capacities by the population's sample share.")
+
+
+class EvacuationConfig(Section):
+    """Evacuation: hazards that spread, orders with compliance and response delays, shelters with
+    capacity (docs/evacuation.md)."""
+
+    hazards: list[Hazard] = Field(default_factory=list, description="The hazards (at least one).")
+    orders: Orders = Field(default_factory=Orders, description="The evacuation orders.")
+    shelters: Shelters = Field(default_factory=Shelters, description="The shelters.")
+
+    def resolve_paths(self, base: Path) -> EvacuationConfig:
+        """Hazard files relative to the scenario's folder ``base``, checked to be regular files."""
+        hz = []
+        for k, h in enumerate(self.hazards):
+            if h.file is not None:
+                f = Path(h.file) if Path(h.file).is_absolute() else base / h.file
+                if not f.is_file():
+                    raise ValueError(f"hazards.{k}.file: {h.file} not found (relative paths are read next to the "
+                                     "scenario; a GeoJSON or GeoPackage of polygons)")
+                h = h.model_copy(update={"file": str(f.resolve())})
+            hz.append(h)
+        return self.model_copy(update={"hazards": hz})

@@ -1,0 +1,472 @@
+"""The evacuation domain: hazards that spread and close roads, orders to evacuate with compliance and
+response delays, shelters with capacity, and clearance times on the congested network.
+
+How a day goes
+--------------
+* **Hazards** (:mod:`~twin.domains.evacuation.hazards`): each hazard's area appears at its onset
+  and widens at its stages. From the model step whose interval holds a stage's start, every link
+  whose street geometry meets the area is closed to entry (``mobility.close_links``: cars whose
+  remaining route enters it are rerouted from the end of their current link, or wait at the
+  closure when there is no other way; the kernel never moves a car into a closed link).
+* **At risk**: a resident whose position (the node of their activity, the origin of a trip on foot,
+  bike or another mode, the end of the link a car is on) is inside an active area, and who is not
+  in a shelter. Counted every step; exposure = Σ at risk × step length (person-seconds).
+* **Orders** (``orders:``): simultaneous (everyone in the evacuation zone at ``at_s``) or staged
+  by distance rings around the hazards' base areas (the innermost ring at ``at_s``, the next
+  ``ring_interval_s`` later, ...). The evacuation zone is the hazards' largest areas widened by
+  ``zone_m``. A resident is ordered where they are at the order time; a share ``compliance`` of
+  them (one draw per resident and day) evacuates, after a response delay (Rayleigh or Weibull,
+  one draw per resident and day). Evacuees go straight to a shelter, or home first
+  (``home_first``) and then to a shelter, by within-day replanning (``mobility.replace_plans``: the
+  rest of their day is replaced; a trip under way ends first). Their mode is their tour's when it
+  is car, walk or bike, else car for those who can drive, else walk; cars are routed around the
+  links closed at the time.
+* **Shelters** (``shelters:``): listed ones and the map's education buildings outside the hazards'
+  areas, with capacity floor area / ``m2_per_person``. An evacuee heads for the shelter nearest by
+  network time (free-flow car times, closed links left out) from where the new trip starts. On
+  arrival they are admitted while the shelter has room (its occupancy never exceeds its capacity,
+  checked every step); when it is full they are turned away, and with ``choice: capacity_aware``
+  go on to the nearest shelter they have not been turned away from that has room then.
+* **Clearance**: the times at which 50 / 90 / 95 / 100% of the evacuees are in a shelter, counted
+  from the first order.
+
+Simplifications (see docs/evacuation.md): one network time (car free flow) picks every evacuee's
+shelter, walkers included; walkers walk at the configured walking speed (no crowd density);
+a shelter stay is the ``leisure`` activity of the rest of the day.
+
+Outputs: ``evacuation_evacuees.parquet`` (per evacuee), ``evacuation_series.parquet`` (per step:
+at risk, ordered, in shelters, links closed), ``evacuation_shelters.parquet`` (per shelter:
+capacity, peak occupancy, turned away) and the ``evacuation_*`` KPIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twin.domains.base import Domain, Phase, register_domain
+from twin.domains.evacuation.config import EvacuationConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin._tables import Categorical
+    from twin.context import DomainContext
+    from twin.network.road_network import RoadNetwork
+
+__all__ = ["EvacuationDomain", "CLEARANCE_SHARES"]
+
+#: shares of evacuees in shelters whose times are the clearance KPIs
+CLEARANCE_SHARES = (0.5, 0.9, 0.95, 1.0)
+
+
+def _project(net: RoadNetwork, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from twin.network.road_network import _project as project
+
+    return project(np.asarray(lon, np.float64), np.asarray(lat, np.float64), net.crs)
+
+
+def hazard_stages(h: Any, net: RoadNetwork) -> Any:
+    """The :class:`~twin.domains.evacuation.hazards.HazardStages` of a scenario hazard."""
+    import shapely
+
+    from twin.domains.evacuation.hazards import HazardStages, read_hazard_geometry
+
+    if h.file is not None:
+        base = read_hazard_geometry(h.file)
+        radius = 0.0
+    else:
+        base = shapely.MultiPoint([tuple(p) for p in h.points])
+        radius = h.radius_m
+    return HazardStages(base, net.crs, h.onset_s, [(s.at_s, s.grow_m) for s in h.stages], radius_m=radius)
+
+
+def shelter_table(config: EvacuationConfig, net: RoadNetwork, node_hazard: np.ndarray,
+                  sample_share: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Shelters as ``(node, capacity, name)``, one per node (capacities of shelters at one node
+    added): the listed ones, then the map's education buildings whose node no hazard reaches."""
+    from scipy.spatial import cKDTree
+
+    sh = config.shelters
+    nodes: list[int] = []
+    caps: list[float] = []
+    names: list[str] = []
+    if sh.listed:
+        idx = {int(o): k for k, o in enumerate(net.node_osmid.tolist())}
+        tree = cKDTree(np.column_stack([net.node_x_m, net.node_y_m]))
+        for s in sh.listed:
+            if s.osmid is not None:
+                n = idx[int(s.osmid)]
+            else:
+                x, y = _project(net, np.array([s.lon]), np.array([s.lat]))
+                n = int(tree.query(np.column_stack([x, y]))[1][0])
+            nodes.append(n)
+            caps.append(float(s.capacity))
+            names.append(s.name or f"shelter {len(names)}")
+    b = net.buildings
+    if sh.from_map and b is not None and b.n_osm:
+        from twin.network.buildings import KIND_NAMES
+
+        edu = np.flatnonzero((b.kind[: b.n_osm] == KIND_NAMES.index("education"))
+                             & np.isfinite(b.footprint_area_m2[: b.n_osm]))
+        edu = edu[node_hazard[b.node[edu]] < 0]
+        area = b.footprint_area_m2[edu] * np.where(np.isfinite(b.levels[edu]), np.maximum(b.levels[edu], 1.0), 1.0)
+        nodes.extend(b.node[edu].astype(np.int64).tolist())
+        caps.extend((area / sh.m2_per_person).tolist())
+        names.extend(f"building {int(o)}" for o in b.osm_id[edu].tolist())
+    if not nodes:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), []
+    node = np.array(nodes, np.int64)
+    cap = np.array(caps, np.float64) * (sample_share if sh.scale_capacity else 1.0)
+    uniq, first, inv = np.unique(node, return_index=True, return_inverse=True)
+    total = np.bincount(inv, weights=cap, minlength=uniq.size)
+    return uniq, np.floor(total + 1e-9).astype(np.int64), [names[i] for i in first.tolist()]
+
+
+@register_domain
+class EvacuationDomain(Domain):
+    """Hazards, orders, shelters and clearance (see the module docstring)."""
+
+    name = "evacuation"
+    Config = EvacuationConfig
+    config: EvacuationConfig
+
+    @classmethod
+    def preflight(cls, config: Any, scenario: Any, network: Any) -> list[tuple[str, str]]:
+        if config is None:
+            return []
+        problems: list[tuple[str, str]] = []
+        if not config.hazards:
+            problems.append(("evacuation.hazards", "needs at least one hazard (a file, or points with radius_m)"))
+        ids = set(network.node_osmid.tolist())
+        for k, s in enumerate(config.shelters.listed):
+            if s.osmid is not None and s.osmid not in ids:
+                problems.append((f"evacuation.shelters.listed.{k}.osmid",
+                                 f"OSM node {s.osmid} is not on the drive network of {scenario.map.source}"))
+        for k, h in enumerate(config.hazards):
+            try:
+                hazard_stages(h, network)
+            except ValueError as exc:
+                problems.append((f"evacuation.hazards.{k}", str(exc)))
+        if not problems and not config.shelters.listed and not config.shelters.from_map:
+            problems.append(("evacuation.shelters", "no shelter: list some, or set from_map: true"))
+        return problems
+
+    def attach(self, ctx: DomainContext) -> None:
+        from twin.domains.evacuation.hazards import links_hit, nodes_hit
+
+        net: RoadNetwork = ctx.network
+        self.net = net
+        self.mob = ctx.mobility
+        cfg = self.config
+        self.stages = [hazard_stages(h, net) for h in cfg.hazards]
+        #: per hazard: first stage reaching each link / node (-1 never)
+        self.link_stage = [links_hit(st, net) for st in self.stages]
+        self.node_stage = [nodes_hit(st, net) for st in self.stages]
+        node_any = np.full(net.n_nodes, -1, np.int64)
+        for ns in self.node_stage:
+            node_any = np.where(ns >= 0, 0, node_any)
+        # the evacuation zone, and its rings for staged orders (ring index per node; -1 outside)
+        import shapely
+
+        last = shapely.union_all([st.polygon_m(len(st.times_s) - 1) for st in self.stages])
+        zone = shapely.buffer(last, cfg.orders.zone_m) if cfg.orders.zone_m > 0 else last
+        in_zone = shapely.intersects_xy(zone, net.node_x_m, net.node_y_m)
+        if cfg.orders.mode == "staged":  # rings by distance to the hazards' base areas
+            base = shapely.union_all([st.polygon_m(0) for st in self.stages])
+            ring = np.full(net.n_nodes, len(cfg.orders.rings_m) - 1, np.int64)  # the last takes the rest of the zone
+            for k in range(len(cfg.orders.rings_m) - 1, -1, -1):
+                inner = shapely.intersects_xy(shapely.buffer(base, cfg.orders.rings_m[k]), net.node_x_m, net.node_y_m)
+                ring[inner] = k
+        else:
+            ring = np.zeros(net.n_nodes, np.int64)
+        self.node_ring = np.where(in_zone, ring, -1).astype(np.int64)
+        self.n_rings = int(self.node_ring.max()) + 1 if (self.node_ring >= 0).any() else 0
+        t_order = cfg.orders.at_s if cfg.orders.at_s is not None else min(h.onset_s for h in cfg.hazards)
+        self.ring_order_s = t_order + np.arange(max(self.n_rings, 1)) * (
+            cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
+        share = float(ctx.scenario.population.sample_share)
+        self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share)
+        self._rev = None
+        ctx.events.register_type("evacuation_order", ("t_s", "resident_id", "depart_s", "shelter"))
+        ctx.events.register_type("shelter_arrival", ("t_s", "resident_id", "shelter", "admitted"))
+
+    def phases(self) -> list[Phase]:
+        return [Phase("evacuation", self.step, after="dispatch")]
+
+    # ------------------------------------------------------------------------------- the day
+    def start_day(self, ctx: DomainContext) -> None:
+        n = ctx.population.n
+        o = self.config.orders
+        self.u_comply = ctx.rng("compliance").random(n)
+        d = ctx.rng("delay")
+        if o.delay.distribution == "rayleigh":
+            self.delay_s = d.rayleigh(o.delay.scale_s, n) if o.delay.scale_s > 0 else np.zeros(n)
+        elif o.delay.distribution == "weibull":
+            self.delay_s = o.delay.scale_s * d.weibull(o.delay.shape, n)
+        else:
+            self.delay_s = np.zeros(n)
+        self.ordered_s = np.full(n, np.nan)
+        self.evacuee = np.zeros(n, bool)
+        self.depart_s = np.full(n, np.nan)
+        self.target = np.full(n, -1, np.int64)  # shelter index heading for
+        self.trip = np.full(n, -1, np.int64)  # its trip to the shelter
+        self.safe_s = np.full(n, np.nan)
+        self.sheltered_at = np.full(n, -1, np.int64)
+        self.turned = np.zeros(n, np.int64)
+        self.refused: set[tuple[int, int]] = set()  # (resident, shelter) turned away
+        self.occupancy = np.zeros(self.shelter_node.size, np.int64)
+        self.peak = np.zeros(self.shelter_node.size, np.int64)
+        self.turned_at = np.zeros(self.shelter_node.size, np.int64)
+        self.stage_now = [-1] * len(self.stages)
+        self.rings_done = 0
+        self.closed = np.zeros(self.net.n_links, bool)
+        self.closed_at_s = np.full(self.net.n_links, np.nan)  # start of the step it closed in
+        self.exposure_ps = 0.0
+        self.series: list[tuple[float, int, int, int, int, int]] = []
+        self.first_order_s = np.nan
+
+    def step(self, ctx: DomainContext) -> None:
+        """One model step, before the kernel moves: stages and closures, orders, shelter arrivals,
+        people at risk."""
+        t, t_end = ctx.t_s, ctx.t_end_s
+        self._hazards(t, t_end)
+        while self.rings_done < self.n_rings and self.ring_order_s[self.rings_done] < t_end:
+            self._order(ctx, self.rings_done, max(t, float(self.ring_order_s[self.rings_done])))
+            self.rings_done += 1
+        self._arrivals(ctx)
+        if np.any(self.occupancy > self.shelter_cap):
+            raise RuntimeError("a shelter holds more than its capacity")
+        loc = ctx.locations()
+        at_risk = self._at_risk(loc)
+        self.exposure_ps += float(at_risk.sum()) * (t_end - t)
+        self.series.append((t, int(at_risk.sum()), int(self.evacuee.sum()), int(np.isfinite(self.safe_s).sum()),
+                            int(self.occupancy.sum()), int(self.closed.sum())))
+
+    def _hazards(self, t: float, t_end: float) -> None:
+        """Links the active stages reach close from the step whose interval holds the stage's start."""
+        new = np.zeros(self.net.n_links, bool)
+        for k, st in enumerate(self.stages):
+            times = np.asarray(st.times_s)
+            s = int(np.searchsorted(times, t_end, side="left")) - 1  # last stage starting before t_end
+            if s > self.stage_now[k]:
+                self.stage_now[k] = s
+                new |= (self.link_stage[k] >= 0) & (self.link_stage[k] <= s)
+        new &= ~self.closed
+        if new.any():
+            self.closed |= new
+            self.closed_at_s[new] = t
+            self.mob.close_links(np.flatnonzero(new))
+
+    def _position(self, loc: Any) -> np.ndarray:
+        """Each resident's node now (a car: the end of its link), -1 stranded."""
+        from twin.locations import DRIVING
+
+        head = self.net.link_head
+        pos: np.ndarray = np.where(loc.state == DRIVING, head[np.maximum(loc.link_id, 0)], loc.node).astype(np.int64)
+        return pos
+
+    def _at_risk(self, loc: Any) -> np.ndarray:
+        pos = self._position(loc)
+        inside = np.zeros(pos.size, bool)
+        ok = pos >= 0
+        for k, ns in enumerate(self.node_stage):
+            s = self.stage_now[k]
+            if s >= 0:
+                stg = ns[np.maximum(pos, 0)]
+                inside |= ok & (stg >= 0) & (stg <= s)
+        return inside & (self.sheltered_at < 0)
+
+    def _weights(self) -> np.ndarray:
+        w = np.asarray(self.net.link_fftt_s, np.float64).copy()
+        w[self.closed] = np.inf
+        return w
+
+    def _nearest_shelter(self, nodes: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Index of the shelter nearest by network time from each node (free-flow car times, closed
+        links left out; ``exclude``: shelters not to choose); -1 when none is reachable."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import dijkstra
+
+        keep = np.ones(self.shelter_node.size, bool) if exclude is None else ~exclude
+        if not keep.any() or nodes.size == 0:
+            return np.full(nodes.size, -1, np.int64)
+        net = self.net
+        w = self._weights()
+        ok = np.isfinite(w)
+        n = net.n_nodes
+        # reverse graph: shelter -> nodes; parallel links: the least time (csr_matrix sums duplicates)
+        order = np.lexsort((w[ok], net.link_tail[ok], net.link_head[ok]))
+        h, tl, ww = net.link_head[ok][order], net.link_tail[ok][order], w[ok][order]
+        first = np.ones(h.size, bool)
+        first[1:] = (h[1:] != h[:-1]) | (tl[1:] != tl[:-1])
+        g = csr_matrix((np.maximum(ww[first], 1e-9), (h[first], tl[first])), shape=(n, n))
+        src = np.flatnonzero(keep)
+        dist, _, source = dijkstra(g, directed=True, indices=self.shelter_node[src], min_only=True,
+                                   return_predecessors=True)
+        node_to = np.full(n, -1, np.int64)
+        reach = np.isfinite(dist) & (source >= 0)
+        where = {int(x): k for k, x in zip(src.tolist(), self.shelter_node[src].tolist(), strict=True)}
+        node_to[reach] = [where[int(x)] for x in source[reach].tolist()]
+        out: np.ndarray = node_to[nodes]
+        return out
+
+    def _order(self, ctx: DomainContext, ring: int, t_order: float) -> None:
+        """Residents in ``ring`` now are ordered out; the compliant ones get their trips."""
+        from twin.demand import HOME, LEISURE
+        from twin.locations import STRANDED
+
+        loc = ctx.locations()
+        pos = self._position(loc)
+        here = (pos >= 0) & (self.node_ring[np.maximum(pos, 0)] == ring) & np.isnan(self.ordered_s)
+        here &= loc.state != STRANDED
+        res = np.flatnonzero(here)
+        if np.isnan(self.first_order_s):
+            self.first_order_s = t_order
+        self.ordered_s[res] = t_order
+        go = res[self.u_comply[res] < self.config.orders.compliance]
+        if go.size == 0 or self.shelter_node.size == 0:
+            return
+        # where the new trips start: a trip under way ends first
+        mob = self.mob
+        under_way = (loc.trip_id[go] >= 0) & (mob.trip_state[np.maximum(loc.trip_id[go], 0)] == 1)
+        start = np.where(under_way, mob.trips.dest[np.maximum(loc.trip_id[go], 0)], pos[go])
+        home_first = self.config.orders.go == "home_first"
+        home = ctx.population.home_node[go].astype(np.int64)
+        shelter = self._nearest_shelter(home if home_first else start)
+        ok = shelter >= 0
+        go, shelter, home = go[ok], shelter[ok], home[ok]
+        if go.size == 0:
+            return
+        dep = t_order + self.delay_s[go]
+        n_legs = 2 if home_first else 1
+        ptr = np.arange(go.size + 1, dtype=np.int64) * n_legs
+        if home_first:
+            dest = np.column_stack([home, self.shelter_node[shelter]]).ravel()
+            purpose = np.tile([HOME, LEISURE], go.size)
+            dur = np.tile([self.config.orders.home_stay_s, np.inf], go.size)
+        else:
+            dest = self.shelter_node[shelter]
+            purpose = np.full(go.size, LEISURE)
+            dur = np.full(go.size, np.inf)
+        first = mob.replace_plans(go, ptr, dest, purpose, dur, depart_s=dep, source="evacuation")
+        live = first >= 0
+        go, shelter, first, dep = go[live], shelter[live], first[live], dep[live]
+        self.evacuee[go] = True
+        self.depart_s[go] = np.maximum(dep, t_order)
+        self.target[go] = shelter
+        self.trip[go] = first + (n_legs - 1)
+        ctx.events.publish("evacuation_order", {"t_s": np.full(go.size, t_order), "resident_id": go,
+                                                "depart_s": self.depart_s[go], "shelter": shelter})
+
+    def _arrivals(self, ctx: DomainContext) -> None:
+        """Evacuees whose shelter trip ended: admitted while there is room (in arrival order), else
+        turned away (and, capacity-aware, sent on to the next shelter with room)."""
+        from twin.demand import LEISURE
+
+        mob = self.mob
+        pend = np.flatnonzero((self.trip >= 0) & (self.sheltered_at < 0))
+        if pend.size == 0:
+            return
+        st = mob.trip_state[self.trip[pend]]
+        done = pend[st == 2]
+        if done.size == 0:
+            return
+        arr = mob.trip_arrive_s[self.trip[done]]
+        done = done[np.lexsort((done, arr))]
+        admitted = np.zeros(done.size, bool)
+        for k, r in enumerate(done.tolist()):
+            s = int(self.target[r])
+            if self.occupancy[s] < self.shelter_cap[s]:
+                self.occupancy[s] += 1
+                self.sheltered_at[r] = s
+                self.safe_s[r] = float(mob.trip_arrive_s[self.trip[r]])
+                admitted[k] = True
+            else:
+                self.turned[r] += 1
+                self.turned_at[s] += 1
+                self.refused.add((r, s))
+        self.peak = np.maximum(self.peak, self.occupancy)
+        ctx.events.publish("shelter_arrival", {"t_s": mob.trip_arrive_s[self.trip[done]], "resident_id": done,
+                                               "shelter": self.target[done], "admitted": admitted})
+        away = done[~admitted]
+        if away.size == 0:
+            return
+        if self.config.shelters.choice != "capacity_aware":
+            self.trip[away] = -1  # they stay where they are, outside
+            return
+        full = self.occupancy >= self.shelter_cap
+        nxt = np.full(away.size, -1, np.int64)
+        for k, r in enumerate(away.tolist()):
+            excl = full.copy()
+            excl[[s for (q, s) in self.refused if q == r]] = True
+            nxt[k] = self._nearest_shelter(np.array([self.shelter_node[self.target[r]]]), excl)[0]
+        ok = nxt >= 0
+        self.trip[away[~ok]] = -1
+        go, nxt = away[ok], nxt[ok]
+        if go.size == 0:
+            return
+        first = mob.replace_plans(go, np.arange(go.size + 1), self.shelter_node[nxt], np.full(go.size, LEISURE),
+                                  np.full(go.size, np.inf), source="evacuation")
+        live = first >= 0
+        self.trip[go[~live]] = -1
+        self.target[go[live]] = nxt[live]
+        self.trip[go[live]] = first[live]
+
+    # ---------------------------------------------------------------------------- results
+    def clearance_s(self) -> dict[float, float]:
+        """Time from the first order until each share of :data:`CLEARANCE_SHARES` of the evacuees is
+        in a shelter (``inf``: never that day)."""
+        safe = np.sort(self.safe_s[self.evacuee])
+        n = safe.size
+        out = {}
+        for q in CLEARANCE_SHARES:
+            k = int(np.ceil(q * n)) - 1
+            out[q] = float(safe[k] - self.first_order_s) if n and np.isfinite(safe[k]) else (np.inf if n else np.nan)
+        return out
+
+    def kpis(self, ctx: DomainContext) -> dict[str, Any]:
+        def r(x: float) -> float | None:
+            return round(float(x), 1) if np.isfinite(x) else None
+
+        cl = self.clearance_s()
+        risk = np.array([s[1] for s in self.series]) if self.series else np.zeros(1)
+        out: dict[str, Any] = {
+            "evacuation_ordered": int(np.isfinite(self.ordered_s).sum()),
+            "evacuation_evacuees": int(self.evacuee.sum()),
+            "evacuation_sheltered": int(np.isfinite(self.safe_s).sum()),
+            "evacuation_not_sheltered": int((self.evacuee & ~np.isfinite(self.safe_s)).sum()),
+            "evacuation_turned_away": int(self.turned.sum()),
+            "evacuation_at_risk_peak": int(risk.max()),
+            "evacuation_exposure_person_h": round(self.exposure_ps / 3600.0, 2),
+            "evacuation_links_closed": int(self.closed.sum()),
+            "evacuation_shelters": int(self.shelter_node.size),
+            "evacuation_shelter_capacity": int(self.shelter_cap.sum()),
+        }
+        for q, v in cl.items():
+            out[f"evacuation_clearance_{round(q * 100)}_s"] = r(v)
+        return out
+
+    def tables(self, ctx: DomainContext) -> Mapping[str, Mapping[str, np.ndarray | Categorical]]:
+        ev = np.flatnonzero(np.isfinite(self.ordered_s))
+        osm = self.net.node_osmid
+        tgt = self.target[ev]
+        ser = np.array(self.series, np.float64).reshape(-1, 6)
+        return {
+            "evacuation_evacuees": {
+                "resident_id": ev, "ordered_s": self.ordered_s[ev], "evacuee": self.evacuee[ev],
+                "depart_s": self.depart_s[ev],
+                "shelter_osmid": np.where(tgt >= 0, osm[self.shelter_node[np.maximum(tgt, 0)]], -1),
+                "safe_s": self.safe_s[ev], "turned_away": self.turned[ev],
+            },
+            "evacuation_series": {
+                "t_s": ser[:, 0], "at_risk": ser[:, 1].astype(np.int64), "evacuees": ser[:, 2].astype(np.int64),
+                "sheltered": ser[:, 3].astype(np.int64), "in_shelters": ser[:, 4].astype(np.int64),
+                "links_closed": ser[:, 5].astype(np.int64),
+            },
+            "evacuation_shelters": {
+                "shelter_osmid": osm[self.shelter_node], "lon": self.net.node_lon[self.shelter_node],
+                "lat": self.net.node_lat[self.shelter_node], "capacity": self.shelter_cap,
+                "peak_occupancy": self.peak, "turned_away": self.turned_at,
+            },
+        }
