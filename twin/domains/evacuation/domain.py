@@ -214,6 +214,7 @@ class EvacuationDomain(Domain):
         self.safe_s = np.full(n, np.nan)
         self.sheltered_at = np.full(n, -1, np.int64)
         self.turned = np.zeros(n, np.int64)
+        self.walked_out = np.zeros(n, bool)  # left a car stuck at a closure
         self.refused: set[tuple[int, int]] = set()  # (resident, shelter) turned away
         self.occupancy = np.zeros(self.shelter_node.size, np.int64)
         self.peak = np.zeros(self.shelter_node.size, np.int64)
@@ -235,6 +236,7 @@ class EvacuationDomain(Domain):
             self._order(ctx, self.rings_done, max(t, float(self.ring_order_s[self.rings_done])))
             self.rings_done += 1
         self._arrivals(ctx)
+        self._walk_out(ctx)
         if np.any(self.occupancy > self.shelter_cap):
             raise RuntimeError("a shelter holds more than its capacity")
         loc = ctx.locations()
@@ -359,6 +361,33 @@ class EvacuationDomain(Domain):
         ctx.events.publish("evacuation_order", {"t_s": np.full(go.size, t_order), "resident_id": go,
                                                 "depart_s": self.depart_s[go], "shelter": shelter})
 
+    def _walk_out(self, ctx: DomainContext) -> None:
+        """Evacuees whose car cannot enter its first link (closed since they set out) leave it and
+        walk to their shelter from where they stand."""
+        from twin.demand import LEISURE
+        from twin.kernels.queue import STATUS_WAITING
+
+        mob = self.mob
+        pend = np.flatnonzero((self.trip >= 0) & (self.sheltered_at < 0))
+        if pend.size == 0:
+            return
+        tr = self.trip[pend]
+        veh = mob.car_index[tr]
+        on = (mob.trip_state[tr] == 1) & (veh >= 0)
+        pend, tr, veh = pend[on], tr[on], veh[on]
+        sim = mob.sim
+        waiting = sim.status[veh] == STATUS_WAITING
+        first = sim.route_links[sim.rpos[veh]]
+        stuck = pend[waiting & self.closed[first]]
+        if stuck.size == 0:
+            return
+        new = mob.replace_plans(stuck, np.arange(stuck.size + 1), self.shelter_node[self.target[stuck]],
+                                np.full(stuck.size, LEISURE), np.full(stuck.size, np.inf), mode="walk",
+                                source="evacuation")
+        live = new >= 0
+        self.trip[stuck[live]] = new[live]
+        self.walked_out[stuck[live]] = True
+
     def _arrivals(self, ctx: DomainContext) -> None:
         """Evacuees whose shelter trip ended: admitted while there is room (in arrival order), else
         turned away (and, capacity-aware, sent on to the next shelter with room)."""
@@ -437,6 +466,7 @@ class EvacuationDomain(Domain):
             "evacuation_sheltered": int(np.isfinite(self.safe_s).sum()),
             "evacuation_not_sheltered": int((self.evacuee & ~np.isfinite(self.safe_s)).sum()),
             "evacuation_turned_away": int(self.turned.sum()),
+            "evacuation_left_car": int(self.walked_out.sum()),
             "evacuation_at_risk_peak": int(risk.max()),
             "evacuation_exposure_person_h": round(self.exposure_ps / 3600.0, 2),
             "evacuation_links_closed": int(self.closed.sum()),
@@ -457,7 +487,7 @@ class EvacuationDomain(Domain):
                 "resident_id": ev, "ordered_s": self.ordered_s[ev], "evacuee": self.evacuee[ev],
                 "depart_s": self.depart_s[ev],
                 "shelter_osmid": np.where(tgt >= 0, osm[self.shelter_node[np.maximum(tgt, 0)]], -1),
-                "safe_s": self.safe_s[ev], "turned_away": self.turned[ev],
+                "safe_s": self.safe_s[ev], "turned_away": self.turned[ev], "left_car": self.walked_out[ev],
             },
             "evacuation_series": {
                 "t_s": ser[:, 0], "at_risk": ser[:, 1].astype(np.int64), "evacuees": ser[:, 2].astype(np.int64),

@@ -10,8 +10,9 @@ over residents. What happens to each resident:
   within opening hours for work, school, shop and leisure);
 * **under way**: the current trip goes on to its destination; the new chain starts from there when
   it arrives (after the destination's activity duration, as usual);
-* a trip that was **scheduled but has not departed** (a car waiting for its departure time) is
-  cancelled too (its kernel vehicle is taken off at once);
+* a trip that was **scheduled but has not departed** (a car waiting for its departure time, or
+  one still waiting to enter its first link) is cancelled too (its kernel vehicle is taken off at
+  once) and the new chain leaves from its origin;
 * **stranded** residents (their car was removed when stuck) are left out.
 
 New trips get one new tour per resident and a mode: the given one (car, walk or bike; car only for
@@ -232,7 +233,9 @@ class WithinDayReplanning:
                 if st == 3:
                     ok[j] = False  # stranded
                     continue
-                if st == 1 and not self.trip_depart_s[c] < T:  # scheduled, not departed: cancelled too
+                waiting = st == 1 and self.car_index[c] >= 0 and int(self.sim.status[self.car_index[c]]) == 1
+                if st == 1 and (not self.trip_depart_s[c] < T or waiting):
+                    # scheduled, not departed, or a car still waiting to enter its first link: cancelled too
                     cancel.append(c)
                     origin[j] = t.origin[c]
                     seq0[j] = int(t.seq[c])
