@@ -26,7 +26,8 @@ How a day goes
   network time (free-flow car times, closed links left out) from where the new trip starts. On
   arrival they are admitted while the shelter has room (its occupancy never exceeds its capacity,
   checked every step); when it is full they are turned away, and with ``choice: capacity_aware``
-  go on to the nearest shelter they have not been turned away from that has room then.
+  go on to the nearest shelter that has room then (shelters only fill during the day, so the
+  ones that turned them away are full).
 * **Clearance**: the times at which 50 / 90 / 95 / 100% of the evacuees are in a shelter, counted
   from the first order.
 
@@ -215,7 +216,6 @@ class EvacuationDomain(Domain):
         self.sheltered_at = np.full(n, -1, np.int64)
         self.turned = np.zeros(n, np.int64)
         self.walked_out = np.zeros(n, bool)  # left a car stuck at a closure
-        self.refused: set[tuple[int, int]] = set()  # (resident, shelter) turned away
         self.occupancy = np.zeros(self.shelter_node.size, np.int64)
         self.peak = np.zeros(self.shelter_node.size, np.int64)
         self.turned_at = np.zeros(self.shelter_node.size, np.int64)
@@ -239,10 +239,11 @@ class EvacuationDomain(Domain):
         self._walk_out(ctx)
         if np.any(self.occupancy > self.shelter_cap):
             raise RuntimeError("a shelter holds more than its capacity")
-        loc = ctx.locations()
-        at_risk = self._at_risk(loc)
-        self.exposure_ps += float(at_risk.sum()) * (t_end - t)
-        self.series.append((t, int(at_risk.sum()), int(self.evacuee.sum()), int(np.isfinite(self.safe_s).sum()),
+        n_risk = 0
+        if max(self.stage_now) >= 0:  # nobody is at risk before an onset
+            n_risk = int(self._at_risk(ctx.locations()).sum())
+        self.exposure_ps += n_risk * (t_end - t)
+        self.series.append((t, n_risk, int(self.evacuee.sum()), int(np.isfinite(self.safe_s).sum()),
                             int(self.occupancy.sum()), int(self.closed.sum())))
 
     def _hazards(self, t: float, t_end: float) -> None:
@@ -308,8 +309,9 @@ class EvacuationDomain(Domain):
                                    return_predecessors=True)
         node_to = np.full(n, -1, np.int64)
         reach = np.isfinite(dist) & (source >= 0)
-        where = {int(x): k for k, x in zip(src.tolist(), self.shelter_node[src].tolist(), strict=True)}
-        node_to[reach] = [where[int(x)] for x in source[reach].tolist()]
+        lut = np.full(n, -1, np.int64)
+        lut[self.shelter_node[src]] = src
+        node_to[reach] = lut[source[reach]]
         out: np.ndarray = node_to[nodes]
         return out
 
@@ -414,7 +416,6 @@ class EvacuationDomain(Domain):
             else:
                 self.turned[r] += 1
                 self.turned_at[s] += 1
-                self.refused.add((r, s))
         self.peak = np.maximum(self.peak, self.occupancy)
         ctx.events.publish("shelter_arrival", {"t_s": mob.trip_arrive_s[self.trip[done]], "resident_id": done,
                                                "shelter": self.target[done], "admitted": admitted})
@@ -424,12 +425,10 @@ class EvacuationDomain(Domain):
         if self.config.shelters.choice != "capacity_aware":
             self.trip[away] = -1  # they stay where they are, outside
             return
+        # shelters only fill (nobody leaves one during the day): those that turned anyone away are
+        # full, so the shelters with room now are the same for everyone turned away
         full = self.occupancy >= self.shelter_cap
-        nxt = np.full(away.size, -1, np.int64)
-        for k, r in enumerate(away.tolist()):
-            excl = full.copy()
-            excl[[s for (q, s) in self.refused if q == r]] = True
-            nxt[k] = self._nearest_shelter(np.array([self.shelter_node[self.target[r]]]), excl)[0]
+        nxt = self._nearest_shelter(self.shelter_node[self.target[away]], full)
         ok = nxt >= 0
         self.trip[away[~ok]] = -1
         go, nxt = away[ok], nxt[ok]
