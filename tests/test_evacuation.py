@@ -151,3 +151,29 @@ def test_preflight_lists_network_problems(shared):
     net = load_network(sc)
     probs = EvacuationDomain.preflight(sc.section("evacuation"), sc, net)
     assert [p[0] for p in probs] == ["evacuation.shelters.listed.0.osmid"]
+
+
+def test_clearance_is_never_below_the_time_expanded_bound(shared):
+    """Cars only, everyone told at 08:30 leaves at once: the time the last sheltered car evacuee
+    arrives is at least the quickest-evacuation time of the same evacuees from where their trips
+    started, as a max-flow on the time-expanded network (free-flow times, flow capacities; no
+    closures, other traffic or storage: a relaxation)."""
+    from twin.domains.evacuation.bounds import quickest_evacuation_time_s
+
+    sc = scenario(shared, residents=2500, modes={"available": ["car"]}, car_ownership=1.0, child_share=0.0,
+                  sample_share=1.0, orders={"at_s": "08:30", "zone_m": 300, "compliance": 1.0,
+                                            "delay": {"distribution": "none"}})
+    m, ev, _ = run(sc)
+    net = m.network
+    done = ev.evacuee & np.isfinite(ev.safe_s) & ~ev.walked_out
+    assert done.sum() > 300
+    t0 = 8.5 * 3600
+    sim_s = float(ev.safe_s[done].max() - t0)
+    nodes, supply = np.unique(ev.start_node[done], return_counts=True)
+    bound = quickest_evacuation_time_s(net.link_tail, net.link_head, net.link_fftt_s, net.link_capacity_vph / 3600.0,
+                                       nodes, supply.astype(float), ev.shelter_node, 30.0, 6 * 3600.0,
+                                       sink_capacity=ev.shelter_cap.astype(float), burst_veh=1.0)
+    print(f"simulated clearance of {done.sum()} car evacuees {sim_s:.0f} s, bound {bound:.0f} s, "
+          f"ratio {sim_s / bound:.2f}")
+    assert np.isfinite(bound) and bound > 0
+    assert sim_s >= bound

@@ -211,6 +211,7 @@ class EvacuationDomain(Domain):
         self.evacuee = np.zeros(n, bool)
         self.depart_s = np.full(n, np.nan)
         self.target = np.full(n, -1, np.int64)  # shelter index heading for
+        self.start_node = np.full(n, -1, np.int64)  # where the evacuation trips start
         self.trip = np.full(n, -1, np.int64)  # its trip to the shelter
         self.safe_s = np.full(n, np.nan)
         self.sheltered_at = np.full(n, -1, np.int64)
@@ -357,6 +358,7 @@ class EvacuationDomain(Domain):
         live = first >= 0
         go, shelter, first, dep = go[live], shelter[live], first[live], dep[live]
         self.evacuee[go] = True
+        self.start_node[go] = start[ok][live]
         self.depart_s[go] = np.maximum(dep, t_order)
         self.target[go] = shelter
         self.trip[go] = first + (n_legs - 1)
