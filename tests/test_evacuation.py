@@ -177,3 +177,21 @@ def test_clearance_is_never_below_the_time_expanded_bound(shared):
           f"ratio {sim_s / bound:.2f}")
     assert np.isfinite(bound) and bound > 0
     assert sim_s >= bound
+
+
+def test_run_folder_has_the_tables_and_the_report_section(shared, tmp_path):
+    import pyarrow.parquet as pq
+
+    from twin.run import run_scenario
+
+    sc = scenario(shared, residents=600)
+    sc = sc.model_copy(update={"output": sc.output.model_copy(update={"report": True})})
+    run_scenario(sc, tmp_path / "run")
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"evacuation_evacuees.parquet", "evacuation_series.parquet", "evacuation_shelters.parquet"} <= names
+    sh = pq.read_table(tmp_path / "run" / "evacuation_shelters.parquet")
+    assert sh.num_rows == 3 and all(p <= c for p, c in zip(sh.column("peak_occupancy").to_pylist(),
+                                                          sh.column("capacity").to_pylist(), strict=True))
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "<h2>Evacuation</h2>" in html and "Evacuation curve" in html
+    assert html.count("<tr><td>") >= 3

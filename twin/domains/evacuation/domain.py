@@ -444,6 +444,12 @@ class EvacuationDomain(Domain):
         self.trip[go[live]] = first[live]
 
     # ---------------------------------------------------------------------------- results
+    @classmethod
+    def report_sections(cls) -> list[tuple[str, Any]]:
+        from twin.domains.evacuation.report import evacuation_section
+
+        return [("Evacuation", evacuation_section)]
+
     def clearance_s(self) -> dict[float, float]:
         """Time from the first order until each share of :data:`CLEARANCE_SHARES` of the evacuees is
         in a shelter (``inf``: never that day)."""
