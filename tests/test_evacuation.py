@@ -195,3 +195,30 @@ def test_run_folder_has_the_tables_and_the_report_section(shared, tmp_path):
     html = (tmp_path / "run" / "report.html").read_text()
     assert "<h2>Evacuation</h2>" in html and "Evacuation curve" in html
     assert html.count("<tr><td>") >= 3
+
+
+def test_stay_away_cancels_trips_into_the_hazard(shared):
+    """With stay_away, no trip of a resident who is not evacuating begins after a stage's start with
+    its destination inside that stage's area; without it, some do."""
+    from twin.demand import HOME
+
+    def into_hazard_after_onset(stay):
+        sc = scenario(shared, residents=2000,
+                      hazard={"points": [list(CENTRE)], "radius_m": 800, "onset_s": "07:00"},
+                      orders={"at_s": "07:00", "zone_m": 0, "compliance": 0.0, "stay_away": stay})
+        m, ev, _ = run(sc)
+        mob = m.mobility
+        inside = (ev.node_stage[0] == 0)[mob.trips.dest]
+        began = np.isfinite(mob.trip_depart_s) & (mob.trip_depart_s >= 7 * 3600 + sc.simulation.record_interval_s)
+        bad = began & inside & ~ev.evacuee[mob.trips.person]
+        return m, ev, bad, mob
+
+    m0, _, bad0, _ = into_hazard_after_onset(False)
+    assert bad0.sum() > 10 and m0.kpis()["evacuation_stayed_away"] == 0
+    m1, ev1, bad1, mob = into_hazard_after_onset(True)
+    k = m1.kpis()
+    assert k["evacuation_stayed_away"] > 10
+    # the only trips into the area that still begin are those home, of residents who live there
+    left = np.flatnonzero(bad1)
+    assert np.all(mob.trips.purpose[left] == HOME)
+    assert np.all((ev1.node_stage[0] == 0)[m1.pop.home_node[mob.trips.person[left]]])

@@ -82,6 +82,9 @@ class Orders(Section):
         "shelter", description="shelter: straight to a shelter; home_first: home first (for the household), "
                                "then to a shelter.")
     home_stay_s: float = Field(600.0, ge=0, le=86_400, description="home_first: time at home before leaving, s.")
+    stay_away: bool = Field(False, description="Residents not evacuating whose planned trips lead into an active "
+                                               "hazard area give up the rest of their day: those out go home (when "
+                                               "home is outside the area), the others stay where they are.")
 
     @model_validator(mode="after")
     def _rings(self) -> Orders:

@@ -217,6 +217,7 @@ class EvacuationDomain(Domain):
         self.sheltered_at = np.full(n, -1, np.int64)
         self.turned = np.zeros(n, np.int64)
         self.walked_out = np.zeros(n, bool)  # left a car stuck at a closure
+        self.stayed_away = np.zeros(n, bool)  # gave up trips into a hazard (orders.stay_away)
         self.occupancy = np.zeros(self.shelter_node.size, np.int64)
         self.peak = np.zeros(self.shelter_node.size, np.int64)
         self.turned_at = np.zeros(self.shelter_node.size, np.int64)
@@ -236,6 +237,8 @@ class EvacuationDomain(Domain):
         while self.rings_done < self.n_rings and self.ring_order_s[self.rings_done] < t_end:
             self._order(ctx, self.rings_done, max(t, float(self.ring_order_s[self.rings_done])))
             self.rings_done += 1
+        if self._stage_changed and self.config.orders.stay_away:  # after the orders: evacuees are known
+            self._stay_away()
         self._arrivals(ctx)
         self._walk_out(ctx)
         if np.any(self.occupancy > self.shelter_cap):
@@ -250,17 +253,55 @@ class EvacuationDomain(Domain):
     def _hazards(self, t: float, t_end: float) -> None:
         """Links the active stages reach close from the step whose interval holds the stage's start."""
         new = np.zeros(self.net.n_links, bool)
+        changed = False
         for k, st in enumerate(self.stages):
             times = np.asarray(st.times_s)
             s = int(np.searchsorted(times, t_end, side="left")) - 1  # last stage starting before t_end
             if s > self.stage_now[k]:
                 self.stage_now[k] = s
+                changed = True
                 new |= (self.link_stage[k] >= 0) & (self.link_stage[k] <= s)
+        self._stage_changed = changed
         new &= ~self.closed
         if new.any():
             self.closed |= new
             self.closed_at_s[new] = t
             self.mob.close_links(np.flatnonzero(new))
+
+    def _inside_now(self, nodes: np.ndarray) -> np.ndarray:
+        """Whether each node is inside an active hazard area."""
+        inside = np.zeros(nodes.size, bool)
+        for k, ns in enumerate(self.node_stage):
+            if self.stage_now[k] >= 0:
+                stg = ns[nodes]
+                inside |= (stg >= 0) & (stg <= self.stage_now[k])
+        return inside
+
+    def _stay_away(self) -> None:
+        """Residents who are not evacuating and whose planned trips (not begun) lead into an active
+        area give up the rest of their day: home, when they are out and home is outside the area;
+        else they stay where they are."""
+        from twin.demand import HOME
+
+        mob = self.mob
+        # not departed: planned, or scheduled for a later departure (begun at an activity's end)
+        t = float(mob.sim.t_s)
+        planned = np.flatnonzero((mob.trip_state == 0) | ((mob.trip_state == 1) & ~(mob.trip_depart_s <= t)))
+        into = planned[self._inside_now(mob.trips.dest[planned].astype(np.int64))]
+        res = np.unique(mob.trips.person[into]).astype(np.int64)
+        res = res[~self.evacuee[res] & (self.sheltered_at[res] < 0) & ~self.stayed_away[res]]
+        if res.size == 0:
+            return
+        home = self.mob.pop.home_node[res].astype(np.int64)
+        cur = mob._cur_trip[res]
+        out = cur >= 0  # out of home since their first trip ...
+        out[out] &= mob.trips.purpose[cur[out]] != HOME  # ... and not on their way home or back
+        go_home = out & ~self._inside_now(home)
+        ptr = np.zeros(res.size + 1, np.int64)
+        np.cumsum(go_home, out=ptr[1:])
+        mob.replace_plans(res, ptr, home[go_home], np.full(int(go_home.sum()), HOME),
+                          np.full(int(go_home.sum()), np.inf), source="evacuation")
+        self.stayed_away[res] = True
 
     def _position(self, loc: Any) -> np.ndarray:
         """Each resident's node now (a car: the end of its link), -1 stranded."""
@@ -474,6 +515,7 @@ class EvacuationDomain(Domain):
             "evacuation_not_sheltered": int((self.evacuee & ~np.isfinite(self.safe_s)).sum()),
             "evacuation_turned_away": int(self.turned.sum()),
             "evacuation_left_car": int(self.walked_out.sum()),
+            "evacuation_stayed_away": int(self.stayed_away.sum()),
             "evacuation_at_risk_peak": int(risk.max()),
             "evacuation_exposure_person_h": round(self.exposure_ps / 3600.0, 2),
             "evacuation_links_closed": int(self.closed.sum()),
