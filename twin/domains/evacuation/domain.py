@@ -313,14 +313,8 @@ class EvacuationDomain(Domain):
 
     def _at_risk(self, loc: Any) -> np.ndarray:
         pos = self._position(loc)
-        inside = np.zeros(pos.size, bool)
-        ok = pos >= 0
-        for k, ns in enumerate(self.node_stage):
-            s = self.stage_now[k]
-            if s >= 0:
-                stg = ns[np.maximum(pos, 0)]
-                inside |= ok & (stg >= 0) & (stg <= s)
-        return inside & (self.sheltered_at < 0)
+        out: np.ndarray = (pos >= 0) & self._inside_now(np.maximum(pos, 0)) & (self.sheltered_at < 0)
+        return out
 
     def _weights(self) -> np.ndarray:
         w = np.asarray(self.net.link_fftt_s, np.float64).copy()

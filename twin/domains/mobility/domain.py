@@ -363,7 +363,9 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         groups, weights = self._weights(bins)
         closed = getattr(self, "_closed_links", None)
         if avoid_closed and closed is not None and closed.size:
-            weights = {g: np.where(np.isin(np.arange(w.size), closed), np.inf, w) for g, w in weights.items()}
+            weights = {g: w.copy() for g, w in weights.items()}
+            for w in weights.values():
+                w[closed] = np.inf
         # chunks keep memory bounded and drive the progress bar
         order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
         chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))
