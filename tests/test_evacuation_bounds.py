@@ -24,12 +24,12 @@ PATH_HEAD = np.array([1, 2, 3], dtype=np.int32)
 
 
 def simulate(tau_s: np.ndarray, cap_veh_per_s: np.ndarray, routes: list[list[int]],
-             storage_veh: np.ndarray | None = None) -> float:
+             storage_veh: np.ndarray | None = None, dt_s: float = 1.0) -> float:
     """The queue kernel's clearance (last arrival) of vehicles leaving at 0 s on these routes."""
     storage = np.full(tau_s.size, 1e6) if storage_veh is None else storage_veh
     indptr = np.concatenate([[0], np.cumsum([len(r) for r in routes])])
     sim = QueueSim(fftt_s=tau_s, cap_veh_per_s=cap_veh_per_s, storage_veh=storage, route_indptr=indptr,
-                   route_links=np.concatenate(routes), dt_s=1.0, backend="python")
+                   route_links=np.concatenate(routes), dt_s=dt_s, backend="python")
     sim.schedule(np.arange(len(routes)), np.zeros(len(routes)))
     t_s = 0.0
     while not np.all(sim.status == STATUS_ARRIVED):
@@ -90,6 +90,15 @@ def test_two_equal_exits_halve_the_queue(two_sinks: bool) -> None:
     for q, n_exits in ((one, 1), (two, 2)):
         assert 0 <= burst_clearance_s(20, 10.0, 0.5, n_exits) - q <= 2.0
     assert burst_clearance_s(20, 10.0, 0.5, 2) - 10.0 == (burst_clearance_s(20, 10.0, 0.5) - 10.0) / 2
+    # through the queue kernel (2 s steps): the burst clears in tau + N / mu within one step (the
+    # first vehicle leaves at once: tau + (N - 1) / mu), and splitting it over the two exits halves
+    # the queueing part, within one step
+    for dt in (1.0, 2.0):
+        sim_one = simulate(tau, mu, [[0]] * 20, dt_s=dt)
+        sim_two = simulate(tau, mu, [[0], [1]] * 10, dt_s=dt)
+        assert 0 <= burst_clearance_s(20, 10.0, 0.5) - sim_one <= max(dt, 1 / 0.5) and sim_one >= one
+        assert 0 <= burst_clearance_s(20, 10.0, 0.5, 2) - sim_two <= max(dt, 1 / 0.5) and sim_two >= two
+        assert abs((sim_two - 10.0) - (sim_one - 10.0) / 2) <= dt
 
 
 def test_bottleneck_in_the_middle_governs() -> None:

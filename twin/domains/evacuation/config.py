@@ -16,7 +16,7 @@ from twin.scenario import Seconds, Section, _as_tuple
 #: a (lon, lat) point; YAML lists are read as tuples
 LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
 
-__all__ = ["Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage"]
+__all__ = ["Contraflow", "Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage"]
 
 
 class Stage(Section):
@@ -126,6 +126,28 @@ class Shelters(Section):
     scale_capacity: bool = Field(True, description="Scale capacities by the population's sample share.")
 
 
+class Contraflow(Section):
+    """Contraflow: from ``at_s``, the inbound direction of chosen two-way corridors is closed and its
+    lanes are given to the outbound direction (flow capacity and storage of the two directions
+    added). Corridors are the links of OSM ways (``ways``, outbound = the direction the evacuation
+    routes use), and/or the ``auto`` busiest outbound arterials of the evacuation routes."""
+
+    at_s: Seconds | None = Field(None, description="When the lanes are reversed; default: the first order.")
+    ways: list[int] = Field(default_factory=list, description="OSM way ids of the corridors.")
+    auto: int = Field(0, ge=0, le=1000, description="Number of corridors chosen automatically: the busiest "
+                                                   "two-way arterials (primary and above) on the routes from the "
+                                                   "evacuation zone to the shelters.")
+    min_share: float = Field(0.5, gt=0, le=1, description="auto: a corridor runs on along the routes while its "
+                                                         "links carry at least this share of its busiest link's "
+                                                         "evacuees.")
+
+    @model_validator(mode="after")
+    def _some(self) -> Contraflow:
+        if not self.ways and self.auto == 0:
+            raise ValueError("contraflow needs ways (OSM way ids) or auto (a number of corridors)")
+        return self
+
+
 class EvacuationConfig(Section):
     """Evacuation: hazards that spread, orders with compliance and response delays, shelters with
     capacity (docs/evacuation.md)."""
@@ -133,6 +155,7 @@ class EvacuationConfig(Section):
     hazards: list[Hazard] = Field(default_factory=list, description="The hazards (at least one).")
     orders: Orders = Field(default_factory=Orders, description="The evacuation orders.")
     shelters: Shelters = Field(default_factory=Shelters, description="The shelters.")
+    contraflow: Contraflow | None = Field(None, description="Lane reversal on outbound corridors (none by default).")
 
     def resolve_paths(self, base: Path) -> EvacuationConfig:
         """Hazard files relative to the scenario's folder ``base``, checked to be regular files."""

@@ -149,6 +149,15 @@ class EvacuationDomain(Domain):
                 hazard_stages(h, network)
             except ValueError as exc:
                 problems.append((f"evacuation.hazards.{k}", str(exc)))
+        cf = config.contraflow
+        if cf is not None and cf.ways:
+            from twin.domains.evacuation.contraflow import reverse_links
+
+            two_way = set(network.link_osmid[reverse_links(network) >= 0].tolist())
+            for k, w in enumerate(cf.ways):
+                if w not in two_way:
+                    problems.append((f"evacuation.contraflow.ways.{k}",
+                                     f"OSM way {w} has no two-way link on the drive network of {scenario.map.source}"))
         if not problems and not config.shelters.listed and not config.shelters.from_map:
             problems.append(("evacuation.shelters", "no shelter: list some, or set from_map: true"))
         return problems
@@ -188,7 +197,6 @@ class EvacuationDomain(Domain):
             cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
         share = float(ctx.scenario.population.sample_share)
         self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share)
-        self._rev = None
         ctx.events.register_type("evacuation_order", ("t_s", "resident_id", "depart_s", "shelter"))
         ctx.events.register_type("shelter_arrival", ("t_s", "resident_id", "shelter", "admitted"))
 
@@ -228,6 +236,9 @@ class EvacuationDomain(Domain):
         self.exposure_ps = 0.0
         self.series: list[tuple[float, int, int, int, int, int]] = []
         self.first_order_s = np.nan
+        self.cf_links = self.cf_corridor = np.zeros(0, np.int64)
+        self.cf_flow = np.zeros(0)
+        self.cf_at_s = np.nan
 
     def step(self, ctx: DomainContext) -> None:
         """One model step, before the kernel moves: stages and closures, orders, shelter arrivals,
@@ -237,6 +248,12 @@ class EvacuationDomain(Domain):
         while self.rings_done < self.n_rings and self.ring_order_s[self.rings_done] < t_end:
             self._order(ctx, self.rings_done, max(t, float(self.ring_order_s[self.rings_done])))
             self.rings_done += 1
+        cf = self.config.contraflow
+        if cf is not None and np.isnan(self.cf_at_s):
+            t_cf = cf.at_s if cf.at_s is not None else float(self.ring_order_s[0])
+            if t_cf < t_end:
+                self.cf_at_s = max(t, t_cf)
+                self._contraflow(ctx, self.cf_at_s)
         if self._stage_changed and self.config.orders.stay_away:  # after the orders: evacuees are known
             self._stay_away()
         self._arrivals(ctx)
@@ -324,32 +341,58 @@ class EvacuationDomain(Domain):
     def _nearest_shelter(self, nodes: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Index of the shelter nearest by network time from each node (free-flow car times, closed
         links left out; ``exclude``: shelters not to choose); -1 when none is reachable."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import dijkstra
+        from twin.domains.evacuation.contraflow import shelter_tree
 
         keep = np.ones(self.shelter_node.size, bool) if exclude is None else ~exclude
         if not keep.any() or nodes.size == 0:
             return np.full(nodes.size, -1, np.int64)
+        src = np.flatnonzero(keep)
+        _, _, near = shelter_tree(self.net, self._weights(), self.shelter_node[src])
+        out: np.ndarray = np.where(near[nodes] >= 0, src[np.maximum(near[nodes], 0)], -1).astype(np.int64)
+        return out
+
+    def _contraflow(self, ctx: DomainContext, t: float) -> None:
+        """Reverse the inbound lanes of the corridors: the inbound twin closes, the outbound link gets
+        its flow capacity and storage. Corridors follow the routes from where the zone's residents
+        are now to their nearest shelters."""
+        from twin.domains.evacuation.contraflow import auto_corridors, reverse_links, shelter_tree, tree_link_flow
+
+        cf = self.config.contraflow
+        assert cf is not None
         net = self.net
         w = self._weights()
-        ok = np.isfinite(w)
-        n = net.n_nodes
-        # reverse graph: shelter -> nodes; parallel links: the least time (csr_matrix sums duplicates)
-        order = np.lexsort((w[ok], net.link_tail[ok], net.link_head[ok]))
-        h, tl, ww = net.link_head[ok][order], net.link_tail[ok][order], w[ok][order]
-        first = np.ones(h.size, bool)
-        first[1:] = (h[1:] != h[:-1]) | (tl[1:] != tl[:-1])
-        g = csr_matrix((np.maximum(ww[first], 1e-9), (h[first], tl[first])), shape=(n, n))
-        src = np.flatnonzero(keep)
-        dist, _, source = dijkstra(g, directed=True, indices=self.shelter_node[src], min_only=True,
-                                   return_predecessors=True)
-        node_to = np.full(n, -1, np.int64)
-        reach = np.isfinite(dist) & (source >= 0)
-        lut = np.full(n, -1, np.int64)
-        lut[self.shelter_node[src]] = src
-        node_to[reach] = lut[source[reach]]
-        out: np.ndarray = node_to[nodes]
-        return out
+        dist, nxt, _ = shelter_tree(net, w, self.shelter_node)
+        pos = self._position(ctx.locations())
+        origin = pos[(pos >= 0) & (self.sheltered_at < 0)]
+        origin = origin[self.node_ring[origin] >= 0]
+        flow = tree_link_flow(net, w, dist, nxt, origin)
+        rev = reverse_links(net)
+        corridors: list[np.ndarray] = []
+        if cf.ways:  # the direction the routes use, else away from the hazard (towards the shelters)
+            from twin.domains.evacuation.contraflow import way_corridors
+
+            corridors = way_corridors(net, cf.ways, flow, -np.where(np.isfinite(dist), dist, np.inf), rev)
+        if cf.auto:
+            taken = np.zeros(net.n_links, bool)
+            for c in corridors:
+                taken[c] = True
+                taken[rev[c]] = True
+            ok_flow = np.where(taken, 0.0, flow)
+            corridors += auto_corridors(net, ok_flow, nxt, cf.auto, cf.min_share, rev)
+        out = np.concatenate(corridors) if corridors else np.zeros(0, np.int64)
+        cid = np.repeat(np.arange(len(corridors)), [c.size for c in corridors]) if corridors else out
+        _, first = np.unique(out, return_index=True)  # a link in two corridors: the first
+        keep = np.zeros(out.size, bool)
+        keep[first] = True
+        keep &= ~np.isin(out, rev[out])  # never both directions of a pair
+        out, cid = out[keep], cid[keep]
+        if out.size == 0:
+            return
+        inbound = rev[out]
+        cap, sto = net.link_capacity_vph, net.link_storage_veh
+        self.mob.close_links(inbound)
+        self.mob.scale_links(out, (cap[out] + cap[inbound]) / cap[out], (sto[out] + sto[inbound]) / sto[out])
+        self.cf_links, self.cf_corridor, self.cf_flow = out, cid.astype(np.int64), flow[out]
 
     def _order(self, ctx: DomainContext, ring: int, t_order: float) -> None:
         """Residents in ``ring`` now are ordered out; the compliant ones get their trips."""
@@ -515,6 +558,7 @@ class EvacuationDomain(Domain):
             "evacuation_links_closed": int(self.closed.sum()),
             "evacuation_shelters": int(self.shelter_node.size),
             "evacuation_shelter_capacity": int(self.shelter_cap.sum()),
+            "evacuation_contraflow_links": int(self.cf_links.size),
         }
         for q, v in cl.items():
             out[f"evacuation_clearance_{round(q * 100)}_s"] = r(v)
@@ -536,6 +580,11 @@ class EvacuationDomain(Domain):
                 "t_s": ser[:, 0], "at_risk": ser[:, 1].astype(np.int64), "evacuees": ser[:, 2].astype(np.int64),
                 "sheltered": ser[:, 3].astype(np.int64), "in_shelters": ser[:, 4].astype(np.int64),
                 "links_closed": ser[:, 5].astype(np.int64),
+            },
+            "evacuation_contraflow": {
+                "corridor": self.cf_corridor, "way_osmid": self.net.link_osmid[self.cf_links],
+                "from_osmid": osm[self.net.link_tail[self.cf_links]], "to_osmid": osm[self.net.link_head[self.cf_links]],
+                "evacuees_routed": self.cf_flow, "at_s": np.full(self.cf_links.size, self.cf_at_s),
             },
             "evacuation_shelters": {
                 "shelter_osmid": osm[self.shelter_node], "lon": self.net.node_lon[self.shelter_node],

@@ -316,10 +316,16 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self.trip_car_toll = np.zeros(m)
 
     def _uncongested_m(self, mode: str, origin: np.ndarray, dest: np.ndarray) -> np.ndarray:
-        """Shortest-path length (m) on the walk or bike network between drive nodes (``inf`` when the
-        mode is not available)."""
+        """Shortest-path length (m) on the walk or bike network between drive nodes (``inf`` for bike
+        when it is not available). Walking is always possible: a scenario without the walk mode
+        still has residents who must walk (an evacuee without a car, a driver who leaves a car
+        stuck at a closure); they walk on the drive network's streets (built on first use)."""
         if mode not in self._skim_nets:
-            return np.full(origin.shape[0], np.inf)
+            if mode != "walk":
+                return np.full(origin.shape[0], np.inf)
+            d = self.network
+            r0 = Router(d.indptr, d.link_head, d.link_tail, d.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+            self._skim_nets["walk"] = (r0, np.arange(d.n_nodes))
         r, snap = self._skim_nets[mode]
         o = snap[origin]
         d = snap[dest]
@@ -1038,6 +1044,25 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         links = np.unique(np.asarray(links, dtype=np.int64))
         self.sim.open_links(links)
         self._closed_links = np.setdiff1d(getattr(self, "_closed_links", np.zeros(0, np.int64)), links)
+
+    def scale_links(self, links: np.ndarray, capacity_factor: Any = 1.0, storage_factor: Any = 1.0) -> None:
+        """Multiply the flow capacity and the storage of links from the next kernel step on (a domain's
+        service: contraflow adds the lanes of the opposite direction, roadworks take some away).
+
+        Factors (> 0, broadcast against ``links``) act on the day's capacities as they stand, so
+        they compose; pricing and capacity policies in force keep applying on top of them. A link
+        given more storage wakes the links waiting for room on it (:meth:`QueueSim.set_storage`).
+        """
+        links = np.asarray(links, dtype=np.int64).ravel()
+        if links.size and (links.min() < 0 or links.max() >= self.network.n_links or np.unique(links).size != links.size):
+            raise ValueError(f"links must be distinct link indices in [0, {self.network.n_links})")
+        cf = np.broadcast_to(np.asarray(capacity_factor, np.float64), links.shape)
+        sf = np.broadcast_to(np.asarray(storage_factor, np.float64), links.shape)
+        if not (np.all(np.isfinite(cf)) and np.all(cf > 0) and np.all(np.isfinite(sf)) and np.all(sf > 0)):
+            raise ValueError("capacity_factor and storage_factor must be finite and > 0")
+        self._base_cap[links] *= cf
+        self.sim.cap_veh_per_step[links] *= cf
+        self.sim.set_storage(links, np.maximum(1.0, self.sim.storage_veh[links] * sf))
 
     def _reroute_around_closures(self, vehicles: np.ndarray) -> np.ndarray:
         from twin.kernels.queue import STATUS_NOT_DEPARTED, STATUS_WAITING
