@@ -172,7 +172,7 @@ def test_contraflow_lowers_the_90_percent_clearance(shared):
     kw = dict(residents=3000, shelters=exits, hazard={"points": [list(CENTRE)], "radius_m": 300, "onset_s": "08:30"},
               modes={"available": ["car", "walk"], "asc_walk": -3.0}, car_ownership=1.0,
               orders={"at_s": "08:30", "zone_m": 1500, "compliance": 1.0, "delay": {"distribution": "none"}})
-    m0, ev0, _ = run(scenario(shared, **kw))
+    m0, _, _ = run(scenario(shared, **kw))
     m1, ev1, seen = run(scenario(shared, contraflow={"auto": 1}, **kw), subscribe=("enter_link",))
     before, after = m0.kpis()["evacuation_clearance_90_s"], m1.kpis()["evacuation_clearance_90_s"]
     print(f"90% clearance without contraflow {before:.0f} s, with {after:.0f} s "

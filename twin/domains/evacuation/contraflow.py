@@ -127,12 +127,15 @@ def _eligible(net: RoadNetwork, rev: np.ndarray) -> np.ndarray:
 
 def auto_corridors(net: RoadNetwork, flow: np.ndarray, next_node: np.ndarray, n_corridors: int,
                    min_share: float = 0.5, rev: np.ndarray | None = None) -> list[np.ndarray]:
-    """The ``n_corridors`` busiest corridors: each starts at the eligible link (a two-way arterial,
-    :data:`ARTERIAL_CLASSES`) with the most evacuees not yet taken, and runs on downstream (along
-    the routes) and upstream (the busiest link feeding it) while the links are eligible and carry
-    at least ``min_share`` of that link's evacuees. Links in upstream-to-downstream order."""
+    """The ``n_corridors`` busiest corridors: each starts at the eligible link with the most evacuees
+    per unit of flow capacity (the longest queue it would hold) not yet taken, and runs on
+    downstream (along the routes) and upstream (the busiest link feeding it) while the links are
+    eligible and carry at least ``min_share`` of that link's evacuees. Eligible: a two-way
+    arterial (:data:`ARTERIAL_CLASSES`) whose inbound twin carries at most a tenth of its
+    evacuees (reversing it would turn evacuees away). Links in upstream-to-downstream order."""
     rev = reverse_links(net) if rev is None else rev
-    ok = _eligible(net, rev) & (flow > 0)
+    ok = _eligible(net, rev) & (flow > 0) & (flow[np.maximum(rev, 0)] <= 0.1 * flow)
+    load = flow / np.maximum(net.link_capacity_vph, 1e-9)
     taken = np.zeros(net.n_links, bool)
     n = net.n_nodes
     # tree links by their tail: the route out of a node
@@ -144,10 +147,10 @@ def auto_corridors(net: RoadNetwork, flow: np.ndarray, next_node: np.ndarray, n_
         cand = np.flatnonzero(ok & ~taken & ~taken[np.maximum(rev, 0)])
         if cand.size == 0:
             break
-        seed = int(cand[np.lexsort((cand, -flow[cand]))[0]])
+        seed = int(cand[np.lexsort((cand, -load[cand]))[0]])
         floor = min_share * flow[seed]
 
-        def good(m: int) -> bool:
+        def good(m: int, floor: float = floor) -> bool:
             return m >= 0 and bool(ok[m]) and not taken[m] and not taken[rev[m]] and flow[m] >= floor
 
         chain = [seed]

@@ -564,6 +564,28 @@ class EvacuationDomain(Domain):
             out[f"evacuation_clearance_{round(q * 100)}_s"] = r(v)
         return out
 
+    def hazard_outlines(self) -> dict[str, np.ndarray]:
+        """The outer rings of every hazard's area at every stage, as vertex rows (lon, lat) keyed by
+        hazard, stage (its start ``at_s``), polygon ``part`` and vertex ``seq`` (holes left out: a
+        map outline)."""
+        import shapely
+
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("hazard", "stage", "at_s", "part", "seq", "lon", "lat")}
+        for h, st in enumerate(self.stages):
+            for k, at in enumerate(st.times_s):
+                parts = shapely.get_parts(st.polygon_lonlat(k))
+                for p, poly in enumerate(parts.tolist()):
+                    xy = np.asarray(poly.exterior.coords)
+                    n = xy.shape[0]
+                    for key, val in (("hazard", h), ("stage", k), ("at_s", float(at)), ("part", p)):
+                        cols[key].append(np.full(n, val))
+                    cols["seq"].append(np.arange(n))
+                    cols["lon"].append(xy[:, 0])
+                    cols["lat"].append(xy[:, 1])
+        ints = ("hazard", "stage", "part", "seq")
+        return {name: (np.concatenate(v) if v else np.zeros(0)).astype(np.int64 if name in ints else np.float64)
+                for name, v in cols.items()}
+
     def tables(self, ctx: DomainContext) -> Mapping[str, Mapping[str, np.ndarray | Categorical]]:
         ev = np.flatnonzero(np.isfinite(self.ordered_s))
         osm = self.net.node_osmid
@@ -581,9 +603,11 @@ class EvacuationDomain(Domain):
                 "sheltered": ser[:, 3].astype(np.int64), "in_shelters": ser[:, 4].astype(np.int64),
                 "links_closed": ser[:, 5].astype(np.int64),
             },
+            "evacuation_hazards": self.hazard_outlines(),
             "evacuation_contraflow": {
                 "corridor": self.cf_corridor, "way_osmid": self.net.link_osmid[self.cf_links],
-                "from_osmid": osm[self.net.link_tail[self.cf_links]], "to_osmid": osm[self.net.link_head[self.cf_links]],
+                "from_osmid": osm[self.net.link_tail[self.cf_links]],
+                "to_osmid": osm[self.net.link_head[self.cf_links]],
                 "evacuees_routed": self.cf_flow, "at_s": np.full(self.cf_links.size, self.cf_at_s),
             },
             "evacuation_shelters": {

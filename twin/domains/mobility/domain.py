@@ -1054,7 +1054,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         given more storage wakes the links waiting for room on it (:meth:`QueueSim.set_storage`).
         """
         links = np.asarray(links, dtype=np.int64).ravel()
-        if links.size and (links.min() < 0 or links.max() >= self.network.n_links or np.unique(links).size != links.size):
+        n_links = self.network.n_links
+        if links.size and (links.min() < 0 or links.max() >= n_links or np.unique(links).size != links.size):
             raise ValueError(f"links must be distinct link indices in [0, {self.network.n_links})")
         cf = np.broadcast_to(np.asarray(capacity_factor, np.float64), links.shape)
         sf = np.broadcast_to(np.asarray(storage_factor, np.float64), links.shape)
