@@ -130,7 +130,8 @@ class Contraflow(Section):
     """Contraflow: from ``at_s``, the inbound direction of chosen two-way corridors is closed and its
     lanes are given to the outbound direction (flow capacity and storage of the two directions
     added). Corridors are the links of OSM ways (``ways``, outbound = the direction the evacuation
-    routes use), and/or the ``auto`` busiest outbound arterials of the evacuation routes."""
+    routes use), and/or the ``auto`` busiest outbound arterials of the evacuation routes. With
+    neither (``auto: 0``, no ways) nothing is reversed: the baseline of a sweep."""
 
     at_s: Seconds | None = Field(None, description="When the lanes are reversed; default: the first order.")
     ways: list[int] = Field(default_factory=list, description="OSM way ids of the corridors.")
@@ -141,11 +142,6 @@ class Contraflow(Section):
                                                          "links carry at least this share of its busiest link's "
                                                          "evacuees.")
 
-    @model_validator(mode="after")
-    def _some(self) -> Contraflow:
-        if not self.ways and self.auto == 0:
-            raise ValueError("contraflow needs ways (OSM way ids) or auto (a number of corridors)")
-        return self
 
 
 class EvacuationConfig(Section):

@@ -58,7 +58,9 @@ def _minutes(v: object) -> str:
 
 
 def _clock(s: float) -> str:
-    """Seconds after midnight as ``HH:MM`` (``HH:MM (+1 d)`` on a later day)."""
+    """Seconds after midnight as ``HH:MM`` (``HH:MM (+1 d)`` on a later day; ``-`` if not a number)."""
+    if not np.isfinite(s):
+        return "-"
     d, r = divmod(int(round(float(s))), 86400)
     return f"{r // 3600:02d}:{r % 3600 // 60:02d}" + (f" (+{d} d)" if d else "")
 
