@@ -135,9 +135,10 @@ class Contraflow(Section):
 
     at_s: Seconds | None = Field(None, description="When the lanes are reversed; default: the first order.")
     ways: list[int] = Field(default_factory=list, description="OSM way ids of the corridors.")
-    auto: int = Field(0, ge=0, le=1000, description="Number of corridors chosen automatically: the busiest "
-                                                   "two-way arterials (primary and above) on the routes from the "
-                                                   "evacuation zone to the shelters.")
+    auto: int = Field(0, ge=0, le=1000, description="Number of corridors chosen automatically: the two-way "
+                                                   "arterials (secondary and above) with the most evacuees per unit "
+                                                   "of capacity on the routes from the evacuation zone to the "
+                                                   "shelters.")
     min_share: float = Field(0.5, gt=0, le=1, description="auto: a corridor runs on along the routes while its "
                                                          "links carry at least this share of its busiest link's "
                                                          "evacuees.")
