@@ -504,7 +504,7 @@ def _osmnx_speeds(attrs: list[dict[str, Any]]) -> np.ndarray:
         edges["maxspeed"] = edges["maxspeed"].apply(_collapse_multiple_maxspeed_values, agg=agg)
         edges["speed_kph"] = edges["maxspeed"].astype(str).map(_clean_maxspeed).astype(float)
     else:
-        edges["speed_kph"] = None
+        edges["speed_kph"] = np.nan  # float: no object column to downcast
     hwy_speed_avg = pd.Series(hwy_speeds).dropna()
     for hwy, group in edges.groupby("highway"):
         if hwy not in hwy_speed_avg:

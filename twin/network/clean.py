@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from typing import Any
 
 import networkx as nx
@@ -219,7 +220,11 @@ def clean_graph(
             first.append(str(h))
             tagged.append(d.get("maxspeed") is not None)
         hwy_speeds = untagged_class_speeds(first, tagged)
-        H = ox.add_edge_speeds(H, hwy_speeds=hwy_speeds, fallback=FALLBACK_SPEED_KPH)
+        with warnings.catch_warnings():
+            # osmnx fills an all-None speed column of a map without maxspeed tags; pandas 2.x warns
+            # that it downcasts the object column (the values are the same)
+            warnings.filterwarnings("ignore", "Downcasting object dtype arrays", FutureWarning)
+            H = ox.add_edge_speeds(H, hwy_speeds=hwy_speeds, fallback=FALLBACK_SPEED_KPH)
         for _, _, d in H.edges(data=True):
             s = float(d["speed_kph"])
             if not math.isfinite(s) or s <= 0:
