@@ -261,3 +261,30 @@ def test_stay_away_cancels_trips_into_the_hazard(shared):
     left = np.flatnonzero(bad1)
     assert np.all(mob.trips.purpose[left] == HOME)
     assert np.all((ev1.node_stage[0] == 0)[m1.pop.home_node[mob.trips.person[left]]])
+
+
+def test_cars_held_mid_route_are_left_and_their_drivers_walk_on(shared):
+    """The spreading area closes every way out of some cars' links: their evacuees leave the car at
+    the end of its link (``mobility.leave_cars``), that trip ends there, and they walk on to a
+    shelter from that node; the plan's destinations come back for the next day. The order comes
+    late (08:50, the area already widening), so some cars are inside when their exits close."""
+    m = CityModel(scenario(shared, residents=2500, orders={"at_s": "08:50", "zone_m": 300}))
+    mob, ev = m.domain("mobility"), m.domain("evacuation")
+    plan_dest = mob.trips.dest.copy()
+    m.run()
+    left = mob._left_car
+    assert left.size > 0
+    t = mob.trips
+    ip, links = mob.route_indptr, mob.route_links
+    last = links[ip[left + 1] - 1]  # the trips' routes now end with the link the car was left on
+    np.testing.assert_array_equal(t.dest[left], m.network.link_head[last])
+    assert np.all(mob.trip_state[left] == 2) and np.all(np.isfinite(mob.trip_arrive_s[left]))
+    nxt = mob.trip_next[left]
+    assert np.all(nxt >= 0)
+    np.testing.assert_array_equal(t.origin[nxt], t.dest[left])
+    assert np.all(mob.trip_mode[nxt] == 1)  # on foot
+    drivers = t.person[left]
+    assert ev.walked_out[drivers].all()
+    assert np.isfinite(ev.safe_s[drivers]).mean() > 0.8  # most of them reach a shelter
+    mob._restore_plan()
+    np.testing.assert_array_equal(mob.trips.dest, plan_dest)

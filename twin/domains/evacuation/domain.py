@@ -444,28 +444,54 @@ class EvacuationDomain(Domain):
                                                 "depart_s": self.depart_s[go], "shelter": shelter})
 
     def _walk_out(self, ctx: DomainContext) -> None:
-        """Evacuees whose car cannot enter its first link (closed since they set out) leave it and
-        walk to their shelter from where they stand."""
+        """Evacuees whose car is held at a closed link leave it and walk to their shelter: a car that
+        cannot enter its first link (closed since they set out) is left where it stands; a car on a
+        link whose next link is closed (rerouting found no other way: every way out of a flooded
+        area closed) is left at the end of that link (``mobility.leave_cars``). The car that held
+        them may be on their evacuation trip or on the trip they were on when told to leave."""
         from twin.demand import LEISURE
-        from twin.kernels.queue import STATUS_WAITING
+        from twin.kernels.queue import STATUS_ON_LINK, STATUS_WAITING
 
         mob = self.mob
-        pend = np.flatnonzero((self.trip >= 0) & (self.sheltered_at < 0))
+        pend = np.flatnonzero(self.evacuee & (self.sheltered_at < 0) & (self.trip >= 0))
         if pend.size == 0:
             return
-        tr = self.trip[pend]
-        veh = mob.car_index[tr]
-        on = (mob.trip_state[tr] == 1) & (veh >= 0)
-        pend, tr, veh = pend[on], tr[on], veh[on]
+        cur = mob._cur_trip[pend]
+        ok = cur >= 0
+        pend, cur = pend[ok], cur[ok]
+        veh = mob.car_index[cur]
+        on = (mob.trip_state[cur] == 1) & (veh >= 0)
+        pend, cur, veh = pend[on], cur[on], veh[on]
+        if pend.size == 0:
+            return
         sim = mob.sim
-        waiting = sim.status[veh] == STATUS_WAITING
-        first = sim.route_links[sim.rpos[veh]]
-        stuck = pend[waiting & self.closed[first]]
+        status = sim.status[veh]
+        rp = sim.rpos[veh]
+        closed = sim.closed
+        first_shut = (status == STATUS_WAITING) & (closed[sim.route_links[rp]] != 0)
+        nxt = np.minimum(rp + 1, sim.route_links.size - 1)
+        ahead_shut = (status == STATUS_ON_LINK) & (rp + 1 < sim.r_end[veh]) & (closed[sim.route_links[nxt]] != 0)
+        held = first_shut | ahead_shut
+        if not held.any():
+            return
+        stuck, cur_h = pend[held], cur[held]
+        left = ahead_shut[held]
+        if left.any():
+            at = mob.leave_cars(cur_h[left])
+            # the nearest shelter from where they leave the car
+            near = self._nearest_shelter(np.maximum(at, 0), self.occupancy >= self.shelter_cap)
+            tgt = self.target[stuck].copy()
+            upd = (at >= 0) & (near >= 0)
+            tgt[np.flatnonzero(left)[upd]] = near[upd]
+            self.target[stuck] = tgt
+            keep = np.ones(stuck.size, bool)
+            keep[np.flatnonzero(left)[at < 0]] = False
+            stuck = stuck[keep]
         if stuck.size == 0:
             return
-        new = mob.replace_plans(stuck, np.arange(stuck.size + 1), self.shelter_node[self.target[stuck]],
-                                np.full(stuck.size, LEISURE), np.full(stuck.size, np.inf), mode="walk",
-                                source="evacuation")
+        from_node = self.shelter_node[self.target[stuck]]
+        new = mob.replace_plans(stuck, np.arange(stuck.size + 1), from_node, np.full(stuck.size, LEISURE),
+                                np.full(stuck.size, np.inf), mode="walk", source="evacuation")
         live = new >= 0
         self.trip[stuck[live]] = new[live]
         self.walked_out[stuck[live]] = True

@@ -644,6 +644,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             live[live] = self.trip_state[trips[live]] != 4
             fin, trips = fin[live], trips[live]
         arrived = self.sim.status[fin] == STATUS_ARRIVED
+        if self._left_car.size:  # cars left by their drivers (leave_cars): the trip ended where the car was
+            arrived |= np.isin(trips, self._left_car)
         done = trips[arrived]
         self.trip_arrive_s[done] = self.sim.arrive_s[fin[arrived]]
         self.trip_state[done] = 2
@@ -1090,18 +1092,21 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         sel = np.flatnonzero(ok)
         ptr, new_links = take(rs.route_indptr, rs.route_links, sel)
         sim.divert_many(vehicles[sel], ptr, new_links)
-        # the trips' routes: the part driven (up to the current link) and the new rest, as the
-        # kernel now has them
-        v_sel = vehicles[sel]
-        pieces = [sim.route_links[sim.leg_route(int(g))].astype(np.int32) for g in sim.leg_of[v_sel]]
-        parts_ptr = np.zeros(sel.size + 1, np.int64)
-        np.cumsum([p.size for p in pieces], out=parts_ptr[1:])
         done = trips[sel]
-        flat = np.concatenate(pieces)
-        self.route_indptr, self.route_links = assemble(self.trips.n, [(done, parts_ptr, flat)],
-                                                       base=(self.route_indptr, self.route_links))
-        self.trip_car_m[done] = segment_sum(net.link_length_m[flat], parts_ptr)
-        dep = self.trip_depart_s[done]
-        bins = self._bin_of(np.where(np.isfinite(dep), dep, sim.t_s))
-        self.trip_car_toll[done] = segment_sum(self.link_toll[flat, np.repeat(bins, np.diff(parts_ptr))], parts_ptr)
+        self._sync_routes(done, vehicles[sel])
         return done
+
+    def _sync_routes(self, trips: np.ndarray, vehicles: np.ndarray) -> None:
+        """The trips' routes (length, tolls) as the kernel now has their vehicles' legs: the part
+        driven up to the current link and the rest (after a diversion, or none when the car is left)."""
+        sim = self.sim
+        pieces = [sim.route_links[sim.leg_route(int(g))].astype(np.int32) for g in sim.leg_of[vehicles]]
+        parts_ptr = np.zeros(trips.size + 1, np.int64)
+        np.cumsum([p.size for p in pieces], out=parts_ptr[1:])
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+        self.route_indptr, self.route_links = assemble(self.trips.n, [(trips, parts_ptr, flat)],
+                                                       base=(self.route_indptr, self.route_links))
+        self.trip_car_m[trips] = segment_sum(self.network.link_length_m[flat], parts_ptr)
+        dep = self.trip_depart_s[trips]
+        bins = self._bin_of(np.where(np.isfinite(dep), dep, sim.t_s))
+        self.trip_car_toll[trips] = segment_sum(self.link_toll[flat, np.repeat(bins, np.diff(parts_ptr))], parts_ptr)

@@ -123,10 +123,16 @@ class WithinDayReplanning:
 
         def _vehicle_trip(self, vehicles: np.ndarray) -> np.ndarray: ...
 
+        def _sync_routes(self, trips: np.ndarray, vehicles: np.ndarray) -> None: ...
+
     # ----------------------------------------------------------------- plan restore
     def _restore_plan(self) -> None:
         """Drop the trips added during the last day (the day's changes are not the plans')."""
         m = getattr(self, "_m_plan", None)
+        for idx, dest in reversed(getattr(self, "_dest_saved", [])):  # cars left: the plans' destinations
+            self.trips.dest[idx] = dest
+        self._dest_saved: list[tuple[np.ndarray, np.ndarray]] = []
+        self._left_car = np.zeros(0, np.int64)  # trips whose car was left (leave_cars), sorted
         if m is None:
             self._m_plan, self._k_plan = self.trips.n, self.trips.n_tours
             self._plan_changes = []
@@ -378,6 +384,42 @@ class WithinDayReplanning:
         self.car_trips = _cat(self.car_trips, trips)
         self.car_route_indptr = _cat(self.car_route_indptr, self.car_route_indptr[-1] + cptr[1:])
         self.car_route_links = _cat(self.car_route_links, links)
+
+    def leave_cars(self, trips: Any) -> np.ndarray:
+        """The drivers of car trips under way leave their cars at the end of the link they are on (a
+        road ahead closed for good, a car that cannot get out of a flooded area).
+
+        The car leaves the network when it exits that link, as an arrival does (its turn and the
+        link's flow capacity, not room downstream: :meth:`QueueSim.remove`), and the trip ends
+        there: its destination becomes that node (for the day; the plan keeps its own) and its
+        route the part driven. A chain that :meth:`replace_plans` hangs on the trip leaves from
+        that node when the car is left. Trips not driving on a link are left as they are.
+
+        Returns
+        -------
+        numpy.ndarray of int64
+            The node each trip now ends at (-1 for those left as they are).
+        """
+        from twin.kernels.queue import STATUS_ON_LINK
+
+        tr = np.atleast_1d(np.asarray(trips, dtype=np.int64))
+        out = np.full(tr.size, -1, np.int64)
+        if tr.size and (tr.min() < 0 or tr.max() >= self.trips.n or np.unique(tr).size != tr.size):
+            raise ValueError(f"trips must be distinct trip ids in [0, {self.trips.n})")
+        veh = self.car_index[tr]
+        ok = (veh >= 0) & (self.trip_state[tr] == 1) & ~np.isin(tr, self._left_car)
+        ok[ok] = self.sim.status[veh[ok]] == STATUS_ON_LINK
+        tr, veh = tr[ok], veh[ok]
+        if tr.size == 0:
+            return out
+        self.sim.remove(veh)
+        node = self.sim.standing_node(veh)
+        self._dest_saved.append((tr, self.trips.dest[tr].copy()))
+        self.trips.dest[tr] = node
+        self._left_car = np.union1d(self._left_car, tr)
+        self._sync_routes(tr, veh)
+        out[ok] = node
+        return out
 
     def _cancel(self, trips: np.ndarray) -> None:
         """Cancel trips that have not departed (begun ones leave the kernel / pending lists)."""
