@@ -288,3 +288,57 @@ def test_cars_held_mid_route_are_left_and_their_drivers_walk_on(shared):
     assert np.isfinite(ev.safe_s[drivers]).mean() > 0.8  # most of them reach a shelter
     mob._restore_plan()
     np.testing.assert_array_equal(mob.trips.dest, plan_dest)
+
+
+def test_walkers_free_equal_distance_over_speed_and_crowds_slow_them(shared):
+    """Evacuees on foot move in the walker kernel. Without crowding and hazard avoidance each arrives
+    at departure + walk distance / walking speed (what mobility would compute); paths avoid the
+    active areas when the walker starts outside them; crowds make walks longer."""
+    from twin.domains.evacuation.hazards import links_hit
+
+    kw = dict(residents=2500, car_ownership=0.2, orders={"at_s": "08:40", "zone_m": 600})
+
+    def walkers(**w):
+        sc = scenario(shared, **kw)
+        d = sc.model_dump(mode="json")
+        d["evacuation"]["walkers"] = w
+        m, ev, _ = run(scenario_from_dict(d))
+        return m, ev
+
+    m, ev = walkers(crowd=False, avoid_hazards=False)
+    mob = m.domain("mobility")
+    ok = np.isfinite(ev.w_done)
+    assert ok.sum() > 200
+    tr = ev.w_trip[ok]
+    speed = m.scenario.modes.walk_speed_mps
+    np.testing.assert_allclose(ev.w_done[ok], mob.trip_depart_s[tr] + mob.trip_walk_m[tr] / speed, rtol=1e-9)
+    np.testing.assert_array_equal(mob.trip_arrive_s[tr], ev.w_done[ok])
+    free_s = float(np.mean(ev.w_done[ok] - ev.w_start[ok]))
+
+    m2, ev2 = walkers(crowd=False)
+    wnet, snap = m2.domain("mobility").walk_network()
+    stage = [links_hit(st, wnet) for st in ev2.stages]
+    st_at = [st.stage_at(ev2.w_start) for st in ev2.stages]
+    t2 = m2.domain("mobility").trips
+    origin = snap[t2.origin[ev2.w_trip]]
+    entered = outside = 0
+    for i in range(ev2.w_trip.size):
+        links = ev2.w_links[ev2.w_ptr[i]:ev2.w_ptr[i + 1]]
+        if links.size == 0:
+            continue
+        hot = np.zeros(links.size, bool)
+        for k in range(len(stage)):
+            s = int(st_at[k][i])
+            if s >= 0:
+                hot |= (stage[k][links] >= 0) & (stage[k][links] <= s)
+        starts_inside = bool(hot[0]) or bool(np.isin(origin[i], wnet.link_tail[links[hot]]))
+        if not starts_inside:
+            outside += 1
+            entered += bool(hot.any())
+    assert outside > 100 and entered <= 0.02 * outside
+
+    _, ev3 = walkers(width_m=1.0)
+    ok3 = np.isfinite(ev3.w_done)
+    crowd_s = float(np.mean(ev3.w_done[ok3] - ev3.w_start[ok3]))
+    print(f"mean walk to a shelter: free {free_s:.0f} s, crowded (1 m wide) {crowd_s:.0f} s")
+    assert crowd_s > free_s

@@ -16,7 +16,7 @@ from twin.scenario import Seconds, Section, _as_tuple
 #: a (lon, lat) point; YAML lists are read as tuples
 LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
 
-__all__ = ["Contraflow", "Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage"]
+__all__ = ["Contraflow", "Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage", "Walkers"]
 
 
 class Stage(Section):
@@ -145,6 +145,23 @@ class Contraflow(Section):
 
 
 
+class Walkers(Section):
+    """Evacuees on foot: they walk on the walk network (the drive network's streets when the scenario
+    has no walk mode), around the active hazard areas, at Weidmann's density-dependent speed on
+    crowded links (docs/evacuation.md)."""
+
+    crowd: bool = Field(True, description="Density-dependent speed (Weidmann's fundamental diagram) from the "
+                                          "evacuees walking on each link; false: the free walking speed.")
+    width_m: float = Field(4.0, gt=0, le=100, description="Walkable width of every link, metres (a street's two "
+                                                          "sidewalks).")
+    min_speed_mps: float = Field(0.1, gt=0, le=2, description="Floor of the crowd speed, m/s (Weidmann's speed "
+                                                              "is 0 at 5.4 persons/m²).")
+    substep_s: float = Field(10.0, gt=0, le=600, description="Sub-step of the walkers' movement, seconds.")
+    avoid_hazards: bool = Field(True, description="Paths avoid the active hazard areas: a metre inside costs "
+                                                  "1,000 outside, so walkers inside leave by the shortest way out "
+                                                  "and the others go round.")
+
+
 class EvacuationConfig(Section):
     """Evacuation: hazards that spread, orders with compliance and response delays, shelters with
     capacity (docs/evacuation.md)."""
@@ -153,6 +170,7 @@ class EvacuationConfig(Section):
     orders: Orders = Field(default_factory=Orders, description="The evacuation orders.")
     shelters: Shelters = Field(default_factory=Shelters, description="The shelters.")
     contraflow: Contraflow | None = Field(None, description="Lane reversal on outbound corridors (none by default).")
+    walkers: Walkers = Field(default_factory=Walkers, description="Evacuees on foot.")
 
     def resolve_paths(self, base: Path) -> EvacuationConfig:
         """Hazard files relative to the scenario's folder ``base``, checked to be regular files."""

@@ -197,6 +197,15 @@ class EvacuationDomain(Domain):
             cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
         share = float(ctx.scenario.population.sample_share)
         self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share)
+        # evacuees on foot walk on the walk network, around the hazards' areas as they reach its links
+        from twin.network.routing import Router
+
+        self.wnet, self.wsnap = self.mob.walk_network()
+        self.wlink_stage = [links_hit(st, self.wnet) for st in self.stages]
+        w = self.wnet
+        self.wrouter = Router(w.indptr, w.link_head, w.link_tail, w.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        self.people_per_walker = 1.0 / share
+        self.scenario_walk_speed = float(ctx.scenario.modes.walk_speed_mps)
         ctx.events.register_type("evacuation_order", ("t_s", "resident_id", "depart_s", "shelter"))
         ctx.events.register_type("shelter_arrival", ("t_s", "resident_id", "shelter", "admitted"))
 
@@ -239,6 +248,16 @@ class EvacuationDomain(Domain):
         self.cf_links = self.cf_corridor = np.zeros(0, np.int64)
         self.cf_flow = np.zeros(0)
         self.cf_at_s = np.nan
+        # walkers (trips held by mobility: their arrivals come from the walker kernel)
+        self.held = np.zeros(0, np.int64)  # held shelter walk trips not yet walking
+        self.w_trip = np.zeros(0, np.int64)
+        self.w_ptr = np.zeros(1, np.int64)
+        self.w_links = np.zeros(0, np.int64)
+        self.w_start = np.zeros(0)
+        self.w_pos = np.zeros(0, np.int64)
+        self.w_rem = np.zeros(0)
+        self.w_done = np.zeros(0)
+        self.w_reported = np.zeros(0, bool)
 
     def step(self, ctx: DomainContext) -> None:
         """One model step, before the kernel moves: stages and closures, orders, shelter arrivals,
@@ -258,6 +277,7 @@ class EvacuationDomain(Domain):
             self._stay_away()
         self._arrivals(ctx)
         self._walk_out(ctx)
+        self._walk(t, t_end)
         if np.any(self.occupancy > self.shelter_cap):
             raise RuntimeError("a shelter holds more than its capacity")
         n_risk = 0
@@ -440,6 +460,7 @@ class EvacuationDomain(Domain):
         self.depart_s[go] = np.maximum(dep, t_order)
         self.target[go] = shelter
         self.trip[go] = first + (n_legs - 1)
+        self._hold_walks(self.trip[go])
         ctx.events.publish("evacuation_order", {"t_s": np.full(go.size, t_order), "resident_id": go,
                                                 "depart_s": self.depart_s[go], "shelter": shelter})
 
@@ -495,6 +516,80 @@ class EvacuationDomain(Domain):
         live = new >= 0
         self.trip[stuck[live]] = new[live]
         self.walked_out[stuck[live]] = True
+        self._hold_walks(new[live])
+
+    # ------------------------------------------------------------------------- walkers
+    def _hold_walks(self, trips: np.ndarray) -> None:
+        """Shelter trips on foot: mobility leaves their arrivals to the walker kernel."""
+        from twin.domains.mobility.mode_choice import WALK
+
+        tr = trips[trips >= 0]
+        tr = tr[self.mob.trip_mode[tr] == WALK]
+        if tr.size:
+            self.mob.hold_arrivals(tr)
+            self.held = np.union1d(self.held, tr)
+
+    def _walk_weights(self) -> np.ndarray:
+        """Walk-network link costs: length, ×1000 inside an active hazard area (``avoid_hazards``)."""
+        w = np.asarray(self.wnet.link_length_m, np.float64)
+        if not self.config.walkers.avoid_hazards:
+            return w
+        inside = np.zeros(w.size, bool)
+        for k, ls in enumerate(self.wlink_stage):
+            if self.stage_now[k] >= 0:
+                inside |= (ls >= 0) & (ls <= self.stage_now[k])
+        out: np.ndarray = np.where(inside, w * 1000.0, w)
+        return out
+
+    def _start_walkers(self, trips: np.ndarray) -> None:
+        """Walkers for held trips that have begun: their paths on the walk network now."""
+        mob = self.mob
+        t = mob.trips
+        o, d = self.wsnap[t.origin[trips]], self.wsnap[t.dest[trips]]
+        rs = self.wrouter.route(o, d, weight=self._walk_weights())  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        lens = np.diff(rs.route_indptr)
+        dep = mob.trip_depart_s[trips]
+        n0 = self.w_trip.size
+        base = self.w_ptr[-1]
+        self.w_ptr = np.concatenate([self.w_ptr, base + np.cumsum(lens)])
+        self.w_links = np.concatenate([self.w_links, rs.route_links.astype(np.int64)])
+        first = self.w_ptr[n0:-1]
+        self.w_pos = np.concatenate([self.w_pos, first])
+        has = lens > 0
+        rem = np.zeros(trips.size)
+        rem[has] = self.wnet.link_length_m[self.w_links[first[has]]]
+        self.w_rem = np.concatenate([self.w_rem, rem])
+        # no link to walk: there already (the same node) or no way (they never arrive)
+        done = np.where(has, np.nan, np.where(o == d, dep, np.inf))
+        self.w_done = np.concatenate([self.w_done, done])
+        self.w_start = np.concatenate([self.w_start, dep])
+        self.w_trip = np.concatenate([self.w_trip, trips])
+        self.w_reported = np.concatenate([self.w_reported, np.zeros(trips.size, bool)])
+
+    def _walk(self, t: float, t_end: float) -> None:
+        """Held walks that have begun get walkers; walkers move to ``t_end`` (Weidmann speeds on
+        crowded links); arrivals go to mobility."""
+        from twin.kernels.pedestrian import advance_walkers
+
+        mob = self.mob
+        if self.held.size:
+            st = mob.trip_state[self.held]
+            begin = (st == 1) & (mob.trip_depart_s[self.held] < t_end)
+            over = st >= 2  # cancelled or replaced before they set out
+            if begin.any():
+                self._start_walkers(self.held[begin])
+            self.held = self.held[~begin & ~over]
+        if np.isnan(self.w_done).any():
+            cw = self.config.walkers
+            advance_walkers(t, t_end, cw.substep_s, self.w_ptr, self.w_links, self.wnet.link_length_m,
+                            self.wnet.link_length_m * cw.width_m, float(self.scenario_walk_speed), cw.min_speed_mps,
+                            self.people_per_walker, self.w_start, self.w_pos, self.w_rem, self.w_done, cw.crowd)
+        new = np.flatnonzero(~self.w_reported & np.isfinite(self.w_done))
+        if new.size:
+            self.w_reported[new] = True
+            live = new[mob.trip_state[self.w_trip[new]] == 1]
+            if live.size:
+                mob.report_arrivals(self.w_trip[live], self.w_done[live])
 
     def _arrivals(self, ctx: DomainContext) -> None:
         """Evacuees whose shelter trip ended: admitted while there is room (in arrival order), else
@@ -546,6 +641,7 @@ class EvacuationDomain(Domain):
         self.trip[go[~live]] = -1
         self.target[go[live]] = nxt[live]
         self.trip[go[live]] = first[live]
+        self._hold_walks(first[live])
 
     # ---------------------------------------------------------------------------- results
     @classmethod

@@ -301,7 +301,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         drive = self.network
         #: walk/bike network routers and the snap of every drive node to their nodes (kept for the
         #: trips that domains add within the day)
-        self._skim_nets: dict[str, tuple[Router, np.ndarray]] = {}
+        self._skim_nets: dict[str, tuple[Router, np.ndarray, RoadNetwork]] = {}
         for mode, attr, supplied in (("walk", "trip_walk_m", walk_network), ("bike", "trip_bike_m", bike_network)):
             if mode not in cfg.available or m == 0:
                 continue
@@ -309,7 +309,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             x, y = _project(net.node_lon, net.node_lat, drive.crs)
             _, snap = cKDTree(np.column_stack([x, y])).query(np.column_stack([drive.node_x_m, drive.node_y_m]))
             r = Router(net.indptr, net.link_head, net.link_tail, net.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
-            self._skim_nets[mode] = (r, snap)
+            self._skim_nets[mode] = (r, snap, net)
             setattr(self, attr, self._uncongested_m(mode, self.trips.origin, self.trips.dest))
         self.trip_car_cost_s = np.full(m, np.inf)  # generalized cost of the car route (s)
         self.trip_car_m = np.full(m, np.inf)
@@ -325,8 +325,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
                 return np.full(origin.shape[0], np.inf)
             d = self.network
             r0 = Router(d.indptr, d.link_head, d.link_tail, d.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
-            self._skim_nets["walk"] = (r0, np.arange(d.n_nodes))
-        r, snap = self._skim_nets[mode]
+            self._skim_nets["walk"] = (r0, np.arange(d.n_nodes), d)
+        r, snap, _ = self._skim_nets[mode]
         o = snap[origin]
         d = snap[dest]
         dist: np.ndarray = r.costs(o, d)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
@@ -337,6 +337,14 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         dy = drive.node_y_m[origin] - drive.node_y_m[dest]
         dist[same] = np.hypot(dx, dy)[same]
         return dist
+
+    def walk_network(self) -> tuple[RoadNetwork, np.ndarray]:
+        """The network residents walk on (the walk network when the walk mode is available, else the
+        drive network's streets) and the walk-network node of every drive-network node."""
+        if "walk" not in self._skim_nets:
+            self._uncongested_m("walk", np.zeros(0, np.int64), np.zeros(0, np.int64))  # builds the fallback
+        _, snap, net = self._skim_nets["walk"]
+        return net, snap
 
     def _planned_departures(self) -> np.ndarray:
         """Expected departure of every trip (first departures plus free-flow times and durations)."""
@@ -552,6 +560,9 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             sel = mode == m
             if sel.any():
                 self.trip_arrive_s[idx[sel]] = depart_s[sel] + dist[idx[sel]] / speed
+        if self._held_walks.size:  # walks whose arrivals a domain reports (hold_arrivals)
+            held = np.isin(idx, self._held_walks)
+            self.trip_arrive_s[idx[held]] = np.nan
         same = None
         if self._any_same_node:
             same = self.trip_same_node[idx]

@@ -133,6 +133,7 @@ class WithinDayReplanning:
             self.trips.dest[idx] = dest
         self._dest_saved: list[tuple[np.ndarray, np.ndarray]] = []
         self._left_car = np.zeros(0, np.int64)  # trips whose car was left (leave_cars), sorted
+        self._held_walks = np.zeros(0, np.int64)  # walk trips whose arrivals a domain reports, sorted
         if m is None:
             self._m_plan, self._k_plan = self.trips.n, self.trips.n_tours
             self._plan_changes = []
@@ -420,6 +421,30 @@ class WithinDayReplanning:
         self._sync_routes(tr, veh)
         out[ok] = node
         return out
+
+    def hold_arrivals(self, trips: Any) -> None:
+        """Walk trips whose arrival the caller reports (:meth:`report_arrivals`) instead of their
+        distance / walking speed: a domain that moves its walkers itself (crowds, closures). Trips
+        begun already lose their computed arrival; later ones get none when they begin."""
+        tr = np.unique(np.atleast_1d(np.asarray(trips, dtype=np.int64)))
+        if tr.size and (tr.min() < 0 or tr.max() >= self.trips.n):
+            raise ValueError(f"trips must be trip ids in [0, {self.trips.n})")
+        if np.any(self.trip_mode[tr] != WALK):
+            raise ValueError("only walk trips can have their arrivals held")
+        self._held_walks = np.union1d(self._held_walks, tr)
+        begun = tr[self.trip_state[tr] == 1]
+        self.trip_arrive_s[begun] = np.nan
+
+    def report_arrivals(self, trips: Any, arrive_s: Any) -> None:
+        """Arrival times of held walk trips under way (:meth:`hold_arrivals`); each trip is done from
+        the first demand phase at or after its arrival."""
+        tr = np.atleast_1d(np.asarray(trips, dtype=np.int64))
+        t = np.broadcast_to(np.asarray(arrive_s, dtype=np.float64), tr.shape)
+        if not np.all(np.isin(tr, self._held_walks)) or np.any(self.trip_state[tr] != 1):
+            raise ValueError("arrivals can be reported for held walk trips under way only")
+        if not np.all(t >= self.trip_depart_s[tr]):
+            raise ValueError("an arrival is before its departure")
+        self.trip_arrive_s[tr] = t
 
     def _cancel(self, trips: np.ndarray) -> None:
         """Cancel trips that have not departed (begun ones leave the kernel / pending lists)."""
