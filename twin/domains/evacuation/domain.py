@@ -206,6 +206,12 @@ class EvacuationDomain(Domain):
         self.wrouter = Router(w.indptr, w.link_head, w.link_tail, w.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         self.people_per_walker = 1.0 / share
         self.scenario_walk_speed = float(ctx.scenario.modes.walk_speed_mps)
+        from twin.kernels.pedestrian import weidmann_capacity
+
+        cw = cfg.walkers
+        # walkers (each standing for 1 / sample share persons) that can leave a link per second
+        j_max = weidmann_capacity(self.scenario_walk_speed)
+        self.w_cap = np.full(w.n_links, j_max * cw.width_m / self.people_per_walker if cw.crowd else np.inf)
         ctx.events.register_type("evacuation_order", ("t_s", "resident_id", "depart_s", "shelter"))
         ctx.events.register_type("shelter_arrival", ("t_s", "resident_id", "shelter", "admitted"))
 
@@ -258,6 +264,7 @@ class EvacuationDomain(Domain):
         self.w_rem = np.zeros(0)
         self.w_done = np.zeros(0)
         self.w_reported = np.zeros(0, bool)
+        self.w_acc = np.zeros(self.wnet.n_links)
 
     def step(self, ctx: DomainContext) -> None:
         """One model step, before the kernel moves: stages and closures, orders, shelter arrivals,
@@ -583,7 +590,8 @@ class EvacuationDomain(Domain):
             cw = self.config.walkers
             advance_walkers(t, t_end, cw.substep_s, self.w_ptr, self.w_links, self.wnet.link_length_m,
                             self.wnet.link_length_m * cw.width_m, float(self.scenario_walk_speed), cw.min_speed_mps,
-                            self.people_per_walker, self.w_start, self.w_pos, self.w_rem, self.w_done, cw.crowd)
+                            self.people_per_walker, self.w_start, self.w_pos, self.w_rem, self.w_done, cw.crowd,
+                            self.w_cap, self.w_acc)
         new = np.flatnonzero(~self.w_reported & np.isfinite(self.w_done))
         if new.size:
             self.w_reported[new] = True
