@@ -330,3 +330,18 @@ def test_distance_rings_and_zones_match_brute_force_distance():
     for bad in ([], [100.0, 100.0], [-1.0], [300.0, 200.0], [math.nan]):
         with pytest.raises(ValueError, match="radii_m"):
             distance_rings(LON0, LAT0, bad, CRS0)
+
+
+def test_remaining_use_counts_the_links_ahead():
+    from twin.domains.evacuation.contraflow import remaining_use
+
+    rng = np.random.default_rng(4)
+    route_links = rng.integers(0, 9, 200)
+    start = np.sort(rng.integers(0, 200, 30))
+    end = np.minimum(start + rng.integers(0, 12, 30), 200)
+    want = np.zeros(9, np.int64)
+    for a, b in zip(start.tolist(), end.tolist(), strict=True):
+        for p in range(a, b):
+            want[route_links[p]] += 1
+    np.testing.assert_array_equal(remaining_use(route_links, start, end, 9), want)
+    assert remaining_use(route_links, start, start, 9).sum() == 0

@@ -26,8 +26,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from twin.network.road_network import RoadNetwork
 
-__all__ = ["ARTERIAL_CLASSES", "auto_corridors", "pair_links", "reverse_links", "shelter_tree", "tree_link_flow",
-           "way_corridors"]
+__all__ = ["ARTERIAL_CLASSES", "auto_corridors", "pair_links", "remaining_use", "reverse_links", "shelter_tree",
+           "tree_link_flow", "way_corridors"]
 
 #: road classes eligible for automatic contraflow (secondary and above, with their links)
 ARTERIAL_CLASSES = ("motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link", "secondary",
@@ -125,16 +125,34 @@ def _eligible(net: RoadNetwork, rev: np.ndarray) -> np.ndarray:
     return out
 
 
+def remaining_use(route_links: np.ndarray, start: np.ndarray, end: np.ndarray, n_links: int) -> np.ndarray:
+    """How many of the given route pieces ``route_links[start:end]`` (one per vehicle: the links
+    still ahead of it) use each link."""
+    lens = np.maximum(end - start, 0)
+    if lens.sum() == 0:
+        return np.zeros(n_links, np.int64)
+    first = np.repeat(start - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    idx = first + np.arange(int(lens.sum()))
+    return np.bincount(route_links[idx], minlength=n_links)
+
+
 def auto_corridors(net: RoadNetwork, flow: np.ndarray, next_node: np.ndarray, n_corridors: int,
-                   min_share: float = 0.5, rev: np.ndarray | None = None) -> list[np.ndarray]:
+                   min_share: float = 0.5, rev: np.ndarray | None = None,
+                   other_use: np.ndarray | None = None) -> list[np.ndarray]:
     """The ``n_corridors`` busiest corridors: each starts at the eligible link with the most evacuees
     per unit of flow capacity (the longest queue it would hold) not yet taken, and runs on
     downstream (along the routes) and upstream (the busiest link feeding it) while the links are
     eligible and carry at least ``min_share`` of that link's evacuees. Eligible: a two-way
     arterial (:data:`ARTERIAL_CLASSES`) whose inbound twin carries at most a tenth of its
-    evacuees (reversing it would turn evacuees away). Links in upstream-to-downstream order."""
+    evacuees (reversing it would turn evacuees away) and, with ``other_use`` (per link, the cars
+    whose remaining routes of the day use it), is used by at most as many cars as a tenth of the
+    link's evacuees (closing it would push that traffic onto other streets). Links in
+    upstream-to-downstream order."""
     rev = reverse_links(net) if rev is None else rev
-    ok = _eligible(net, rev) & (flow > 0) & (flow[np.maximum(rev, 0)] <= 0.1 * flow)
+    r = np.maximum(rev, 0)
+    ok = _eligible(net, rev) & (flow > 0) & (flow[r] <= 0.1 * flow)
+    if other_use is not None:
+        ok &= other_use[r] <= 0.1 * flow
     load = flow / np.maximum(net.link_capacity_vph, 1e-9)
     taken = np.zeros(net.n_links, bool)
     n = net.n_nodes

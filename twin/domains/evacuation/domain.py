@@ -405,7 +405,15 @@ class EvacuationDomain(Domain):
                 taken[c] = True
                 taken[rev[c]] = True
             ok_flow = np.where(taken, 0.0, flow)
-            corridors += auto_corridors(net, ok_flow, nxt, cf.auto, cf.min_share, rev)
+            # the cars (residents' and fleets') whose remaining routes of the day use each link
+            from twin.domains.evacuation.contraflow import remaining_use
+            from twin.kernels.queue import STATUS_ON_LINK
+
+            sim = self.mob.sim
+            live = (sim.rpos >= 0) & (sim.status < 3)
+            start = np.where(sim.status == STATUS_ON_LINK, sim.rpos + 1, sim.rpos)[live]
+            use = remaining_use(sim.route_links, start, sim.r_end[live], net.n_links)
+            corridors += auto_corridors(net, ok_flow, nxt, cf.auto, cf.min_share, rev, other_use=use)
         out = np.concatenate(corridors) if corridors else np.zeros(0, np.int64)
         cid = np.repeat(np.arange(len(corridors)), [c.size for c in corridors]) if corridors else out
         _, first = np.unique(out, return_index=True)  # a link in two corridors: the first
