@@ -342,3 +342,31 @@ def test_walkers_free_equal_distance_over_speed_and_crowds_slow_them(shared):
     crowd_s = float(np.mean(ev3.w_done[ok3] - ev3.w_start[ok3]))
     print(f"mean walk to a shelter: free {free_s:.0f} s, crowded (1 m wide) {crowd_s:.0f} s")
     assert crowd_s > free_s
+
+
+def test_shallow_water_slows_cars_and_deep_water_closes(shared):
+    """effect: slow: links under 0.2 m of water get the safe speed of Pregnolato et al.'s
+    depth-disruption function (12.4 km/h) from onset; at 0.35 m (the second stage) they close."""
+    from twin.domains.evacuation.hazards import flood_speed_mps
+
+    assert float(flood_speed_mps(0.0)) * 3.6 == pytest.approx(86.9448)
+    assert float(flood_speed_mps(0.1)) * 3.6 == pytest.approx(0.0009 * 100**2 - 0.5529 * 100 + 86.9448)
+    assert float(flood_speed_mps(0.3)) == 0.0 and float(flood_speed_mps(0.29)) > 0
+    hazard = {"points": [list(CENTRE)], "radius_m": 600, "onset_s": "08:30", "effect": "slow", "depth_m": 0.2,
+              "stages": [{"at_s": "09:30", "grow_m": 0, "depth_m": 0.35}]}
+    m, ev, seen = run(scenario(shared, residents=1200, hazard=hazard), subscribe=("enter_link",))
+    mob, net = m.domain("mobility"), m.network
+    reached = ev.link_stage[0] >= 0
+    v = float(flood_speed_mps(0.2))
+    free_v = net.link_length_m / net.link_fftt_s
+    fast = reached & (free_v > v)
+    assert fast.sum() > 10 and np.array_equal(ev.slowed, fast)
+    np.testing.assert_allclose(mob.sim.fftt_s[fast], net.link_length_m[fast] / v, rtol=1e-9)
+    np.testing.assert_array_equal(mob.sim.fftt_s[~fast], net.link_fftt_s[~fast])
+    # the second stage closes every reached link at 09:30, and nobody enters one afterwards
+    assert np.array_equal(np.isfinite(ev.closed_at_s), reached) and np.all(ev.closed_at_s[reached] == 9.5 * 3600)
+    t = np.concatenate([b["t_s"] for b in seen["enter_link"]])
+    link = np.concatenate([b["link_id"] for b in seen["enter_link"]])
+    assert not np.any(reached[link] & (t >= 9.5 * 3600))
+    k = m.kpis()
+    assert k["evacuation_links_closed"] == reached.sum() and k["evacuation_links_slowed"] == 0

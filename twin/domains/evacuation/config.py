@@ -24,6 +24,8 @@ class Stage(Section):
 
     at_s: Seconds = Field(..., description="Start of the stage (seconds after midnight or 'HH:MM').")
     grow_m: float = Field(..., ge=0, le=100_000, description="Widening of the base area, metres.")
+    depth_m: float | None = Field(None, ge=0, le=50, description="effect: slow: water depth in the whole area from "
+                                                                 "this stage on, metres (default: the stage before's).")
 
 
 class Hazard(Section):
@@ -39,8 +41,11 @@ class Hazard(Section):
     onset_s: Seconds = Field(..., description="When the area becomes unsafe (seconds after midnight or 'HH:MM').")
     stages: list[Stage] = Field(default_factory=list,
                                 description="Later stages (times after onset, increasing; widening increasing).")
-    effect: Literal["close"] = Field("close", description="What the hazard does to links it reaches: close them "
-                                                          "to entry.")
+    effect: Literal["close", "slow"] = Field(
+        "close", description="What the hazard does to links it reaches: close them to entry; or slow: cars drive at "
+                             "the safe speed for the water depth (Pregnolato et al. 2017), and links under 0.3 m "
+                             "or more close.")
+    depth_m: float | None = Field(None, ge=0, le=50, description="effect: slow: water depth at onset, metres.")
 
     @model_validator(mode="after")
     def _source(self) -> Hazard:
@@ -52,7 +57,16 @@ class Hazard(Section):
         grows = [s.grow_m for s in self.stages]
         if any(b < a for a, b in zip(grows, grows[1:], strict=False)):
             raise ValueError("stages' grow_m must not decrease")
+        if self.effect == "slow" and self.depth_m is None:
+            raise ValueError("effect: slow needs depth_m (the water depth at onset, metres)")
         return self
+
+    def depths_m(self) -> list[float]:
+        """The water depth of every stage, onset first (each stage without one keeps the last)."""
+        out = [float(self.depth_m or 0.0)]
+        for s in self.stages:
+            out.append(out[-1] if s.depth_m is None else float(s.depth_m))
+        return out
 
 
 class Delay(Section):

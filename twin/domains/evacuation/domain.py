@@ -248,6 +248,9 @@ class EvacuationDomain(Domain):
         self.rings_done = 0
         self.closed = np.zeros(self.net.n_links, bool)
         self.closed_at_s = np.full(self.net.n_links, np.nan)  # start of the step it closed in
+        net = self.net
+        self.link_speed_mps = net.link_length_m / np.maximum(net.link_fftt_s, 1e-9)  # the kernel's, as hazards slow
+        self.slowed = np.zeros(net.n_links, bool)
         self.exposure_ps = 0.0
         self.series: list[tuple[float, int, int, int, int, int]] = []
         self.first_order_s = np.nan
@@ -296,6 +299,8 @@ class EvacuationDomain(Domain):
 
     def _hazards(self, t: float, t_end: float) -> None:
         """Links the active stages reach close from the step whose interval holds the stage's start."""
+        from twin.domains.evacuation.hazards import flood_speed_mps
+
         new = np.zeros(self.net.n_links, bool)
         changed = False
         for k, st in enumerate(self.stages):
@@ -304,7 +309,17 @@ class EvacuationDomain(Domain):
             if s > self.stage_now[k]:
                 self.stage_now[k] = s
                 changed = True
-                new |= (self.link_stage[k] >= 0) & (self.link_stage[k] <= s)
+                reached = (self.link_stage[k] >= 0) & (self.link_stage[k] <= s)
+                h = self.config.hazards[k]
+                v = float(flood_speed_mps(h.depths_m()[s])) if h.effect == "slow" else 0.0
+                if v <= 0.0:  # closed (or too deep to drive)
+                    new |= reached
+                    continue
+                slower = np.flatnonzero(reached & (self.link_speed_mps > v) & ~self.closed)
+                if slower.size:  # cars drive at the safe speed for the depth
+                    self.mob.scale_links(slower, speed_factor=v / self.link_speed_mps[slower])
+                    self.link_speed_mps[slower] = v
+                    self.slowed[slower] = True
         self._stage_changed = changed
         new &= ~self.closed
         if new.any():
@@ -694,6 +709,7 @@ class EvacuationDomain(Domain):
             "evacuation_at_risk_peak": int(risk.max()),
             "evacuation_exposure_person_h": round(self.exposure_ps / 3600.0, 2),
             "evacuation_links_closed": int(self.closed.sum()),
+            "evacuation_links_slowed": int((self.slowed & ~self.closed).sum()),
             "evacuation_shelters": int(self.shelter_node.size),
             "evacuation_shelter_capacity": int(self.shelter_cap.sum()),
             "evacuation_contraflow_links": int(self.cf_links.size),

@@ -42,7 +42,7 @@ from shapely.geometry.base import BaseGeometry
 if TYPE_CHECKING:
     from twin.network.road_network import RoadNetwork
 
-__all__ = [
+__all__ = ["flood_speed_mps", 
     "HazardStages",
     "read_hazard_geometry",
     "link_lines_m",
@@ -522,3 +522,14 @@ def zone_of_points(zones_m: Sequence[BaseGeometry] | np.ndarray, x_m: np.ndarray
     zones = np.asarray(zones_m, dtype=object).reshape(-1)
     x, y = np.asarray(x_m, np.float64), np.asarray(y_m, np.float64)
     return _first_hit(zones, np.asarray(shapely.points(x, y), dtype=object).reshape(-1))
+
+
+def flood_speed_mps(depth_m: float | np.ndarray) -> np.ndarray:
+    """The safe driving speed in standing water ``depth_m`` deep: Pregnolato et al. (2017), "The
+    impact of flooding on road transport: a depth-disruption function", Transportation Research
+    Part D 55, eq. 3: v = 0.0009 d² − 0.5529 d + 86.9448 km/h for a depth d in mm, and 0 (the road
+    impassable) from 300 mm on. Returned in m/s."""
+    d_mm = np.asarray(depth_m, dtype=np.float64) * 1000.0
+    v_kph = 0.0009 * d_mm**2 - 0.5529 * d_mm + 86.9448
+    out: np.ndarray = np.where(d_mm >= 300.0, 0.0, np.maximum(v_kph, 0.0)) / 3.6
+    return out

@@ -1058,24 +1058,29 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         self.sim.open_links(links)
         self._closed_links = np.setdiff1d(getattr(self, "_closed_links", np.zeros(0, np.int64)), links)
 
-    def scale_links(self, links: np.ndarray, capacity_factor: Any = 1.0, storage_factor: Any = 1.0) -> None:
-        """Multiply the flow capacity and the storage of links from the next kernel step on (a domain's
-        service: contraflow adds the lanes of the opposite direction, roadworks take some away).
+    def scale_links(self, links: np.ndarray, capacity_factor: Any = 1.0, storage_factor: Any = 1.0,
+                    speed_factor: Any = 1.0) -> None:
+        """Multiply the flow capacity, the storage and the free-flow speed of links from the next kernel
+        step on (a domain's service: contraflow adds the lanes of the opposite direction, roadworks
+        take some away, shallow flood water slows traffic).
 
-        Factors (> 0, broadcast against ``links``) act on the day's capacities as they stand, so
-        they compose; pricing and capacity policies in force keep applying on top of them. A link
-        given more storage wakes the links waiting for room on it (:meth:`QueueSim.set_storage`).
+        Factors (> 0, broadcast against ``links``) act on the day's values as they stand, so they
+        compose; pricing and capacity policies in force keep applying on top of them. A link given
+        more storage wakes the links waiting for room on it (:meth:`QueueSim.set_storage`). Routes
+        are not changed (a slower link stays on the routes that use it).
         """
         links = np.asarray(links, dtype=np.int64).ravel()
         n_links = self.network.n_links
         if links.size and (links.min() < 0 or links.max() >= n_links or np.unique(links).size != links.size):
             raise ValueError(f"links must be distinct link indices in [0, {self.network.n_links})")
-        cf = np.broadcast_to(np.asarray(capacity_factor, np.float64), links.shape)
-        sf = np.broadcast_to(np.asarray(storage_factor, np.float64), links.shape)
-        if not (np.all(np.isfinite(cf)) and np.all(cf > 0) and np.all(np.isfinite(sf)) and np.all(sf > 0)):
-            raise ValueError("capacity_factor and storage_factor must be finite and > 0")
+        cf, sf, vf = (np.broadcast_to(np.asarray(f, np.float64), links.shape)
+                      for f in (capacity_factor, storage_factor, speed_factor))
+        if not all(np.all(np.isfinite(f)) and np.all(f > 0) for f in (cf, sf, vf)):
+            raise ValueError("capacity_factor, storage_factor and speed_factor must be finite and > 0")
         self._base_cap[links] *= cf
         self.sim.cap_veh_per_step[links] *= cf
+        self._base_fftt[links] /= vf
+        self.sim.fftt_s[links] /= vf
         self.sim.set_storage(links, np.maximum(1.0, self.sim.storage_veh[links] * sf))
 
     def _reroute_around_closures(self, vehicles: np.ndarray) -> np.ndarray:
