@@ -142,7 +142,7 @@ def _check_domain(cls: type) -> None:
 
 #: Domains (``twin.domains.base.Domain`` subclasses) by name; see docs/domains.md.
 DOMAINS: Registry[type] = Registry("citytwin.domains", "domain", _check_domain,
-                                  builtins=("twin.domains.maas.domain", "twin.domains.evacuation.domain"))
+    builtins=("twin.domains.maas.domain", "twin.domains.evacuation.domain", "twin.domains.energy.domain"))
 
 
 def _check_mode(cls: object) -> None:

@@ -142,7 +142,7 @@ class EVConfig(Section):
     share: Share = Field(0.2, description="Share of the residents who can drive whose car is electric.")
     kwh_per_km: float = Field(0.18, gt=0, le=2, description="Consumption, kWh per km driven.")
     battery_kwh: float = Field(60.0, gt=0, le=500, description="Usable battery capacity, kWh.")
-    soc_initial: Share = Field(0.7, description="State of charge at the start of the day.")
+    soc_initial: Share = Field(0.8, description="State of charge at the start of the day.")
     soc_target: Share = Field(0.8, description="State of charge charging stops at.")
     charger_kw: float = Field(11.0, gt=0, le=350, description="Charger power, kW.")
     work_charging: bool = Field(False, description="Also charge at the workplace when the car was driven there.")
@@ -225,6 +225,15 @@ class EnergyConfig(Section):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Helsinki)") from None
         return v
+
+    @model_validator(mode="after")
+    def _tou(self) -> EnergyConfig:
+        b = self.battery
+        if b.policy == "tou_arbitrage" and not isinstance(self.tariff.import_per_kwh, tuple) and (
+                b.tou_low is None or b.tou_high is None):
+            raise ValueError("battery.policy tou_arbitrage needs a time-of-use tariff.import_per_kwh (24 or 96 "
+                             "values) or both battery.tou_low and battery.tou_high")
+        return self
 
     def resolve_paths(self, base: Path) -> EnergyConfig:
         """Files relative to the scenario's folder ``base`` (the PV weather file)."""

@@ -42,7 +42,8 @@ from shapely.geometry.base import BaseGeometry
 if TYPE_CHECKING:
     from twin.network.road_network import RoadNetwork
 
-__all__ = ["flood_speed_mps", 
+__all__ = [
+    "flood_speed_mps",
     "HazardStages",
     "read_hazard_geometry",
     "link_lines_m",
