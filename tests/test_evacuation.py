@@ -370,3 +370,24 @@ def test_shallow_water_slows_cars_and_deep_water_closes(shared):
     assert not np.any(reached[link] & (t >= 9.5 * 3600))
     k = m.kpis()
     assert k["evacuation_links_closed"] == reached.sum() and k["evacuation_links_slowed"] == 0
+
+
+def test_routes_planned_after_the_order_avoid_the_announced_area(shared):
+    """From the first order every stage's area is announced: evacuees' car routes avoid the links
+    the later stages will reach (their cost × avoid_factor), so less of their driving is there."""
+
+    def announced_km(factor):
+        sc = scenario(shared, residents=2000, orders={"at_s": "08:30", "zone_m": 1200, "avoid_factor": factor})
+        m, ev, _ = run(sc)
+        mob = m.domain("mobility")
+        hit = np.any([ls >= 0 for ls in ev.link_stage], axis=0)
+        tr = ev.trip[ev.evacuee & (ev.trip >= 0)]
+        tr = tr[mob.trip_mode[tr] == 0]  # by car
+        ip = mob.route_indptr
+        links = np.concatenate([mob.route_links[ip[i]:ip[i + 1]] for i in tr])
+        return float(m.network.link_length_m[links][hit[links]].sum() / 1000), tr.size
+
+    plain, n1 = announced_km(1.0)
+    avoid, n2 = announced_km(10.0)
+    print(f"evacuees' car km inside the announced area: {plain:.1f} (not avoided), {avoid:.1f} (x10)")
+    assert n1 > 100 and n2 > 100 and avoid < 0.8 * plain

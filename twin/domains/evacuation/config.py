@@ -96,6 +96,10 @@ class Orders(Section):
         "shelter", description="shelter: straight to a shelter; home_first: home first (for the household), "
                                "then to a shelter.")
     home_stay_s: float = Field(600.0, ge=0, le=86_400, description="home_first: time at home before leaving, s.")
+    avoid_factor: float = Field(10.0, ge=1, le=1e6, description="From the first order the hazards' areas are "
+                                                                "announced: car routes planned or changed after it "
+                                                                "see the links any stage will reach at this many times "
+                                                                "their cost (1: not avoided).")
     stay_away: bool = Field(False, description="Residents not evacuating whose planned trips lead into an active "
                                                "hazard area give up the rest of their day: those out go home (when "
                                                "home is outside the area), the others stay where they are.")

@@ -456,6 +456,11 @@ class EvacuationDomain(Domain):
         res = np.flatnonzero(here)
         if np.isnan(self.first_order_s):
             self.first_order_s = t_order
+            # the warning announces every stage's area: routes planned from now on go round it
+            f = self.config.orders.avoid_factor
+            announced = np.flatnonzero(np.any([ls >= 0 for ls in self.link_stage], axis=0))
+            if f > 1.0 and announced.size:
+                self.mob.avoid_links(announced, f)
         self.ordered_s[res] = t_order
         go = res[self.u_comply[res] < self.config.orders.compliance]
         if go.size == 0 or self.shelter_node.size == 0:

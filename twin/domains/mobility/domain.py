@@ -376,10 +376,14 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         bins = self._bin_of(depart_s[trip_idx])
         groups, weights = self._weights(bins)
         closed = getattr(self, "_closed_links", None)
-        if avoid_closed and closed is not None and closed.size:
+        avoid = getattr(self, "_avoid", None)
+        if avoid_closed and ((closed is not None and closed.size) or avoid is not None):
             weights = {g: w.copy() for g, w in weights.items()}
             for w in weights.values():
-                w[closed] = np.inf
+                if avoid is not None:
+                    w *= avoid
+                if closed is not None:
+                    w[closed] = np.inf
         # chunks keep memory bounded and drive the progress bar
         order = np.argsort(groups * (self.network.n_nodes + 1) + t.origin[trip_idx], kind="stable")
         chunks = np.array_split(order, max(1, min(20, trip_idx.size // 2000)))
@@ -496,6 +500,7 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             link_to_node=net.link_head,
         )
         self._base_cap = self.sim.cap_veh_per_step.copy()
+        self._avoid: np.ndarray | None = None  # link cost factors of within-day routes (avoid_links)
         self._base_fftt = self.sim.fftt_s.copy()
         self.trip_depart_s = np.full(t.n, np.nan)
         self.trip_arrive_s = np.full(t.n, np.nan)
@@ -1052,6 +1057,20 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
             return np.zeros(0, np.int64)
         return self._reroute_around_closures(self.sim.routed_through(links))
 
+    def avoid_links(self, links: np.ndarray, factor: float = 10.0) -> None:
+        """For the rest of the day, car routes computed within the day (the new trips of
+        :meth:`replace_plans`, cars rerouted around closures) see these links at ``factor`` times
+        their generalized cost (a domain's service: an announced hazard area, a warning). They
+        are used where no reasonable way round exists. Links asked again keep the larger factor."""
+        links = np.unique(np.asarray(links, dtype=np.int64))
+        if links.size and (links.min() < 0 or links.max() >= self.network.n_links):
+            raise ValueError(f"links must be link indices in [0, {self.network.n_links})")
+        if not (np.isfinite(factor) and factor >= 1.0):
+            raise ValueError("factor must be finite and >= 1")
+        if self._avoid is None:
+            self._avoid = np.ones(self.network.n_links)
+        self._avoid[links] = np.maximum(self._avoid[links], factor)
+
     def open_links(self, links: np.ndarray) -> None:
         """Open closed links again from the next kernel step on (cars waiting for them go on)."""
         links = np.unique(np.asarray(links, dtype=np.int64))
@@ -1096,6 +1115,8 @@ class MobilityDomain(WithinDayReplanning, MobilityOutputs, Domain):
         b = int(self._bin_of(np.array([sim.t_s]))[0])
         w = self.link_time_s[:, b] + self.link_toll[:, b] * 3600.0 / self.vot_per_h
         w = w.copy()
+        if self._avoid is not None:
+            w *= self._avoid
         w[self._closed_links] = np.inf
         status = sim.status[vehicles]
         fresh = (status == STATUS_NOT_DEPARTED) | (status == STATUS_WAITING)
