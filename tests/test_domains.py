@@ -149,8 +149,8 @@ def test_section_and_timeline_are_validated_by_the_installed_domain(installed):
 
 def test_unknown_section_lists_the_installed_domains(installed):
     with pytest.raises(ScenarioError,
-                       match=r"energy: unknown key; allowed keys: .*occupancy.*installed domains: .*occupancy"):
-        _scenario(energy={})
+                       match=r"heating: unknown key; allowed keys: .*occupancy.*installed domains: .*occupancy"):
+        _scenario(heating={})
 
 
 def test_without_the_plugin_the_section_is_unknown():

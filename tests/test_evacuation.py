@@ -140,6 +140,9 @@ def test_same_seed_same_outputs(shared):
     ({"shelters": {"choice": "random"}}, "evacuation.shelters.choice"),
     ({"contraflow": {"at_s": "soon"}}, "evacuation.contraflow.at_s"),
     ({"contraflow": {"auto": -1}}, "evacuation.contraflow.auto"),
+    ({"shelters": {"choice": "by_zone"}}, "evacuation.shelters"),
+    ({"hazards": [{"points": [[140.13, 36.06]], "onset_s": "08:00", "effect": "slow"}]}, "evacuation.hazards.0"),
+    ({"walkers": {"width_m": 0}}, "evacuation.walkers.width_m"),
 ])
 def test_bad_sections_name_the_field(change, field, shared):
     d = {"name": "evac", "map": {"source": str(shared / "maps" / TSUKUBA)},
@@ -391,3 +394,25 @@ def test_routes_planned_after_the_order_avoid_the_announced_area(shared):
     avoid, n2 = announced_km(10.0)
     print(f"evacuees' car km inside the announced area: {plain:.1f} (not avoided), {avoid:.1f} (x10)")
     assert n1 > 100 and n2 > 100 and avoid < 0.8 * plain
+
+
+def test_shelters_by_zone_take_their_zones_evacuees(shared):
+    """choice: by_zone: an evacuee setting out inside a shelter's zone goes to that shelter, even
+    when another is nearer; outside every zone, to the nearest."""
+    west = [[140.0, 36.0], [140.1209, 36.0], [140.1209, 36.2], [140.0, 36.2]]  # about half the evacuees
+    # the west half is the north-east shelter's zone, though most of it is nearer the west one
+    sh = {"listed": [{**SHELTERS[0]}, {**SHELTERS[1], "zone": west}, {**SHELTERS[2]}], "from_map": False,
+          "choice": "by_zone"}
+    m, ev, _ = run(scenario(shared, shelters=sh))
+    net = m.network
+    go = np.flatnonzero(ev.evacuee & (ev.start_node >= 0))
+    in_west = net.node_lon[ev.start_node[go]] < 140.1209
+    zone_shelter = int(ev.node_zone[ev.start_node[go][in_west][0]])
+    assert in_west.sum() > 50 and (~in_west).sum() > 50
+    # the first choice of everyone in the zone is its shelter (some are sent on when it is full)
+    first = ev.first_target[go]
+    assert np.all(first[in_west] == zone_shelter)
+    # without zones most of the zone's evacuees would go elsewhere, and so do the others
+    assert np.mean(first[~in_west] == zone_shelter) < 0.5
+    _, ev2, _ = run(scenario(shared, shelters={**sh, "choice": "capacity_aware"}))
+    assert np.mean(ev2.first_target[go][in_west] == zone_shelter) < 0.5

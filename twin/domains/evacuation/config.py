@@ -121,11 +121,15 @@ class Shelter(Section):
     lat: float | None = Field(None, ge=-90, le=90, description="Latitude (with lon, instead of osmid).")
     capacity: int = Field(..., ge=0, le=10_000_000, description="Persons it holds.")
     name: str = Field("", description="Name (outputs).")
+    zone: list[LonLat] = Field(default_factory=list, description="choice: by_zone: the area it serves, a polygon "
+                                                                  "ring of (lon, lat) points.")
 
     @model_validator(mode="after")
     def _one_way(self) -> Shelter:
         if (self.osmid is None) == (self.lon is None or self.lat is None):
             raise ValueError("a shelter is either osmid or lon and lat")
+        if self.zone and len(self.zone) < 3:
+            raise ValueError("a zone is a polygon of at least 3 (lon, lat) points")
         return self
 
 
@@ -138,10 +142,18 @@ class Shelters(Section):
     from_map: bool = Field(True, description="Also the map's education buildings outside the hazards' areas.")
     m2_per_person: float = Field(2.0, gt=0, le=100, description="Floor area per sheltered person, m² (from the "
                                                                 "footprint × levels, 1 level when untagged).")
-    choice: Literal["nearest", "capacity_aware"] = Field(
+    choice: Literal["nearest", "capacity_aware", "by_zone"] = Field(
         "capacity_aware", description="nearest: the nearest by network time, turned away when full; "
-                                      "capacity_aware: the nearest, then on to the next with room when full.")
+                                      "capacity_aware: the nearest, then on to the next with room when full; "
+                                      "by_zone: the listed shelter whose zone holds where the evacuee sets out "
+                                      "(else the nearest), then on to the next with room when full.")
     scale_capacity: bool = Field(True, description="Scale capacities by the population's sample share.")
+
+    @model_validator(mode="after")
+    def _zones(self) -> Shelters:
+        if self.choice == "by_zone" and not any(s.zone for s in self.listed):
+            raise ValueError("choice: by_zone needs listed shelters with a zone")
+        return self
 
 
 class Contraflow(Section):

@@ -82,28 +82,34 @@ def hazard_stages(h: Any, net: RoadNetwork) -> Any:
     return HazardStages(base, net.crs, h.onset_s, [(s.at_s, s.grow_m) for s in h.stages], radius_m=radius)
 
 
+def listed_nodes(config: EvacuationConfig, net: RoadNetwork) -> list[int]:
+    """The drive-network node of every listed shelter (its OSM node, or the node nearest its
+    coordinate)."""
+    from scipy.spatial import cKDTree
+
+    out: list[int] = []
+    if not config.shelters.listed:
+        return out
+    idx = {int(o): k for k, o in enumerate(net.node_osmid.tolist())}
+    tree = cKDTree(np.column_stack([net.node_x_m, net.node_y_m]))
+    for s in config.shelters.listed:
+        if s.osmid is not None:
+            out.append(idx[int(s.osmid)])
+        else:
+            x, y = _project(net, np.array([s.lon]), np.array([s.lat]))
+            out.append(int(tree.query(np.column_stack([x, y]))[1][0]))
+    return out
+
+
 def shelter_table(config: EvacuationConfig, net: RoadNetwork, node_hazard: np.ndarray,
                   sample_share: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Shelters as ``(node, capacity, name)``, one per node (capacities of shelters at one node
     added): the listed ones, then the map's education buildings whose node no hazard reaches."""
-    from scipy.spatial import cKDTree
 
     sh = config.shelters
-    nodes: list[int] = []
-    caps: list[float] = []
-    names: list[str] = []
-    if sh.listed:
-        idx = {int(o): k for k, o in enumerate(net.node_osmid.tolist())}
-        tree = cKDTree(np.column_stack([net.node_x_m, net.node_y_m]))
-        for s in sh.listed:
-            if s.osmid is not None:
-                n = idx[int(s.osmid)]
-            else:
-                x, y = _project(net, np.array([s.lon]), np.array([s.lat]))
-                n = int(tree.query(np.column_stack([x, y]))[1][0])
-            nodes.append(n)
-            caps.append(float(s.capacity))
-            names.append(s.name or f"shelter {len(names)}")
+    nodes: list[int] = listed_nodes(config, net)
+    caps: list[float] = [float(s.capacity) for s in sh.listed]
+    names: list[str] = [s.name or f"shelter {k}" for k, s in enumerate(sh.listed)]
     b = net.buildings
     if sh.from_map and b is not None and b.n_osm:
         from twin.network.buildings import KIND_NAMES
@@ -197,6 +203,14 @@ class EvacuationDomain(Domain):
             cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
         share = float(ctx.scenario.population.sample_share)
         self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share)
+        # by_zone: the shelter each node's zone assigns (-1: in no zone)
+        self.node_zone = np.full(net.n_nodes, -1, np.int64)
+        if cfg.shelters.choice == "by_zone":
+            lut = {int(n): k for k, n in enumerate(self.shelter_node.tolist())}
+            for s_cfg, n in zip(cfg.shelters.listed, listed_nodes(cfg, net), strict=True):
+                if s_cfg.zone:
+                    inside = shapely.intersects_xy(shapely.Polygon(s_cfg.zone), net.node_lon, net.node_lat)
+                    self.node_zone[inside & (self.node_zone < 0)] = lut[int(n)]
         # evacuees on foot walk on the walk network, around the hazards' areas as they reach its links
         from twin.network.routing import Router
 
@@ -234,6 +248,7 @@ class EvacuationDomain(Domain):
         self.evacuee = np.zeros(n, bool)
         self.depart_s = np.full(n, np.nan)
         self.target = np.full(n, -1, np.int64)  # shelter index heading for
+        self.first_target = np.full(n, -1, np.int64)  # the shelter chosen at the order
         self.start_node = np.full(n, -1, np.int64)  # where the evacuation trips start
         self.trip = np.full(n, -1, np.int64)  # its trip to the shelter
         self.safe_s = np.full(n, np.nan)
@@ -471,7 +486,10 @@ class EvacuationDomain(Domain):
         start = np.where(under_way, mob.trips.dest[np.maximum(loc.trip_id[go], 0)], pos[go])
         home_first = self.config.orders.go == "home_first"
         home = ctx.population.home_node[go].astype(np.int64)
-        shelter = self._nearest_shelter(home if home_first else start)
+        origin = home if home_first else start
+        shelter = self._nearest_shelter(origin)
+        zoned = self.node_zone[origin]
+        shelter = np.where(zoned >= 0, zoned, shelter)  # by_zone: the zone's shelter (node_zone is -1 else)
         ok = shelter >= 0
         go, shelter, home = go[ok], shelter[ok], home[ok]
         if go.size == 0:
@@ -494,6 +512,7 @@ class EvacuationDomain(Domain):
         self.start_node[go] = start[ok][live]
         self.depart_s[go] = np.maximum(dep, t_order)
         self.target[go] = shelter
+        self.first_target[go] = shelter
         self.trip[go] = first + (n_legs - 1)
         self._hold_walks(self.trip[go])
         ctx.events.publish("evacuation_order", {"t_s": np.full(go.size, t_order), "resident_id": go,
@@ -659,7 +678,7 @@ class EvacuationDomain(Domain):
         away = done[~admitted]
         if away.size == 0:
             return
-        if self.config.shelters.choice != "capacity_aware":
+        if self.config.shelters.choice == "nearest":
             self.trip[away] = -1  # they stay where they are, outside
             return
         # shelters only fill (nobody leaves one during the day): those that turned anyone away are
