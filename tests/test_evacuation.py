@@ -416,3 +416,31 @@ def test_shelters_by_zone_take_their_zones_evacuees(shared):
     assert np.mean(first[~in_west] == zone_shelter) < 0.5
     _, ev2, _ = run(scenario(shared, shelters={**sh, "choice": "capacity_aware"}))
     assert np.mean(ev2.first_target[go][in_west] == zone_shelter) < 0.5
+
+
+def test_shuttles_carry_evacuees_without_a_car(shared):
+    """orders.shuttles with a MaaS fleet: evacuees who would walk request rides instead; those
+    picked up ride to their shelter and are admitted there; rejected ones walk."""
+    sc = scenario(shared, residents=1500, car_ownership=0.3, modes={"available": ["car", "walk", "maas"]},
+                  orders={"at_s": "08:30", "zone_m": 300, "shuttles": True})
+    d = sc.model_dump(mode="json")
+    d["maas"] = {"operators": [{"name": "shuttle", "fleet_size": 40, "seats": 4, "dispatcher": "immediate",
+                                "depots": [{"lon": SHELTERS[0]["lon"], "lat": SHELTERS[0]["lat"]}],
+                                "shift_start_s": "05:00", "shift_end_s": "13:00", "max_wait_s": 1800}]}
+    m, ev, _ = run(scenario_from_dict(d))
+    mob, maas = m.domain("mobility"), m.domain("maas")
+    tr = ev.trip[ev.evacuee & (ev.trip >= 0)]
+    rq = maas.request_columns()
+    evac_rq = np.isin(rq["trip_id"], tr)
+    assert evac_rq.sum() > 20
+    served = evac_rq & np.isfinite(rq["dropoff_s"])
+    assert served.sum() > 10
+    riders = rq["resident_id"][served]
+    assert np.all(mob.trip_mode[rq["trip_id"][served]] == 3)  # the maas mode
+    assert np.all(np.isfinite(ev.safe_s[riders]) | (ev.turned[riders] > 0))
+    # a rejected ride walks; the other walkers left a car or were sent on from a full shelter
+    walking = np.unique(tr[mob.trip_mode[tr] == 1])
+    rejected = np.unique(rq["trip_id"][evac_rq & rq["rejected"]])
+    assert rejected.size and np.all(np.isin(rejected, walking))
+    other = mob.trips.person[np.setdiff1d(walking, rejected)]
+    assert np.all(ev.walked_out[other] | (ev.turned[other] > 0))

@@ -100,6 +100,9 @@ class Orders(Section):
                                                                 "announced: car routes planned or changed after it "
                                                                 "see the links any stage will reach at this many times "
                                                                 "their cost (1: not avoided).")
+    shuttles: bool = Field(False, description="Evacuees who would walk (no car) ride the fleet of the scenario's "
+                                              "maas: section instead (its dispatch as for any request; a rejected "
+                                              "ride walks).")
     stay_away: bool = Field(False, description="Residents not evacuating whose planned trips lead into an active "
                                                "hazard area give up the rest of their day: those out go home (when "
                                                "home is outside the area), the others stay where they are.")

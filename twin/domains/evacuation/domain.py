@@ -155,6 +155,8 @@ class EvacuationDomain(Domain):
                 hazard_stages(h, network)
             except ValueError as exc:
                 problems.append((f"evacuation.hazards.{k}", str(exc)))
+        if config.orders.shuttles and "maas" not in scenario.modes.available:
+            problems.append(("evacuation.orders.shuttles", "needs the maas mode (modes.available) and a maas: section"))
         cf = config.contraflow
         if cf is not None and cf.ways:
             from twin.domains.evacuation.contraflow import reverse_links
@@ -219,6 +221,8 @@ class EvacuationDomain(Domain):
         w = self.wnet
         self.wrouter = Router(w.indptr, w.link_head, w.link_tail, w.link_length_m)  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
         self.people_per_walker = 1.0 / share
+        #: the plug-in mode evacuees without a car ride (orders.shuttles), None: they walk
+        self.shuttle_mode = "maas" if cfg.orders.shuttles else None
         self.scenario_walk_speed = float(ctx.scenario.modes.walk_speed_mps)
         from twin.kernels.pedestrian import weidmann_capacity
 
@@ -505,7 +509,8 @@ class EvacuationDomain(Domain):
             dest = self.shelter_node[shelter]
             purpose = np.full(go.size, LEISURE)
             dur = np.full(go.size, np.inf)
-        first = mob.replace_plans(go, ptr, dest, purpose, dur, depart_s=dep, source="evacuation")
+        first = mob.replace_plans(go, ptr, dest, purpose, dur, depart_s=dep, source="evacuation",
+                                  walkers_take=self.shuttle_mode)
         live = first >= 0
         go, shelter, first, dep = go[live], shelter[live], first[live], dep[live]
         self.evacuee[go] = True

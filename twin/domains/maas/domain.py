@@ -113,6 +113,26 @@ class MaasMode(ModeProvider):
         self.trip_operator = np.full(t.n, -1, np.int64)
         self._domain: MaasDomain | None = None
 
+    def extend(self, model: ModeContext, trips: np.ndarray) -> None:
+        """Direct times and lengths, service areas and operators of trips added within the day (an
+        evacuation's shuttle rides): the per-trip arrays grow to the trips' number."""
+        t = model.trips
+        new = np.arange(self.direct_s.size, t.n, dtype=np.int64)
+        if new.size == 0:
+            return
+        net, router = model.network, model.router
+        o, d = t.origin[new], t.dest[new]
+        self.direct_s = np.concatenate([self.direct_s, router.costs(o, d, weight=net.link_fftt_s)])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        self.direct_m = np.concatenate([self.direct_m, router.costs(o, d, weight=net.link_length_m)])  # type: ignore[no-untyped-call, unused-ignore]  # untyped Router
+        served = np.ones((len(self.config.operators), new.size), dtype=bool)
+        for j, op in enumerate(self.config.operators):
+            if op.service_area is not None:
+                inside = _inside(op.service_area, net.node_lon, net.node_lat)
+                served[j] = inside[o] & inside[d]
+        self.served = np.concatenate([self.served, served], axis=1)
+        self.trip_operator = np.concatenate([self.trip_operator, np.full(new.size, -1, np.int64)])
+        self.skim(model, new, np.full(new.size, float(model.t_s)))  # the operator of each
+
     @property
     def domain(self) -> MaasDomain:
         if self._domain is None:

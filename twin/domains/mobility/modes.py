@@ -94,6 +94,10 @@ class ModeProvider:
         """Residents set out on ``trips`` by this mode at ``depart_s``."""
         raise NotImplementedError
 
+    def extend(self, model: ModeContext, trips: np.ndarray) -> None:
+        """Trips added within the day (``model.trips`` has grown by ``trips``, any mode): a mode
+        that keeps per-trip arrays extends them (a domain may send these trips by this mode)."""
+
     def advance(self, model: ModeContext, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Serve requests during ``[t_s, t_end_s)``; return ``(trips, arrive_s)`` of the arrivals."""
         raise NotImplementedError

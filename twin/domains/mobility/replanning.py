@@ -107,6 +107,8 @@ class WithinDayReplanning:
     trip_prev: np.ndarray
     trip_go_on: np.ndarray
     trip_source: np.ndarray
+    mode_providers: list[Any]
+    mode_ctx: Any
     # set by _restore_plan at the first day
     _m_plan: int
     _k_plan: int
@@ -159,7 +161,8 @@ class WithinDayReplanning:
 
     # ----------------------------------------------------------------- replacement
     def replace_plans(self, residents: Any, chain_ptr: Any, dest: Any, purpose: Any, act_duration_s: Any, *,
-                      depart_s: Any = None, mode: Any = None, source: str = "domain") -> np.ndarray:
+                      depart_s: Any = None, mode: Any = None, source: str = "domain",
+                      walkers_take: str | None = None) -> np.ndarray:
         """Replace the unstarted rest of the day of ``residents`` by new chains of trips.
 
         Parameters
@@ -179,10 +182,13 @@ class WithinDayReplanning:
             Departure of the first new trip of residents at an activity (default: now; never
             before now).
         mode : str or array_like of str, optional
-            ``"car"``, ``"walk"`` or ``"bike"`` per resident (see the module docstring for the
-            default).
+            ``"car"``, ``"walk"``, ``"bike"`` or a plug-in mode of the scenario per resident (see
+            the module docstring for the default).
         source : str
             Who asks (a domain's name), in ``plan_changes.parquet`` and the events.
+        walkers_take : str, optional
+            A plug-in mode (e.g. ``"maas"``) that the residents who would walk take instead (an
+            evacuation's shuttles for those without a car).
 
         Returns
         -------
@@ -213,9 +219,12 @@ class WithinDayReplanning:
             np.broadcast_to(np.asarray(depart_s, dtype=np.float64), (k,)), T)
         if not np.all(np.isfinite(dep0)):
             raise ValueError("depart_s must be finite")
+        plugin = [p.name for p in self.mode_providers]
         modes = None if mode is None else np.broadcast_to(np.asarray(mode, dtype=object), (k,))
-        if modes is not None and not set(modes) <= {"car", "walk", "bike"}:
-            raise ValueError("mode must be car, walk or bike")
+        if modes is not None and not set(modes) <= {"car", "walk", "bike", *plugin}:
+            raise ValueError(f"mode must be one of car, walk, bike{''.join(', ' + n for n in plugin)}")
+        if walkers_take is not None and walkers_take not in plugin:
+            raise ValueError(f"walkers_take must be a plug-in mode of the scenario ({', '.join(plugin) or 'none'})")
         if source not in self._sources:
             self._sources.append(source)
         src_code = self._sources.index(source) + 1
@@ -294,10 +303,16 @@ class WithinDayReplanning:
         if modes is None:
             tm = np.where(np.isin(tour_mode_now, (CAR, WALK, BIKE)), tour_mode_now, np.where(car_ok, CAR, WALK))
         else:
-            tm = np.select([modes == "car", modes == "walk"], [CAR, WALK], BIKE).astype(np.int64)
-        tm = np.where((tm == CAR) & ~car_ok, WALK, tm).astype(np.int8)
+            codes = {"car": CAR, "walk": WALK, "bike": BIKE, **{n: 3 + j for j, n in enumerate(plugin)}}
+            tm = np.array([codes[x] for x in modes.tolist()], dtype=np.int64)
+        tm = np.where((tm == CAR) & ~car_ok, WALK, tm)
+        if walkers_take is not None:
+            tm = np.where(tm == WALK, 3 + plugin.index(walkers_take), tm)
+        tm = tm.astype(np.int8)
         self.tour_mode = _cat(self.tour_mode, tm[has])
         self._grow(n_new, tm[who], src_code)
+        for p in self.mode_providers:  # plug-in modes that keep per-trip arrays extend them
+            p.extend(self.mode_ctx, new)
         same = self.trip_same_node[new]
         # uncongested modes' lengths, car routes on the current bin's costs
         if n_new:
