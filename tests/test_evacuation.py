@@ -444,3 +444,31 @@ def test_shuttles_carry_evacuees_without_a_car(shared):
     assert rejected.size and np.all(np.isin(rejected, walking))
     other = mob.trips.person[np.setdiff1d(walking, rejected)]
     assert np.all(ev.walked_out[other] | (ev.turned[other] > 0))
+
+
+def test_shelters_from_osm_tags_on_the_default_map():
+    """from_osm_tags adds the map's tagged places (central Helsinki: three community centres and a
+    civil-defence shelter) to its education buildings, each at its nearest node, with the default
+    capacity scaled to the sample."""
+    from pathlib import Path
+
+    from twin.maps import resolve_source
+    from twin.maps._osm import read_shelter_places
+    from twin.scenario import load_scenario
+
+    base = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "helsinki_flood.yaml")
+    d = base.model_dump(mode="json")
+    d["population"]["residents"] = 1000
+    d["evacuation"]["shelters"]["from_osm_tags"] = True
+    d["output"] = {"events": False, "geopackage": False, "report": False}
+    m = CityModel(scenario_from_dict(d))
+    ev = m.domain("evacuation")
+    places = read_shelter_places(resolve_source("helsinki").path)
+    assert len(places.tag) == 4
+    tagged = [k for k, n in enumerate(ev.shelter_name) if n.split(" ")[0] in set(places.tag)]
+    assert 1 <= len(tagged) <= 4
+    share = m.scenario.population.sample_share
+    assert all(ev.shelter_cap[k] == int(np.floor(200 * share + 1e-9)) for k in tagged)
+    d["evacuation"]["shelters"]["from_osm_tags"] = False
+    n_without = CityModel(scenario_from_dict(d)).domain("evacuation").shelter_node.size
+    assert ev.shelter_node.size == n_without + len(tagged)

@@ -345,3 +345,28 @@ def test_remaining_use_counts_the_links_ahead():
             want[route_links[p]] += 1
     np.testing.assert_array_equal(remaining_use(route_links, start, end, 9), want)
     assert remaining_use(route_links, start, start, 9).sum() == 0
+
+
+def test_shelter_places_are_read_by_their_tags(tmp_path):
+    from twin.maps._osm import read_shelter_places
+
+    osm = tmp_path / "places.osm"
+    osm.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6">\n'
+        '<node id="1" lat="36.05" lon="140.10"><tag k="emergency" v="assembly_point"/>'
+        '<tag k="capacity" v="150"/></node>\n'
+        '<node id="2" lat="36.06" lon="140.11"><tag k="amenity" v="shelter"/>'
+        '<tag k="shelter_type" v="public_transport"/></node>\n'
+        '<node id="3" lat="36.07" lon="140.12"><tag k="amenity" v="shelter"/><tag k="capacity" v="lots"/></node>\n'
+        '<node id="4" lat="36.00" lon="140.00"/><node id="5" lat="36.00" lon="140.02"/>'
+        '<node id="6" lat="36.02" lon="140.02"/>\n'
+        '<node id="7" lat="36.08" lon="140.13"><tag k="amenity" v="cafe"/></node>\n'
+        '<way id="10"><nd ref="4"/><nd ref="5"/><nd ref="6"/><nd ref="4"/>'
+        '<tag k="amenity" v="community_centre"/><tag k="building" v="yes"/></way>\n'
+        '</osm>\n')
+    p = read_shelter_places(osm)
+    assert p.osm_id.tolist() == [1, 3, 10]
+    assert p.tag == ["emergency=assembly_point", "amenity=shelter", "amenity=community_centre"]
+    np.testing.assert_allclose(p.lon, [140.10, 140.12, (140.00 + 140.02 + 140.02) / 3], atol=1e-9)
+    np.testing.assert_allclose(p.lat[2], (36.00 + 36.00 + 36.02) / 3, atol=1e-9)
+    assert p.capacity[0] == 150 and np.isnan(p.capacity[1]) and np.isnan(p.capacity[2])

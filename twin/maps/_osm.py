@@ -20,7 +20,8 @@ import numpy as np
 
 from twin._errors import MapFormatError
 
-__all__ = ["NETWORK_TYPES", "OsmExtract", "building_kind", "network_filter", "parse_levels", "read_osm", "way_passes"]
+__all__ = ["NETWORK_TYPES", "SHELTER_TAGS", "OsmExtract", "ShelterPlaces", "building_kind", "network_filter",
+           "parse_levels", "read_osm", "read_shelter_places", "way_passes"]
 
 NETWORK_TYPES = ("drive", "walk", "bike", "all")
 
@@ -312,3 +313,105 @@ def write_osm_xml(ext: OsmExtract, directory: Path) -> Path:
             f.write("</way>\n")
         f.write("</osm>\n")
     return out
+
+
+#: OSM tags of places that take in evacuees (docs/evacuation.md): key -> values
+SHELTER_TAGS: dict[str, frozenset[str]] = {
+    "emergency": frozenset({"assembly_point", "shelter"}),
+    "social_facility": frozenset({"shelter"}),
+    "amenity": frozenset({"shelter", "community_centre"}),
+}
+#: ``amenity=shelter`` types that shelter from rain, not from a hazard (bus stops, picnic roofs, huts)
+NOT_REFUGES = frozenset({"public_transport", "picnic_shelter", "weather_shelter", "lean_to", "basic_hut",
+                         "field_shelter", "rock_shelter", "sun_shelter", "gazebo", "changing_rooms", "wildlife_hide"})
+
+
+@dataclass
+class ShelterPlaces:
+    """Nodes and ways of an OSM file tagged as places that take in evacuees (:data:`SHELTER_TAGS`).
+
+    Attributes
+    ----------
+    osm_id : int64 (k,)
+        Node id, or way id (a way's place is the mean of its nodes).
+    lon, lat : float64 (k,)
+    capacity : float64 (k,)
+        The ``capacity`` tag (persons; NaN when absent or not a number).
+    tag : list of str
+        The matching ``key=value``.
+    """
+
+    osm_id: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    capacity: np.ndarray
+    tag: list[str]
+
+
+def _shelter_tag(tags: object) -> str | None:
+    get = tags.get  # type: ignore[attr-defined]  # osmium's TagList
+    for key, values in SHELTER_TAGS.items():
+        v = get(key)
+        if v in values:
+            if key == "amenity" and v == "shelter" and get("shelter_type") in NOT_REFUGES:
+                continue
+            return f"{key}={v}"
+    return None
+
+
+def read_shelter_places(path: Path) -> ShelterPlaces:
+    """The places of ``path`` tagged as shelters or assembly points (nodes, and ways by the mean of
+    their nodes; multipolygon relations are left out). Raises ``MapFormatError`` for an unreadable
+    file."""
+    import osmium
+
+    ids: list[int] = []
+    lon: list[float] = []
+    lat: list[float] = []
+    cap: list[float] = []
+    tag: list[str] = []
+    ways: list[tuple[int, list[int], float, str]] = []
+    needed: set[int] = set()
+
+    def capacity(tags: object) -> float:
+        try:
+            return float(tags.get("capacity", "nan"))  # type: ignore[attr-defined]
+        except ValueError:
+            return float("nan")
+
+    keys = tuple(SHELTER_TAGS)
+    try:
+        for w in osmium.FileProcessor(str(path), osmium.osm.WAY).with_filter(osmium.filter.KeyFilter(*keys)):
+            t = _shelter_tag(w.tags)
+            if t is not None:
+                refs = [n.ref for n in w.nodes]
+                ways.append((w.id, refs, capacity(w.tags), t))
+                needed.update(refs)
+        where: dict[int, tuple[float, float]] = {}
+        for n in osmium.FileProcessor(str(path), osmium.osm.NODE):
+            loc = n.location
+            if not loc.valid():
+                continue
+            if n.id in needed:
+                where[n.id] = (loc.lon, loc.lat)
+            if len(n.tags):
+                t = _shelter_tag(n.tags)
+                if t is not None:
+                    ids.append(n.id)
+                    lon.append(loc.lon)
+                    lat.append(loc.lat)
+                    cap.append(capacity(n.tags))
+                    tag.append(t)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise MapFormatError(f"{path}: cannot read OSM data ({_short(exc)})") from exc
+    for wid, refs, c, t in ways:
+        pts = [where[r] for r in dict.fromkeys(refs) if r in where]
+        if pts:
+            a = np.asarray(pts)
+            ids.append(wid)
+            lon.append(float(a[:, 0].mean()))
+            lat.append(float(a[:, 1].mean()))
+            cap.append(c)
+            tag.append(t)
+    return ShelterPlaces(np.asarray(ids, np.int64), np.asarray(lon, np.float64), np.asarray(lat, np.float64),
+                         np.asarray(cap, np.float64), tag)

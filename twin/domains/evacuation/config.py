@@ -137,14 +137,21 @@ class Shelter(Section):
 
 
 class Shelters(Section):
-    """Where evacuees go: shelters listed here, and the map's education buildings (schools,
+    """Where evacuees go: shelters listed here, the map's education buildings (schools,
     universities: ``building=school|university|college|kindergarten``, the usual designated
-    shelters in Japan), with a capacity of floor area / ``m2_per_person``."""
+    shelters in Japan), with a capacity of floor area / ``m2_per_person``, and (``from_osm_tags``)
+    the map's places tagged as shelters or assembly points."""
 
     listed: list[Shelter] = Field(default_factory=list, description="Shelters given here.")
     from_map: bool = Field(True, description="Also the map's education buildings outside the hazards' areas.")
     m2_per_person: float = Field(2.0, gt=0, le=100, description="Floor area per sheltered person, m² (from the "
                                                                 "footprint × levels, 1 level when untagged).")
+    from_osm_tags: bool = Field(False, description="Also the map file's places tagged emergency=assembly_point|"
+                                                   "shelter, social_facility=shelter, amenity=community_centre, or "
+                                                   "amenity=shelter (not bus-stop, picnic or weather shelters), "
+                                                   "outside the hazards' areas.")
+    osm_capacity: int = Field(200, ge=0, le=1_000_000, description="from_osm_tags: persons a tagged place holds "
+                                                                   "when it has no capacity tag.")
     choice: Literal["nearest", "capacity_aware", "by_zone"] = Field(
         "capacity_aware", description="nearest: the nearest by network time, turned away when full; "
                                       "capacity_aware: the nearest, then on to the next with room when full; "

@@ -102,9 +102,11 @@ def listed_nodes(config: EvacuationConfig, net: RoadNetwork) -> list[int]:
 
 
 def shelter_table(config: EvacuationConfig, net: RoadNetwork, node_hazard: np.ndarray,
-                  sample_share: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  sample_share: float, places: Any = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Shelters as ``(node, capacity, name)``, one per node (capacities of shelters at one node
-    added): the listed ones, then the map's education buildings whose node no hazard reaches."""
+    added): the listed ones, then the map's education buildings whose node no hazard reaches, then
+    the tagged places of ``places`` (:class:`twin.maps._osm.ShelterPlaces`) whose nearest node no
+    hazard reaches and no shelter above stands at."""
 
     sh = config.shelters
     nodes: list[int] = listed_nodes(config, net)
@@ -121,6 +123,20 @@ def shelter_table(config: EvacuationConfig, net: RoadNetwork, node_hazard: np.nd
         nodes.extend(b.node[edu].astype(np.int64).tolist())
         caps.extend((area / sh.m2_per_person).tolist())
         names.extend(f"building {int(o)}" for o in b.osm_id[edu].tolist())
+    if places is not None and places.osm_id.size:
+        from scipy.spatial import cKDTree
+
+        x, y = _project(net, places.lon, places.lat)
+        near = cKDTree(np.column_stack([net.node_x_m, net.node_y_m])).query(np.column_stack([x, y]))[1]
+        taken = set(nodes)
+        for k, n in enumerate(near.tolist()):
+            if node_hazard[n] >= 0 or n in taken:
+                continue
+            taken.add(n)
+            c = places.capacity[k]
+            nodes.append(int(n))
+            caps.append(float(c) if np.isfinite(c) and c >= 0 else float(sh.osm_capacity))
+            names.append(f"{places.tag[k]} {int(places.osm_id[k])}")
     if not nodes:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), []
     node = np.array(nodes, np.int64)
@@ -204,7 +220,20 @@ class EvacuationDomain(Domain):
         self.ring_order_s = t_order + np.arange(max(self.n_rings, 1)) * (
             cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
         share = float(ctx.scenario.population.sample_share)
-        self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share)
+        places = None
+        if cfg.shelters.from_osm_tags:
+            from twin.maps import resolve_source
+            from twin.maps._osm import read_shelter_places
+
+            src = resolve_source(ctx.scenario.map.source)
+            if src.kind == "osm" and src.path is not None:
+                places = read_shelter_places(src.path)
+            else:
+                import logging
+
+                logging.getLogger("twin").warning("evacuation.shelters.from_osm_tags: %s is not an OSM file; no "
+                                                  "tagged shelters read", ctx.scenario.map.source)
+        self.shelter_node, self.shelter_cap, self.shelter_name = shelter_table(cfg, net, node_any, share, places)
         # by_zone: the shelter each node's zone assigns (-1: in no zone)
         self.node_zone = np.full(net.n_nodes, -1, np.int64)
         if cfg.shelters.choice == "by_zone":
