@@ -472,3 +472,56 @@ def test_shelters_from_osm_tags_on_the_default_map():
     d["evacuation"]["shelters"]["from_osm_tags"] = False
     n_without = CityModel(scenario_from_dict(d)).domain("evacuation").shelter_node.size
     assert ev.shelter_node.size == n_without + len(tagged)
+
+
+def test_shelters_from_a_csv_or_geojson_file(shared, tmp_path):
+    """A CSV of the listed shelters gives the same shelters; a GeoJSON polygon without a capacity
+    holds its area / m2_per_person; a bad row is a preflight problem naming the row and column."""
+    import json
+
+    from twin.domains.evacuation.domain import EvacuationDomain
+
+    csv = tmp_path / "shelters.csv"
+    csv.write_text("name,lon,lat,capacity\n" + "".join(f"s{k},{s['lon']},{s['lat']},{s['capacity']}\n"
+                                                       for k, s in enumerate(SHELTERS)))
+    listed = CityModel(scenario(shared, residents=300)).domain("evacuation")
+    from_csv = CityModel(scenario(shared, residents=300, shelters={"file": str(csv), "from_map": False}))
+    ev = from_csv.domain("evacuation")
+    np.testing.assert_array_equal(ev.shelter_node, listed.shelter_node)
+    np.testing.assert_array_equal(ev.shelter_cap, listed.shelter_cap)
+    # a 100 m x 100 m square (about) at 36.04 N, no capacity: 10,000 m² / 2 m² a person
+    dlat, dlon = 100 / 111_000, 100 / (111_000 * np.cos(np.radians(36.04)))
+    ring = [[140.105, 36.04], [140.105 + dlon, 36.04], [140.105 + dlon, 36.04 + dlat], [140.105, 36.04 + dlat],
+            [140.105, 36.04]]
+    gj = tmp_path / "shelters.geojson"
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "gym"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    sc = scenario(shared, residents=300, shelters={"file": str(gj), "from_map": False, "scale_capacity": False})
+    ev2 = CityModel(sc).domain("evacuation")
+    assert ev2.shelter_cap.tolist() == [pytest.approx(5000, rel=0.01)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lon,lat,capacity\n140.1,36.0,100\n140.1,36.0,lots\n")
+    sc = scenario(shared, residents=300, shelters={"file": str(bad), "from_map": False})
+    probs = EvacuationDomain.preflight(sc.section("evacuation"), sc, load_network(sc))
+    assert [p[0] for p in probs] == ["evacuation.shelters.file"] and "row 2: capacity" in probs[0][1]
+
+
+def test_staged_orders_by_zone_polygons(shared):
+    """orders.zones: residents inside each polygon are told at its time (where they are then), and
+    nobody outside the zones is told."""
+    west = [[140.0, 36.0], [140.1209, 36.0], [140.1209, 36.2], [140.0, 36.2]]
+    east = [[140.1209, 36.0], [140.3, 36.0], [140.3, 36.2], [140.1209, 36.2]]
+    orders = {"mode": "staged", "zones": [{"polygon": east, "at_s": "09:00"}, {"polygon": west, "at_s": "08:30"}]}
+    m, ev, _ = run(scenario(shared, residents=1500, orders=orders))
+    told = np.isfinite(ev.ordered_s)
+    assert set(np.unique(ev.ordered_s[told]).tolist()) == {8.5 * 3600, 9 * 3600}
+    # the zone is where they were when told: an evacuee's trip starts there, or they were at an
+    # activity inside it
+    west_ring = int(np.flatnonzero(ev.ring_order_s == 8.5 * 3600)[0])
+    go = np.flatnonzero(ev.evacuee & (ev.ordered_s == 8.5 * 3600) & (ev.start_node >= 0))
+    assert go.size > 50
+    assert np.mean(ev.node_ring[ev.start_node[go]] == west_ring) > 0.7  # a trip under way ends first elsewhere
+    # the map lies inside the two rectangles: west of the line is the west zone's (east is listed first)
+    lon = m.network.node_lon
+    assert np.all(ev.node_ring >= 0)
+    np.testing.assert_array_equal(ev.node_ring == west_ring, lon < 140.1209)

@@ -16,7 +16,8 @@ from twin.scenario import Seconds, Section, _as_tuple
 #: a (lon, lat) point; YAML lists are read as tuples
 LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
 
-__all__ = ["Contraflow", "Delay", "EvacuationConfig", "Hazard", "Orders", "Shelter", "Shelters", "Stage", "Walkers"]
+__all__ = ["Contraflow", "Delay", "EvacuationConfig", "Hazard", "OrderZone", "Orders", "Shelter", "Shelters", "Stage",
+           "Walkers"]
 
 
 class Stage(Section):
@@ -78,6 +79,14 @@ class Delay(Section):
     shape: float = Field(2.0, gt=0, le=20, description="Shape of the Weibull distribution.")
 
 
+class OrderZone(Section):
+    """A zone of staged orders: everyone inside the polygon is told at ``at_s``."""
+
+    polygon: list[LonLat] = Field(..., min_length=3, description="The zone's outline, (lon, lat) points.")
+    at_s: Seconds = Field(..., description="Time of the zone's order (seconds after midnight or 'HH:MM').")
+    name: str = Field("", description="Name (outputs).")
+
+
 class Orders(Section):
     """Who is told to evacuate, and when: everyone in the evacuation zone at once (simultaneous), or
     by distance rings around the hazard, the innermost first (staged)."""
@@ -90,6 +99,10 @@ class Orders(Section):
                                  description="Staged: outer radii of the rings around the hazards' base areas, "
                                              "metres, increasing (the last ring also takes the rest of the zone).")
     ring_interval_s: float = Field(900.0, ge=0, le=86_400, description="Staged: time between the rings' orders, s.")
+    zones: list[OrderZone] = Field(default_factory=list,
+                                   description="Staged by zone instead of rings: polygons with their order times "
+                                               "(only residents inside a zone are told; the first zone listed "
+                                               "holding a place wins).")
     compliance: float = Field(0.9, ge=0, le=1, description="Share of the residents ordered who evacuate.")
     delay: Delay = Field(default_factory=Delay, description="Response delay after the order.")
     go: Literal["shelter", "home_first"] = Field(
@@ -109,9 +122,11 @@ class Orders(Section):
 
     @model_validator(mode="after")
     def _rings(self) -> Orders:
-        if self.mode == "staged" and (not self.rings_m or any(b <= a for a, b in zip(self.rings_m, self.rings_m[1:],
-                                                                                      strict=False))):
-            raise ValueError("staged orders need rings_m, increasing")
+        if self.zones and self.mode != "staged":
+            raise ValueError("zones are for mode: staged")
+        if self.mode == "staged" and not self.zones and (
+                not self.rings_m or any(b <= a for a, b in zip(self.rings_m, self.rings_m[1:], strict=False))):
+            raise ValueError("staged orders need rings_m, increasing (or zones)")
         return self
 
 
@@ -143,6 +158,10 @@ class Shelters(Section):
     the map's places tagged as shelters or assembly points."""
 
     listed: list[Shelter] = Field(default_factory=list, description="Shelters given here.")
+    file: str | None = Field(None, description="Shelters from a file (relative to the scenario): a CSV with lon, lat, "
+                                               "capacity (name optional), or a GeoJSON / GeoPackage of points or "
+                                               "polygons with capacity and name properties (a polygon without "
+                                               "capacity: area / m2_per_person).")
     from_map: bool = Field(True, description="Also the map's education buildings outside the hazards' areas.")
     m2_per_person: float = Field(2.0, gt=0, le=100, description="Floor area per sheltered person, m² (from the "
                                                                 "footprint × levels, 1 level when untagged).")
@@ -161,6 +180,8 @@ class Shelters(Section):
 
     @model_validator(mode="after")
     def _zones(self) -> Shelters:
+        if not self.listed and not self.from_map and self.file is None and not self.from_osm_tags:
+            raise ValueError("no shelter: list some, give a file, or set from_map or from_osm_tags")
         if self.choice == "by_zone" and not any(s.zone for s in self.listed):
             raise ValueError("choice: by_zone needs listed shelters with a zone")
         return self
@@ -223,4 +244,11 @@ class EvacuationConfig(Section):
                                      "scenario; a GeoJSON or GeoPackage of polygons)")
                 h = h.model_copy(update={"file": str(f.resolve())})
             hz.append(h)
-        return self.model_copy(update={"hazards": hz})
+        sh = self.shelters
+        if sh.file is not None:
+            f = Path(sh.file) if Path(sh.file).is_absolute() else base / sh.file
+            if not f.is_file():
+                raise ValueError(f"shelters.file: {sh.file} not found (relative paths are read next to the scenario; "
+                                 "a CSV, GeoJSON or GeoPackage of shelters)")
+            sh = sh.model_copy(update={"file": str(f.resolve())})
+        return self.model_copy(update={"hazards": hz, "shelters": sh})

@@ -112,6 +112,17 @@ def shelter_table(config: EvacuationConfig, net: RoadNetwork, node_hazard: np.nd
     nodes: list[int] = listed_nodes(config, net)
     caps: list[float] = [float(s.capacity) for s in sh.listed]
     names: list[str] = [s.name or f"shelter {k}" for k, s in enumerate(sh.listed)]
+    if sh.file is not None:  # like listed ones, at the nearest node
+        from scipy.spatial import cKDTree
+
+        from twin.domains.evacuation.shelters import read_shelter_file
+
+        rows = read_shelter_file(sh.file, sh.m2_per_person)
+        x, y = _project(net, rows.lon, rows.lat)
+        near = cKDTree(np.column_stack([net.node_x_m, net.node_y_m])).query(np.column_stack([x, y]))[1]
+        nodes.extend(int(n) for n in near.tolist())
+        caps.extend(rows.capacity.tolist())
+        names.extend(nm or f"shelter {len(names) + k}" for k, nm in enumerate(rows.name))
     b = net.buildings
     if sh.from_map and b is not None and b.n_osm:
         from twin.network.buildings import KIND_NAMES
@@ -182,8 +193,13 @@ class EvacuationDomain(Domain):
                 if w not in two_way:
                     problems.append((f"evacuation.contraflow.ways.{k}",
                                      f"OSM way {w} has no two-way link on the drive network of {scenario.map.source}"))
-        if not problems and not config.shelters.listed and not config.shelters.from_map:
-            problems.append(("evacuation.shelters", "no shelter: list some, or set from_map: true"))
+        if config.shelters.file is not None:
+            from twin.domains.evacuation.shelters import read_shelter_file
+
+            try:
+                read_shelter_file(config.shelters.file, config.shelters.m2_per_person)
+            except ValueError as exc:
+                problems.append(("evacuation.shelters.file", str(exc)))
         return problems
 
     def attach(self, ctx: DomainContext) -> None:
@@ -219,6 +235,15 @@ class EvacuationDomain(Domain):
         t_order = cfg.orders.at_s if cfg.orders.at_s is not None else min(h.onset_s for h in cfg.hazards)
         self.ring_order_s = t_order + np.arange(max(self.n_rings, 1)) * (
             cfg.orders.ring_interval_s if cfg.orders.mode == "staged" else 0.0)
+        if cfg.orders.zones:  # staged by zone: a "ring" per zone, in order of their times
+            zs = sorted(range(len(cfg.orders.zones)), key=lambda k: (cfg.orders.zones[k].at_s, k))
+            ring = np.full(net.n_nodes, -1, np.int64)
+            for k in range(len(cfg.orders.zones) - 1, -1, -1):  # the first zone listed wins
+                inside = shapely.intersects_xy(shapely.Polygon(cfg.orders.zones[k].polygon), net.node_lon, net.node_lat)
+                ring[inside] = zs.index(k)
+            self.node_ring = ring
+            self.n_rings = len(zs)
+            self.ring_order_s = np.array([float(cfg.orders.zones[k].at_s) for k in zs])
         share = float(ctx.scenario.population.sample_share)
         places = None
         if cfg.shelters.from_osm_tags:
