@@ -525,3 +525,28 @@ def test_staged_orders_by_zone_polygons(shared):
     lon = m.network.node_lon
     assert np.all(ev.node_ring >= 0)
     np.testing.assert_array_equal(ev.node_ring == west_ring, lon < 140.1209)
+
+
+def test_shuttle_priority_serves_evacuees_first(shared):
+    """A small fleet that residents also ride on their day: with shuttle_priority the evacuees'
+    requests go first, so more of them are served and fewer of the others after the order."""
+
+    def served(prio):
+        sc = scenario(shared, residents=1500, car_ownership=0.3,
+                      modes={"available": ["car", "walk", "maas"], "plugins": {"maas": {"asc": 2.0}}},
+                      orders={"at_s": "08:30", "zone_m": 300, "shuttles": True, "shuttle_priority": prio})
+        d = sc.model_dump(mode="json")
+        d["maas"] = {"operators": [{"name": "shuttle", "fleet_size": 15, "seats": 4, "dispatcher": "immediate",
+                                    "depots": [{"lon": SHELTERS[0]["lon"], "lat": SHELTERS[0]["lat"]}],
+                                    "shift_start_s": "05:00", "shift_end_s": "13:00", "max_wait_s": 1800}]}
+        m, ev, _ = run(scenario_from_dict(d))
+        rq = m.domain("maas").request_columns()
+        evac = np.isin(rq["trip_id"], ev.trip[ev.evacuee & (ev.trip >= 0)])
+        after = rq["request_s"] >= 8.5 * 3600
+        ok = np.isfinite(rq["dropoff_s"])
+        return int((evac & ok).sum()), int((~evac & after & ok).sum()), int(evac.sum())
+
+    e0, o0, n0 = served(False)
+    e1, o1, n1 = served(True)
+    print(f"evacuee rides served {e0} -> {e1} (of {n1}), others after the order {o0} -> {o1}")
+    assert n0 == n1 > 100 and e1 > e0 and o1 < o0

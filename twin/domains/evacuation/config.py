@@ -116,6 +116,9 @@ class Orders(Section):
     shuttles: bool = Field(False, description="Evacuees who would walk (no car) ride the fleet of the scenario's "
                                               "maas: section instead (its dispatch as for any request; a rejected "
                                               "ride walks).")
+    shuttle_priority: bool = Field(True, description="shuttles: evacuees' ride requests go before the others in the "
+                                                     "fleet's queue (immediate and pooling dispatch take requests in "
+                                                     "queue order).")
     stay_away: bool = Field(False, description="Residents not evacuating whose planned trips lead into an active "
                                                "hazard area give up the rest of their day: those out go home (when "
                                                "home is outside the area), the others stay where they are.")

@@ -567,6 +567,12 @@ class EvacuationDomain(Domain):
                                   walkers_take=self.shuttle_mode)
         live = first >= 0
         go, shelter, first, dep = go[live], shelter[live], first[live], dep[live]
+        if self.shuttle_mode is not None and self.config.orders.shuttle_priority:
+            maas = ctx.domain("maas")
+            ride = first + (n_legs - 1)
+            ride = ride[mob.trip_mode[ride] == 3 + [p.name for p in mob.mode_providers].index(self.shuttle_mode)]
+            if maas is not None and ride.size:
+                maas.prioritize(ride)  # type: ignore[attr-defined]
         self.evacuee[go] = True
         self.start_node[go] = start[ok][live]
         self.depart_s[go] = np.maximum(dep, t_order)

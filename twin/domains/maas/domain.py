@@ -375,6 +375,7 @@ class MaasDomain(Domain):
         self.rq_max_ride_s: list[float] = []  # pooling: the ride-time limit at dispatch (inf: alone)
         #: requests made (their time reached) and not yet assigned, in request order
         self.waiting: list[list[int]] = [[] for _ in self.config.operators]
+        self._priority: set[int] = set()  # trips whose requests go first (prioritize)
         #: requests for later in the day (a trip begun at its activity's end, for its departure
         #: time): a heap of (request time, request), moved to ``waiting`` by :meth:`release`
         self._future: list[list[tuple[float, int]]] = [[] for _ in self.config.operators]
@@ -441,12 +442,23 @@ class MaasDomain(Domain):
                 heapq.heappush(self._future[j], (float(depart_s[i]), rid))
 
     def release(self, j: int, t_s: float) -> list[int]:
-        """Operator ``j``'s waiting requests once those made by ``t_s`` are in (request order)."""
+        """Operator ``j``'s waiting requests once those made by ``t_s`` are in: priority ones first
+        (:meth:`prioritize`), each group in request order."""
         fut = self._future[j]
         w = self.waiting[j]
         while fut and fut[0][0] <= t_s:
-            bisect.insort(w, heapq.heappop(fut)[1])
+            bisect.insort(w, heapq.heappop(fut)[1], key=self._wait_key)
         return w
+
+    def _wait_key(self, rid: int) -> tuple[bool, int]:
+        return (self.rq_trip[rid] not in self._priority, rid)
+
+    def prioritize(self, trips: np.ndarray) -> None:
+        """Requests for these trips (made or to come) go before the others in the dispatchers'
+        queues (an evacuation's shuttle rides). Requests already waiting are reordered."""
+        self._priority.update(int(x) for x in np.asarray(trips).tolist())
+        for j, w in enumerate(self.waiting):
+            self.waiting[j] = sorted(w, key=self._wait_key)
 
     def serve(self, t_s: float, t_end_s: float) -> tuple[np.ndarray, np.ndarray]:
         """One model step of the fleets (in the mobility domain's dispatch phase, before the kernel
