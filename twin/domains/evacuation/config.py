@@ -237,21 +237,19 @@ class EvacuationConfig(Section):
     walkers: Walkers = Field(default_factory=Walkers, description="Evacuees on foot.")
 
     def resolve_paths(self, base: Path) -> EvacuationConfig:
-        """Hazard files relative to the scenario's folder ``base``, checked to be regular files."""
-        hz = []
-        for k, h in enumerate(self.hazards):
-            if h.file is not None:
-                f = Path(h.file) if Path(h.file).is_absolute() else base / h.file
-                if not f.is_file():
-                    raise ValueError(f"hazards.{k}.file: {h.file} not found (relative paths are read next to the "
-                                     "scenario; a GeoJSON or GeoPackage of polygons)")
-                h = h.model_copy(update={"file": str(f.resolve())})
-            hz.append(h)
+        """Hazard and shelter files relative to the scenario's folder ``base``, checked to be regular files."""
+
+        def resolved(name: str, field: str, what: str) -> str:
+            f = Path(name) if Path(name).is_absolute() else base / name
+            if not f.is_file():
+                raise ValueError(f"{field}: {name} not found (relative paths are read next to the scenario; {what})")
+            return str(f.resolve())
+
+        hz = [h if h.file is None else h.model_copy(update={"file": resolved(h.file, f"hazards.{k}.file",
+                                                                             "a GeoJSON or GeoPackage of polygons")})
+              for k, h in enumerate(self.hazards)]
         sh = self.shelters
         if sh.file is not None:
-            f = Path(sh.file) if Path(sh.file).is_absolute() else base / sh.file
-            if not f.is_file():
-                raise ValueError(f"shelters.file: {sh.file} not found (relative paths are read next to the scenario; "
-                                 "a CSV, GeoJSON or GeoPackage of shelters)")
-            sh = sh.model_copy(update={"file": str(f.resolve())})
+            sh = sh.model_copy(update={"file": resolved(sh.file, "shelters.file",
+                                                        "a CSV, GeoJSON or GeoPackage of shelters")})
         return self.model_copy(update={"hazards": hz, "shelters": sh})
