@@ -550,3 +550,17 @@ def test_shuttle_priority_serves_evacuees_first(shared):
     e1, o1, n1 = served(True)
     print(f"evacuee rides served {e0} -> {e1} (of {n1}), others after the order {o0} -> {o1}")
     assert n0 == n1 > 100 and e1 > e0 and o1 < o0
+
+
+def test_missing_section_files_are_named(shared, tmp_path):
+    from twin.scenario import load_scenario
+
+    for key, body, field in (
+            ("hazards", '[{file: nowhere.geojson, onset_s: "08:00"}]', "hazards.0.file"),
+            ("shelters", "{file: nowhere.csv}", "shelters.file")):
+        y = tmp_path / f"{key}.yaml"
+        hz = "" if key == "hazards" else '  hazards: [{points: [[140.13, 36.06]], onset_s: "08:00"}]\n'
+        y.write_text(f"name: x\nmap: {{source: {shared / 'maps' / TSUKUBA}}}\nevacuation:\n{hz}  {key}: {body}\n")
+        with pytest.raises(ScenarioError) as e:
+            load_scenario(y)
+        assert field in str(e.value) and "nowhere" in str(e.value)
