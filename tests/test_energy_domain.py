@@ -1,7 +1,9 @@
 """The energy domain on a real map (Helsinki, a full day at 15-minute intervals): the meter balance of
 every building at every step, battery limits at every step, smart charging against uncontrolled,
 EV energy against the kilometres driven, the occupancy coupling, determinism, validation, and
-the arrays-only parts (water level, feeders) against brute force."""
+the arrays-only parts (water level, feeders) against brute force; outages (timeline events): islanded
+buildings, unserved energy and the hours batteries keep the power on, against an independent
+recomputation from the step records."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from twin.scenario import ScenarioError, scenario_from_dict
 DT_H = 0.25
 
 
-def scenario(*, residents=1500, energy=None, demand=None, population=None, seed=5):
-    d = {"name": "energy", "seed": seed, "map": {"source": "helsinki"},
+def scenario(*, residents=1500, energy=None, demand=None, population=None, seed=5, timeline=None):
+    d = {"name": "energy", "seed": seed, "map": {"source": "helsinki"}, "timeline": timeline or [],
          "population": {"residents": residents, "sample_share": 0.1, **(population or {})},
          "simulation": {"start_s": 0, "end_s": "24:00", "record_interval_s": 300},
          "output": {"events": False, "geopackage": False, "report": False},
@@ -41,14 +43,43 @@ def run(sc, subscribe=(), on_step=None):
     return m, m.domain("energy"), seen
 
 
-@pytest.fixture(scope="module", params=["self_consumption", "peak_shaving", "tou_arbitrage"])
+#: an outage over the evening on feeder 0 and around a point in the centre, and a short one at noon (PV surplus)
+OUTAGES = [{"type": "outage", "at_s": "12:00", "duration_s": "01:00", "points": [[24.945, 60.168]], "radius_m": 250},
+           {"type": "outage", "at_s": "17:00", "until_s": "21:00", "feeders": [0]}]
+
+
+@pytest.fixture(scope="module", params=["self_consumption", "peak_shaving", "tou_arbitrage", "peak_shaving+outage"])
 def battery_run(request):
-    energy = {"pv": {"adoption": 0.6}, "battery": {"adoption": 1.0, "policy": request.param},
+    policy = request.param.split("+")[0]
+    energy = {"pv": {"adoption": 0.6}, "battery": {"adoption": 1.0, "policy": policy},
               "ev": {"share": 0.5}}
-    if request.param == "tou_arbitrage":
+    if policy == "tou_arbitrage":
         energy["tariff"] = {"import_per_kwh": [0.1] * 6 + [0.3] * 16 + [0.2] * 2}
-    m, en, seen = run(scenario(energy=energy), subscribe=("energy_building_step",))
+    timeline = OUTAGES if request.param.endswith("+outage") else None
+    m, en, seen = run(scenario(energy=energy, timeline=timeline), subscribe=("energy_building_step",))
     return request.param, m, en, seen["energy_building_step"]
+
+
+def check_balance(s):
+    """The meter balance of every building in one step record, ``load = import − export + pv − curtailed +
+    discharge − charge + unserved``, and the on-site one; returns the worst relative residual."""
+    load, pv, c, d, imp, exp, used, cut, uns = (s[k] for k in (
+        "load_kw", "pv_kw", "charge_kw", "discharge_kw", "import_kw", "export_kw", "pv_used_kw", "curtailed_kw",
+        "unserved_kw"))
+    scale = np.maximum.reduce([load, pv, c, d, np.ones_like(load)])
+    meter = load - (imp - exp + pv - cut + d - c + uns)
+    site = load - (imp + used + d - c + uns)
+    assert np.all(np.abs(meter) <= 1e-12 * scale) and np.all(np.abs(site) <= 1e-12 * scale)
+    assert np.all(np.abs(pv - cut - used - exp) <= 1e-12 * scale)
+    assert np.all((imp == 0) | (exp == 0)) and np.all((c == 0) | (d == 0))
+    assert min(a.min() for a in (load, pv, imp, exp, used, c, d, cut, uns)) >= 0.0
+    isl = s["islanded"]
+    # islanded buildings have no grid; the others curtail nothing and serve all their load
+    assert np.all(imp[isl] == 0) and np.all(exp[isl] == 0)
+    assert np.all(cut[~isl] == 0) and np.all(uns[~isl] == 0)
+    # unserved only when PV and the battery together fall short; curtailed only when the battery takes no more
+    assert np.all((uns == 0) | (c == 0)) and np.all((cut == 0) | (uns == 0))
+    return float(np.max(np.abs(meter) / scale))
 
 
 def test_energy_balance_exact_every_step_every_building(battery_run):
@@ -57,16 +88,14 @@ def test_energy_balance_exact_every_step_every_building(battery_run):
     worst = 0.0
     for s in steps:
         assert s["building"].size == en.n
-        load, pv, c, d, imp, exp, used = (s[k] for k in ("load_kw", "pv_kw", "charge_kw", "discharge_kw",
-                                                          "import_kw", "export_kw", "pv_used_kw"))
-        scale = np.maximum.reduce([load, pv, c, d, np.ones_like(load)])
-        meter = load - (imp - exp + pv + d - c)
-        site = load - (imp + used + d - c)
-        assert np.all(np.abs(meter) <= 1e-12 * scale) and np.all(np.abs(site) <= 1e-12 * scale)
-        assert np.all(np.abs(pv - used - exp) <= 1e-12 * scale)
-        assert np.all((imp == 0) | (exp == 0)) and np.all((c == 0) | (d == 0))
-        assert min(load.min(), pv.min(), imp.min(), exp.min(), used.min(), c.min(), d.min()) >= 0.0
-        worst = max(worst, float(np.max(np.abs(meter) / scale)))
+        worst = max(worst, check_balance(s))
+    islanded = np.array([s["islanded"].sum() for s in steps])
+    if policy.endswith("+outage"):
+        assert islanded[48:52].min() > 0 and islanded[68:84].min() > 0
+        assert islanded[:48].max() == islanded[52:68].max() == islanded[84:].max() == 0
+        assert m.kpis()["energy_unserved_kwh"] > 0 and m.kpis()["energy_curtailed_kwh"] > 0
+    else:
+        assert islanded.max() == 0 and m.kpis()["energy_unserved_kwh"] == 0 == m.kpis()["energy_curtailed_kwh"]
     # the day's sums agree with the KPIs
     k = m.kpis()
     imp_kwh = sum(float(s["import_kw"].sum()) for s in steps) * DT_H
@@ -337,6 +366,228 @@ def test_report_section_reads_the_tables():
             return None
 
     assert energy_section(Empty()) is None
+
+
+# --------------------------------------------------------------------------------------- outages
+OUT_FEEDER = 2
+#: feeder 2 cut off over the evening, 18:00 to 22:00: intervals 72 to 87
+EVENING = [{"type": "outage", "at_s": "18:00", "duration_s": "04:00", "feeders": [OUT_FEEDER]}]
+K0, K1 = 72, 88
+OUT_ENERGY = {"pv": {"adoption": 0.6}, "battery": {"adoption": 0.5}, "ev": {"share": 0.5},
+              "feeders": {"buildings_per_feeder": 60}}
+
+
+@pytest.fixture(scope="module")
+def outage_runs():
+    """The same day without and with the evening outage (building and car step records)."""
+    subscribe = ("energy_building_step", "energy_car_step")
+    return {name: run(scenario(energy=OUT_ENERGY, timeline=tl), subscribe=subscribe)
+            for name, tl in (("base", None), ("outage", EVENING))}
+
+
+def test_outage_islands_the_feeder_over_its_window(outage_runs):
+    m, en, seen = outage_runs["outage"]
+    steps = seen["energy_building_step"]
+    area = en.feeder == OUT_FEEDER
+    assert 20 < area.sum() < en.n
+    for k, s in enumerate(steps):
+        np.testing.assert_array_equal(s["islanded"], area if K0 <= k < K1 else np.zeros(en.n, bool))
+        check_balance(s)
+    # the islanded feeder exchanges nothing with the grid while it is out
+    assert np.all(en.system.feeder_kw[K0:K1, OUT_FEEDER] == 0.0) and np.all(en.system.feeder_kw[:K0, OUT_FEEDER] != 0)
+    t = en.tables(m._ctx["energy"])
+    b = t["energy_buildings"]
+    np.testing.assert_array_equal(b["islanded_h"], np.where(area, 4.0, 0.0))
+    ser = t["energy_series"]
+    for col in ("unserved_kw", "curtailed_kw"):
+        np.testing.assert_allclose(ser[col], [float(s[col].sum()) for s in steps], rtol=1e-12)
+        assert np.all(ser[col][:K0] == 0) and np.all(ser[col][K1:] == 0)
+    k = m.kpis()
+    assert k["energy_outage_buildings"] == int(area.sum())
+    assert k["energy_unserved_kwh"] == pytest.approx(b["unserved_kwh"].sum(), abs=0.01)
+    assert k["energy_curtailed_kwh"] == pytest.approx(b["curtailed_kwh"].sum(), abs=0.01)
+    assert k["energy_outage_buildings_kept_power"] == int((area & (b["kept_power_h"] == 4.0)).sum())
+
+
+def test_outage_unserved_energy_and_kept_power_against_an_independent_recomputation(outage_runs):
+    """Replay the outage per building from the step records: the load and PV each step, the battery's
+    state of charge just before the outage and its limits (power rating, the energy above soc_min and
+    the room below soc_max, the efficiencies) give discharge, charge, unserved and curtailed energy."""
+    m, en, seen = outage_runs["outage"]
+    steps = seen["energy_building_step"]
+    bc = en.config.battery
+    area = en.feeder == OUT_FEEDER
+    e_kwh, p_kw, eta = en.battery_kwh, en.battery_kw, np.sqrt(bc.efficiency_rt)
+    soc = steps[K0 - 1]["soc"].copy()
+    unserved = np.zeros(en.n)
+    curtailed = np.zeros(en.n)
+    kept_h = np.zeros(en.n)
+    first_short = np.full(en.n, K1)
+    for k in range(K0, K1):
+        s = steps[k]
+        net = s["load_kw"] - s["pv_kw"]
+        max_d = np.minimum(p_kw, (soc - bc.soc_min) * e_kwh * eta / DT_H)
+        max_c = np.minimum(p_kw, (bc.soc_max - soc) * e_kwh / (eta * DT_H))
+        d = np.where(net > 0, np.minimum(net, max_d), 0.0)
+        c = np.where(net < 0, np.minimum(-net, max_c), 0.0)
+        u = np.where(net > 0, net - d, 0.0)
+        cut = np.where(net < 0, -net - c, 0.0)
+        for name, want in (("discharge_kw", d), ("charge_kw", c), ("unserved_kw", u), ("curtailed_kw", cut)):
+            np.testing.assert_allclose(s[name][area], want[area], atol=1e-9, err_msg=f"{name} at interval {k}")
+        soc = np.where(e_kwh > 0, soc + (eta * c - d / eta) * DT_H / np.maximum(e_kwh, 1e-300), soc)
+        np.testing.assert_allclose(s["soc"][area], soc[area], atol=1e-12)
+        unserved += u * DT_H
+        curtailed += cut * DT_H
+        served = s["unserved_kw"] == 0
+        kept_h += np.where(area & served, DT_H, 0.0)
+        first_short = np.where(area & ~served & (first_short == K1), k, first_short)
+    b = en.tables(m._ctx["energy"])["energy_buildings"]
+    np.testing.assert_allclose(b["unserved_kwh"], np.where(area, unserved, 0.0), atol=1e-9)
+    np.testing.assert_allclose(b["curtailed_kwh"], np.where(area, curtailed, 0.0), atol=1e-9)
+    np.testing.assert_array_equal(b["kept_power_h"], kept_h)
+    # buildings with neither PV nor a battery: everything they draw during the outage is unserved
+    bare = area & (en.kwp == 0)
+    load_out = np.sum([steps[k]["load_kw"] for k in range(K0, K1)], axis=0) * DT_H
+    assert bare.sum() > 5
+    np.testing.assert_allclose(b["unserved_kwh"][bare], load_out[bare], rtol=1e-12)
+    assert np.all(b["kept_power_h"][bare & (load_out > 0)] == 0)
+    # batteries keep the power on for as long as their energy lasts: served from the start, and once a
+    # building goes short its battery was giving all it could (at its floor or its power rating)
+    bat = area & (e_kwh > 0)
+    assert bat.sum() > 5
+    for k in range(K0, K1):
+        s, before = steps[k], steps[k - 1]
+        short = bat & (s["unserved_kw"] > 0)
+        max_d = np.minimum(p_kw, (before["soc"] - bc.soc_min) * e_kwh * eta / DT_H)
+        np.testing.assert_allclose(s["discharge_kw"][short], max_d[short], rtol=1e-12, atol=1e-12)
+    lasted_h = (first_short - K0) * DT_H
+    full = bat & (first_short == K1)
+    assert full.any() and (bat & ~full).any(), "no battery ran out (or none lasted): choose another evening"
+    # the energy a battery that ran out gave: at most its stored energy above soc_min (plus what PV charged)
+    soc0 = steps[K0 - 1]["soc"]
+    gave = np.sum([steps[k]["discharge_kw"] for k in range(K0, K1)], axis=0) * DT_H
+    charged = np.sum([steps[k]["charge_kw"] for k in range(K0, K1)], axis=0) * DT_H
+    assert np.all(gave[bat] <= ((soc0 - bc.soc_min) * e_kwh * eta + charged * bc.efficiency_rt)[bat] + 1e-9)
+    k = m.kpis()
+    print(f"outage 18:00-22:00 on feeder {OUT_FEEDER}: {int(area.sum())} buildings ({int(bare.sum())} without PV or "
+          f"battery, {int(bat.sum())} with a battery); unserved {k['energy_unserved_kwh']:,.1f} kWh, curtailed "
+          f"{k['energy_curtailed_kwh']:,.1f} kWh; kept power all 4 h: {k['energy_outage_buildings_kept_power']}; "
+          f"batteries lasted (h): {sorted(lasted_h[bat].tolist())}")
+
+
+def test_outage_changes_nothing_outside_its_area_and_window(outage_runs):
+    _, eb, base = outage_runs["base"]
+    m, en, out = outage_runs["outage"]
+    area = en.feeder == OUT_FEEDER
+    np.testing.assert_array_equal(eb.feeder, en.feeder)
+    cols = ("load_kw", "ev_kw", "pv_kw", "charge_kw", "discharge_kw", "soc", "import_kw", "export_kw", "pv_used_kw",
+            "occupancy")
+    for k, (a, b) in enumerate(zip(base["energy_building_step"], out["energy_building_step"])):
+        sel = ~area if k >= K0 else np.ones(en.n, bool)
+        for c in cols:
+            assert a[c][sel].tobytes() == b[c][sel].tobytes(), (k, c)
+    # the tables' rows of the buildings outside the area: the same bytes
+    ta = eb.tables(outage_runs["base"][0]._ctx["energy"])["energy_buildings"]
+    tb = en.tables(m._ctx["energy"])["energy_buildings"]
+    for c in ("load_kwh", "pv_kwh", "pv_used_kwh", "import_kwh", "export_kwh", "peak_import_kw", "soc_end"):
+        assert ta[c][~area].tobytes() == tb[c][~area].tobytes(), c
+    assert np.all(ta["unserved_kwh"] == 0) and np.all(tb["unserved_kwh"][~area] == 0)
+    # the other feeders' load is unchanged
+    others = np.arange(en.n_feeders) != OUT_FEEDER
+    assert eb.system.feeder_kw[:, others].tobytes() == en.system.feeder_kw[:, others].tobytes()
+    # cars plugged in at islanded buildings wait and charge after the outage
+    cars_a, cars_b = base["energy_car_step"], out["energy_car_step"]
+    waited = np.zeros(en.car_resident.size, bool)
+    for k in range(K0, K1):
+        at = (cars_b[k]["building"] >= 0) & area[np.maximum(cars_b[k]["building"], 0)]
+        assert np.all(cars_b[k]["charge_kw"][at] == 0)
+        waited |= at & (cars_a[k]["charge_kw"] > 0)
+    assert waited.any()
+    after_a = np.sum([s["charge_kw"] for s in cars_a[K1:]], axis=0)
+    after_b = np.sum([s["charge_kw"] for s in cars_b[K1:]], axis=0)
+    assert after_b[waited].sum() > after_a[waited].sum()
+
+
+def test_outage_around_points_islands_the_buildings_within_the_radius():
+    from twin.domains.energy.domain import outage_intervals
+
+    lon, lat, r = 24.945, 60.168, 300.0
+    tl = [{"type": "outage", "at_s": "19:10", "duration_s": 1800, "points": [[lon, lat]], "radius_m": r}]
+    m, _, seen = run(scenario(energy={"ev": {"share": 0.0}}, residents=600, timeline=tl),
+                      subscribe=("energy_building_step",))
+    b = m.network.buildings
+    # haversine distances, independent of the domain's projection (which is within 0.1 % of them here)
+    p1, p2 = np.radians(lat), np.radians(np.asarray(b.lat, float))
+    dl = np.radians(np.asarray(b.lon, float) - lon)
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    dist = 2 * 6371008.8 * np.arcsin(np.sqrt(h))
+    isl = [s["islanded"] for s in seen["energy_building_step"]]
+    # 19:10 to 19:40: the intervals with midpoints 19:22:30 and 19:37:30 (77, 78)
+    assert outage_intervals(19 * 3600 + 600, 19 * 3600 + 2400) == (77, 79)
+    assert [k for k, a in enumerate(isl) if a.any()] == [77, 78]
+    area = isl[77]
+    assert area.sum() > 10
+    assert np.all(area[dist < 0.99 * r]) and not np.any(area[dist > 1.01 * r])
+    assert m.kpis()["energy_outage_buildings"] == int(area.sum())
+
+
+def test_outage_intervals_by_midpoint():
+    from twin.domains.energy.domain import outage_intervals
+
+    assert outage_intervals(18 * 3600, 22 * 3600) == (72, 88)
+    assert outage_intervals(18 * 3600 + 450, 18 * 3600 + 1350) == (72, 73)  # a midpoint on each bound
+    assert outage_intervals(18 * 3600 + 451, 18 * 3600 + 1349) == (73, 73)  # shorter than an interval: none
+    assert outage_intervals(23 * 3600, 30 * 3600) == (92, 96)  # clipped to the day
+
+
+@pytest.mark.parametrize(("event", "field"), [
+    ({"at_s": "18:00", "duration_s": -600, "feeders": [0]}, "duration_s"),
+    ({"at_s": "18:00", "duration_s": 0, "feeders": [0]}, "duration_s"),
+    ({"at_s": "18:00", "feeders": [0]}, "either duration_s or until_s"),
+    ({"at_s": "18:00", "duration_s": 600, "until_s": "19:00", "feeders": [0]}, "either duration_s or until_s"),
+    ({"at_s": "18:00", "until_s": "17:00", "feeders": [0]}, "until_s"),
+    ({"at_s": "18:00", "duration_s": 600}, "needs an area"),
+    ({"at_s": "18:00", "duration_s": 600, "points": [[24.9, 60.2]]}, "radius_m"),
+    ({"at_s": "18:00", "duration_s": 600, "feeders": [-1]}, "feeders"),
+    ({"at_s": "18:00", "duration_s": 600, "points": [[60.2, 124.9]], "radius_m": 100}, "points"),
+    ({"at_s": "18:00", "duration_s": 600, "feeder": [0]}, "feeder"),
+])
+def test_bad_outage_names_the_field(event, field):
+    with pytest.raises(ScenarioError) as exc:
+        scenario_from_dict({"energy": {}, "timeline": [{"type": "outage", **event}]})
+    assert field in str(exc.value) and "timeline" in str(exc.value)
+
+
+def test_outage_on_an_unknown_feeder_is_refused_before_the_run():
+    from twin.preflight import check_runnable
+
+    tl = [{"type": "outage", "at_s": "18:00", "duration_s": 600, "feeders": [1, 3]}]
+    sc = scenario(energy={}, timeline=tl)  # 471 buildings / 150 per feeder: feeders 0 to 2
+    with pytest.raises(ScenarioError) as exc:
+        check_runnable(sc, "s.yaml")
+    msg = str(exc.value)
+    assert "timeline.0.feeders" in msg and "unknown feeder id 3" in msg and "ids 0 to 2" in msg
+    with pytest.raises(ValueError, match=r"timeline\.0\.feeders: unknown feeder id 3"):
+        CityModel(sc)
+    # an outage needs the energy section
+    d = sc.model_dump(mode="json")
+    del d["energy"]
+    with pytest.raises(ScenarioError, match=r"timeline\.0"):
+        check_runnable(scenario_from_dict(d), "s.yaml")
+
+
+def test_docs_outage_example_validates():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "energy.md").read_text()
+    block = re.search(r"## Outages.*?```yaml\n(.*?)```", doc, re.S)
+    assert block is not None
+    tl = yaml.safe_load(block.group(1))["timeline"]
+    sc = scenario_from_dict({"energy": {}, "timeline": tl})
+    assert [e.type for e in sc.timeline] == ["outage"] * len(tl) and len(tl) >= 2
 
 
 # ------------------------------------------------------------------------------------ validation

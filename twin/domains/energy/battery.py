@@ -46,6 +46,14 @@ It satisfies the meter balance ``load = import − export + pv + discharge − c
 batteries do not export, the on-site balance ``load = import + pv_used + discharge − charge``
 (``pv = pv_used + export``): both hold to rounding, a few ulps of the largest flow, because the
 grid exchange is computed as the one residual of the others.
+
+Islanded buildings
+------------------
+During an outage (:func:`island_step`) a building has no grid: PV serves the load first, the
+battery covers what is left within its limits (:func:`charge_limits_kw`, whatever the controller),
+surplus PV charges it, PV that cannot be used is curtailed and the load not served is unserved:
+``load = pv − curtailed + discharge − charge + unserved``, the meter balance with
+``import = export = 0`` and the two new terms.
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ __all__ = [
     "charge_limits_kw",
     "step_batteries",
     "balance",
+    "IslandStep",
+    "island_step",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -354,3 +364,53 @@ def balance(load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike, charge_kw: npt.ArrayLi
         raise ValueError("a battery discharges more than its building's demand (it would export)")
     pv_used = np.maximum(pv - export_kw, 0.0)
     return Balance(import_kw=import_kw, export_kw=export_kw, pv_used_kw=pv_used, charge_kw=c, discharge_kw=d)
+
+
+# ------------------------------------------------------------------------------------ islanded
+class IslandStep(NamedTuple):
+    """What islanded buildings do in one step (each float64 kW ≥ 0, ``soc`` a share; shape ``(n,)``)."""
+
+    charge_kw: FloatArray
+    discharge_kw: FloatArray
+    #: State of charge at the end of the step.
+    soc: FloatArray
+    #: PV consumed on site (by the load and by charging): ``pv − curtailed``.
+    pv_used_kw: FloatArray
+    #: PV that neither the load nor the battery could take.
+    curtailed_kw: FloatArray
+    #: Load not served.
+    unserved_kw: FloatArray
+
+
+def island_step(state: Batteries, load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike, dt_h: float) -> IslandStep:
+    """One step of buildings cut off from the grid (see "Islanded buildings" in the module's docstring).
+
+    Parameters
+    ----------
+    state
+        The batteries at the start of the step (capacity 0: none).
+    load_kw, pv_kw
+        Demand and PV generation (kW ≥ 0), shape ``(n,)`` (PV scalar allowed).
+    dt_h
+        Step length (hours), > 0.
+
+    Returns
+    -------
+    IslandStep
+        The battery's powers (the self-consumption request clipped to :func:`charge_limits_kw` by
+        :func:`step_batteries`), its new state of charge, and ``unserved = load − pv − discharge``
+        where the load exceeds PV, ``curtailed = pv − load − charge`` where PV exceeds it; so
+        ``load = pv − curtailed + discharge − charge + unserved`` to rounding.
+    """
+    n = state.n
+    load = _f64(load_kw, n, "load_kw")
+    pv = _f64(pv_kw, n, "pv_kw")
+    if np.any(load < 0.0) or np.any(pv < 0.0):
+        raise ValueError("load_kw and pv_kw must be ≥ 0")
+    net = load - pv
+    st = step_batteries(state, net, dt_h, "self_consumption")
+    unserved = np.maximum(net - st.discharge_kw, 0.0)
+    curtailed = np.maximum(-net - st.charge_kw, 0.0)
+    pv_used = np.maximum(pv - curtailed, 0.0)
+    return IslandStep(charge_kw=st.charge_kw, discharge_kw=st.discharge_kw, soc=st.soc, pv_used_kw=pv_used,
+                      curtailed_kw=curtailed, unserved_kw=unserved)

@@ -14,10 +14,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from twin.scenario import Seconds, Section, Share
+from twin.scenario import Seconds, Section, Share, TimelineEvent, _as_tuple
 
 __all__ = ["EnergyConfig", "OccupancyConfig", "PVConfig", "BatteryConfig", "EVConfig", "FeederConfig",
-           "TariffConfig", "DEFAULT_HOME_PRESENCE", "DEFAULT_WORK_PRESENCE", "STEP_S"]
+           "TariffConfig", "OutageEvent", "DEFAULT_HOME_PRESENCE", "DEFAULT_WORK_PRESENCE", "STEP_S"]
+
+#: a (lon, lat) point; YAML lists are read as tuples
+LonLat = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
 
 #: Length of the domain's step (seconds): the 15-minute interval of the BDEW profiles.
 STEP_S = 900.0
@@ -238,3 +241,43 @@ class EnergyConfig(Section):
     def resolve_paths(self, base: Path) -> EnergyConfig:
         """Files relative to the scenario's folder ``base`` (the PV weather file)."""
         return self.model_copy(update={"pv": self.pv.resolve_paths(base)})
+
+
+class OutageEvent(TimelineEvent):
+    """A power outage (timeline ``type: outage``): from ``at_s`` for ``duration_s`` (or until
+    ``until_s``) the buildings of the area are islanded: no import, no export; PV serves the load,
+    then the battery; surplus PV charges the battery, the rest is curtailed; EV charging there stops
+    and the load not served is unserved energy. It acts on whole 15-minute intervals: those whose
+    midpoint lies within ``[at_s, at_s + duration_s)``. The area: the buildings on the listed
+    ``feeders`` and those within ``radius_m`` of any of ``points`` (docs/energy.md, "Outages")."""
+
+    type: Literal["outage"]
+    duration_s: Seconds | None = Field(None, gt=0, description="How long it lasts, seconds or 'HH:MM' (or until_s).")
+    until_s: Seconds | None = Field(None, gt=0, description="When power returns, seconds after midnight or 'HH:MM' "
+                                                            "(instead of duration_s).")
+    feeders: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="Feeders cut off (ids of energy_feeders.parquet, 0 to the feeder count − 1).")
+    points: list[LonLat] = Field(default_factory=list, description="Centres of circular areas cut off, (lon, lat).")
+    radius_m: float | None = Field(None, gt=0, le=100_000, description="Radius of the circles around points, metres.")
+
+    @model_validator(mode="after")
+    def _window_and_area(self) -> OutageEvent:
+        if (self.duration_s is None) == (self.until_s is None):
+            raise ValueError("an outage has either duration_s or until_s")
+        if self.until_s is not None and not self.until_s > self.at_s:
+            raise ValueError(f"until_s ({self.until_s:g}) must be after at_s ({self.at_s:g})")
+        if not self.feeders and not self.points:
+            raise ValueError("an outage needs an area: feeders, or points with radius_m")
+        if self.points and self.radius_m is None:
+            raise ValueError("points need radius_m")
+        if self.radius_m is not None and not self.points:
+            raise ValueError("radius_m needs points")
+        for lon, lat in self.points:
+            if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+                raise ValueError(f"points: ({lon:g}, {lat:g}) is not a (lon, lat) position")
+        return self
+
+    @property
+    def end_s(self) -> float:
+        """When power returns (seconds after midnight)."""
+        return float(self.until_s) if self.until_s is not None else float(self.at_s) + float(self.duration_s or 0.0)

@@ -41,20 +41,31 @@ Outputs: ``energy_series.parquet`` (city totals per interval), ``energy_feeder_s
 OSM ids), ``energy_cars.parquet`` (per electric car), the ``energy_*`` KPIs, a report section. Event
 types ``energy_building_step`` and ``energy_car_step`` (every building / car every interval, with
 the occupancy share the load used; built only when subscribed to) let tests and other domains check every step.
+
+Outages
+-------
+The timeline event ``outage`` (:class:`~twin.domains.energy.config.OutageEvent`: ``at_s``,
+``duration_s`` or ``until_s``, ``feeders`` and / or ``points`` with ``radius_m``) islands the
+buildings of its area over the 15-minute intervals whose midpoint lies in its window (the model
+in :mod:`twin.domains.energy.system`). Feeder ids are checked by :meth:`EnergyDomain.preflight`
+(and again at ``attach``). An outage that the mobility day ended before (the timeline fires only
+while the day runs) is taken from the scenario at ``end_day``, so the intervals run then see it too.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from twin.domains.base import Domain, Phase, register_domain
-from twin.domains.energy.config import STEP_S, EnergyConfig
+from twin.domains.energy.config import STEP_S, EnergyConfig, OutageEvent
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel
+
     from twin._tables import Categorical
     from twin.context import DomainContext
     from twin.domains.energy.system import EnergySystem
@@ -64,7 +75,8 @@ __all__ = ["EnergyDomain", "day_series", "interval_times"]
 #: Intervals of a day.
 N_INTERVALS = int(round(86400.0 / STEP_S))
 _BUILDING_EVENT = ("t_s", "building", "occupancy", "expected", "load_kw", "ev_kw", "pv_kw", "charge_kw",
-                   "discharge_kw", "soc", "import_kw", "export_kw", "pv_used_kw")
+                   "discharge_kw", "soc", "import_kw", "export_kw", "pv_used_kw", "curtailed_kw", "unserved_kw",
+                   "islanded")
 _CAR_EVENT = ("t_s", "car", "resident_id", "building", "charge_kw", "driven_kwh", "stored_kwh")
 
 
@@ -143,16 +155,18 @@ class EnergyDomain(Domain):
     name = "energy"
     Config = EnergyConfig
     config: EnergyConfig
+    timeline_events: ClassVar[dict[str, type[BaseModel]]] = {"outage": OutageEvent}
 
     # --------------------------------------------------------------------------- set-up
     @classmethod
     def preflight(cls, config: Any, scenario: Any, network: Any) -> list[tuple[str, str]]:
         if config is None:
-            return []
+            return [(f"timeline.{i}", "an outage needs the scenario's energy: section")
+                    for i, ev in enumerate(getattr(scenario, "timeline", ())) if getattr(ev, "type", None) == "outage"]
         b = getattr(network, "buildings", None)
         if b is None or len(b) == 0:
             return [("energy", f"the network of {scenario.map.source} has no buildings table")]
-        return []
+        return outage_problems(scenario, feeder_count(config, len(b)))
 
     def attach(self, ctx: DomainContext) -> None:
         from twin.domains.energy.feeders import kmeans_feeders
@@ -205,10 +219,16 @@ class EnergyDomain(Domain):
         self.car_of[self.car_resident] = np.arange(self.car_resident.size)
         # feeders
         self.x_m, self.y_m = _project(np.asarray(b.lon, np.float64), np.asarray(b.lat, np.float64), net.crs)
-        fc = cfg.feeders
-        k = fc.count if fc.count is not None else max(1, int(round(n / fc.buildings_per_feeder)))
+        k = feeder_count(cfg, n)
         self.feeder, self.sub_x_m, self.sub_y_m = kmeans_feeders(self.x_m, self.y_m, k, ctx.rng("feeders"))
         self.n_feeders = int(self.sub_x_m.size)
+        problems = outage_problems(ctx.scenario, self.n_feeders)
+        if problems:
+            raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
+        self._crs = net.crs
+        #: the day's outages: (first interval, end interval (exclusive), buildings islanded)
+        self._outages: list[tuple[int, int, np.ndarray]] = []
+        self._outage_seen: list[BaseModel] = []
         self.lat = float(np.mean(net.node_lat))
         self.lon = float(np.mean(net.node_lon))
         self._profiles: tuple[np.ndarray, np.ndarray] | None = None
@@ -269,6 +289,44 @@ class EnergyDomain(Domain):
         #: end of the last interval run (intervals ending at or before the start are not simulated)
         self._last_end_s = float(np.ceil(float(sim.start_s) / STEP_S) * STEP_S)
         self._counted = np.zeros(0, dtype=bool)
+        self._outages = []
+        self._outage_seen = []
+
+    # ----------------------------------------------------------------------------- outages
+    def on_event(self, ctx: DomainContext, event: BaseModel) -> None:
+        """An outage begins: island its buildings over the intervals of its window."""
+        if isinstance(event, OutageEvent):
+            self._add_outage(event)
+
+    def outage_buildings(self, event: OutageEvent) -> np.ndarray:
+        """The buildings of an outage's area, ``(n,)`` bool."""
+        from twin.network.road_network import _project
+
+        mask = np.isin(self.feeder, np.asarray(event.feeders, np.int64))
+        if event.points:
+            pts = np.asarray(event.points, np.float64)
+            px, py = _project(pts[:, 0], pts[:, 1], self._crs)
+            r2 = float(event.radius_m or 0.0) ** 2
+            for x, y in zip(np.atleast_1d(px).tolist(), np.atleast_1d(py).tolist()):
+                mask |= (self.x_m - x) ** 2 + (self.y_m - y) ** 2 <= r2
+        out: np.ndarray = mask
+        return out
+
+    def _add_outage(self, event: OutageEvent) -> None:
+        if any(e is event for e in self._outage_seen):
+            return
+        self._outage_seen.append(event)
+        k0, k1 = outage_intervals(float(event.at_s), event.end_s)
+        if k1 > k0:
+            self._outages.append((k0, k1, self.outage_buildings(event)))
+
+    def islanded(self, k: int) -> np.ndarray | None:
+        """Buildings islanded in interval ``k`` (``None``: none)."""
+        masks = [m for k0, k1, m in self._outages if k0 <= k < k1]
+        if not masks:
+            return None
+        out: np.ndarray = np.logical_or.reduce(masks)
+        return out
 
     # ----------------------------------------------------------------------------- a step
     def _driven_kwh(self, ctx: DomainContext) -> np.ndarray:
@@ -325,7 +383,11 @@ class EnergyDomain(Domain):
 
     def end_day(self, ctx: DomainContext) -> None:
         """The mobility day ended (every trip done) before the simulation's end: run the intervals left up
-        to ``simulation.end_s`` (at most 24:00) with everyone where their day ended."""
+        to ``simulation.end_s`` (at most 24:00) with everyone where their day ended (outages that
+        had not begun yet included)."""
+        for ev in ctx.scenario.timeline:
+            if isinstance(ev, OutageEvent):
+                self._add_outage(ev)
         self._advance(ctx, min(float(ctx.scenario.simulation.end_s), 86400.0))
 
     def _advance(self, ctx: DomainContext, t_end: float) -> None:
@@ -341,7 +403,8 @@ class EnergyDomain(Domain):
             k = int(round(self._last_end_s / STEP_S))
             expected = self._expected(k)
             share = np.where(present >= 0, present, expected)
-            res = sys_.step(k, share, expected, plug, driven if first else np.zeros_like(driven))
+            res = sys_.step(k, share, expected, plug, driven if first else np.zeros_like(driven),
+                            islanded=self.islanded(k))
             t_s = np.full(self.n, k * STEP_S)
             if ctx.events.wants("energy_building_step"):
                 ctx.events.publish("energy_building_step", {
@@ -349,7 +412,8 @@ class EnergyDomain(Domain):
                     "expected": expected, "load_kw": res.load_kw,
                     "ev_kw": res.ev_kw, "pv_kw": res.pv_kw, "charge_kw": res.charge_kw,
                     "discharge_kw": res.discharge_kw, "soc": res.soc, "import_kw": res.import_kw,
-                    "export_kw": res.export_kw, "pv_used_kw": res.pv_used_kw})
+                    "export_kw": res.export_kw, "pv_used_kw": res.pv_used_kw, "curtailed_kw": res.curtailed_kw,
+                    "unserved_kw": res.unserved_kw, "islanded": res.islanded})
             if ctx.events.wants("energy_car_step") and self.car_resident.size:
                 m = self.car_resident.size
                 ctx.events.publish("energy_car_step", {
@@ -389,6 +453,9 @@ class EnergyDomain(Domain):
             "energy_peak_feeder_kw": r(tot["peak_feeder_kw"]), "energy_peak_total_kw": r(tot["peak_total_kw"]),
             "energy_overload_h": r(tot["overload_h"]), "energy_overloaded_feeders": tot["overloaded_feeders"],
             "energy_cost": r(tot["cost"]), "energy_co2_kg": r(tot["co2_kg"]),
+            "energy_unserved_kwh": r(tot["unserved_kwh"]), "energy_curtailed_kwh": r(tot["curtailed_kwh"]),
+            "energy_outage_buildings": int((s.b_islanded_h > 0).sum()),
+            "energy_outage_buildings_kept_power": int(((s.b_islanded_h > 0) & (s.b_kept_h == s.b_islanded_h)).sum()),
         }
 
     def tables(self, ctx: DomainContext) -> Mapping[str, Mapping[str, np.ndarray | Categorical]]:
@@ -425,7 +492,8 @@ class EnergyDomain(Domain):
                 "workers": self.workers, "annual_kwh": self.annual_kwh, "pv_kwp": self.kwp,
                 "battery_kwh": self.battery_kwh, "load_kwh": s.b_load_kwh, "pv_kwh": s.b_pv_kwh,
                 "pv_used_kwh": s.b_pv_used_kwh, "import_kwh": s.b_import_kwh, "export_kwh": s.b_export_kwh,
-                "peak_import_kw": s.b_peak_kw, "soc_end": s.batteries.soc},
+                "peak_import_kw": s.b_peak_kw, "soc_end": s.batteries.soc, "unserved_kwh": s.b_unserved_kwh,
+                "curtailed_kwh": s.b_curtailed_kwh, "islanded_h": s.b_islanded_h, "kept_power_h": s.b_kept_h},
             "energy_cars": {
                 "resident_id": self.car_resident, "home_building_osmid": self.osm_id[self.home_b[self.car_resident]],
                 "driven_kwh": s.car_driven_kwh, "charged_kwh": s.car_charged_kwh,
@@ -438,3 +506,34 @@ class EnergyDomain(Domain):
         tr = Transformer.from_crs(ctx.network.crs, "EPSG:4326", always_xy=True)
         lon, lat = tr.transform(self.sub_x_m, self.sub_y_m)
         return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+
+
+def feeder_count(cfg: EnergyConfig, n_buildings: int) -> int:
+    """Feeders of a map with ``n_buildings`` buildings: ``feeders.count`` or buildings /
+    ``buildings_per_feeder`` (at least 1, at most one per building, as :func:`kmeans_feeders` makes)."""
+    fc = cfg.feeders
+    k = fc.count if fc.count is not None else max(1, int(round(n_buildings / fc.buildings_per_feeder)))
+    return max(1, min(int(k), int(n_buildings)))
+
+
+def outage_problems(scenario: Any, n_feeders: int) -> list[tuple[str, str]]:
+    """``(field, problem)`` of the scenario's outage events naming feeders the run does not have."""
+    out: list[tuple[str, str]] = []
+    for i, ev in enumerate(getattr(scenario, "timeline", ())):
+        if not isinstance(ev, OutageEvent):
+            continue
+        bad = sorted({f for f in ev.feeders if f >= n_feeders})
+        if bad:
+            problem = (f"unknown feeder id {', '.join(map(str, bad))}: this run has {n_feeders} feeders, "
+                       f"ids 0 to {n_feeders - 1}")
+            out.append((f"timeline.{i}.feeders", problem))
+    return out
+
+
+def outage_intervals(at_s: float, end_s: float) -> tuple[int, int]:
+    """The intervals ``[k0, k1)`` an outage ``[at_s, end_s)`` islands: those whose midpoint lies in it
+    (clipped to the day)."""
+    eps = 1e-9
+    k0 = int(np.ceil(at_s / STEP_S - 0.5 - eps))
+    k1 = int(np.ceil(end_s / STEP_S - 0.5 - eps))
+    return max(k0, 0), min(max(k1, 0), N_INTERVALS)

@@ -17,6 +17,15 @@ One interval ``k`` (``[k·dt, (k+1)·dt)``, ``dt`` = 15 min) goes:
    (:func:`~twin.domains.energy.battery.balance`): import, export, PV used on site;
 5. **feeders**: the net exchange ``import − export`` summed per feeder, against its limit.
 
+Outages
+-------
+``step(..., islanded=mask)`` cuts the buildings of ``mask`` off the grid for the interval
+(:func:`~twin.domains.energy.battery.island_step`): no import or export, PV first, then the battery
+within its limits, surplus PV charges it, the rest is curtailed, the load not served is unserved;
+cars plugged in there do not charge (they stay plugged in and charge later), and the buildings leave
+their feeder's load (and the smart-charging water level). Every building then keeps
+``load = import − export + pv − curtailed + discharge − charge + unserved``.
+
 Smart charging
 --------------
 Per feeder, the cars plugged in need ``E`` kWh (to their target state of charge) by ``ready_s``.
@@ -75,6 +84,12 @@ class IntervalResult(NamedTuple):
     feeder_kw: FloatArray
     #: Charging power of each sampled car, ``(m,)``.
     car_kw: FloatArray
+    #: PV curtailed (islanded buildings only), ``(n,)``.
+    curtailed_kw: FloatArray
+    #: Load not served (islanded buildings only), ``(n,)``.
+    unserved_kw: FloatArray
+    #: Buildings cut off the grid in this interval, ``(n,)`` bool.
+    islanded: npt.NDArray[np.bool_]
 
 
 def water_level_kw(base_kw: FloatArray, energy_kwh: FloatArray, dt_h: float, *, iters: int = 60) -> FloatArray:
@@ -199,7 +214,7 @@ class EnergySystem:
         self.done = np.zeros(self.T, dtype=bool)
         self.series = {name: np.zeros(self.T) for name in (
             "load_kw", "ev_kw", "pv_kw", "charge_kw", "discharge_kw", "import_kw", "export_kw", "pv_used_kw",
-            "stored_kwh")}
+            "unserved_kw", "curtailed_kw", "stored_kwh")}
         self.feeder_kw = np.zeros((self.T, self.F))
         self.feeder_ev_kw = np.zeros((self.T, self.F))
         self.b_import_kwh = np.zeros(self.n)
@@ -208,6 +223,11 @@ class EnergySystem:
         self.b_pv_kwh = np.zeros(self.n)
         self.b_pv_used_kwh = np.zeros(self.n)
         self.b_peak_kw = np.zeros(self.n)
+        self.b_unserved_kwh = np.zeros(self.n)
+        self.b_curtailed_kwh = np.zeros(self.n)
+        #: hours each building was islanded, and of those the hours with all its load served
+        self.b_islanded_h = np.zeros(self.n)
+        self.b_kept_h = np.zeros(self.n)
         self.car_charged_kwh = np.zeros(self.m)
         self.car_driven_kwh = np.zeros(self.m)
 
@@ -264,7 +284,7 @@ class EnergySystem:
 
     # ------------------------------------------------------------------------------ interval
     def step(self, k: int, occupancy_share: FloatArray, expected_share: FloatArray, plug: IntArray,
-             driven_kwh: FloatArray) -> IntervalResult:
+             driven_kwh: FloatArray, islanded: npt.NDArray[np.bool_] | None = None) -> IntervalResult:
         """Advance interval ``k`` (see the module docstring) and record it.
 
         Parameters
@@ -277,6 +297,8 @@ class EnergySystem:
             Building each sampled car is plugged in at, ``(m,)`` (-1: not plugged).
         driven_kwh
             Energy of the car trips each car ended since the last interval, ``(m,)``.
+        islanded
+            Buildings cut off the grid in this interval (an outage), ``(n,)`` bool; ``None``: none.
         """
         if self.done[k]:
             raise ValueError(f"interval {k} was already run")
@@ -284,8 +306,13 @@ class EnergySystem:
         pv = self.pv_per_kwp[k] * self.kwp
         self.car_stored_kwh -= driven_kwh
         self.car_driven_kwh += driven_kwh
-        base_f = np.asarray(np.bincount(self.feeder, weights=load - pv, minlength=self.F), np.float64)
+        isl = np.zeros(self.n, dtype=bool) if islanded is None else np.asarray(islanded, dtype=bool)
+        out = bool(isl.any())
+        base_f = np.asarray(np.bincount(self.feeder, weights=np.where(isl, 0.0, load - pv) if out else load - pv,
+                                        minlength=self.F), np.float64)
         car_kw = self.ev_power_kw(k, plug, base_f)
+        if out:  # cars plugged in at islanded buildings wait
+            car_kw = np.where((plug >= 0) & isl[np.maximum(plug, 0)], 0.0, car_kw)
         self.car_stored_kwh += car_kw * self.dt_h
         self.car_charged_kwh += car_kw * self.dt_h
         ev = np.asarray(np.bincount(np.maximum(plug, 0), weights=np.where(plug >= 0, car_kw, 0.0),
@@ -295,6 +322,18 @@ class EnergySystem:
                                threshold_kw=self.threshold_kw, price=self.price[k], low=self.tou_low,
                                high=self.tou_high)
         bal = bt.balance(total, pv, st.charge_kw, st.discharge_kw)
+        zero = np.zeros(self.n)
+        curtailed, unserved = zero, zero
+        if out:
+            il = bt.island_step(self.batteries, total, pv, self.dt_h)
+            st = bt.BatteryStep(charge_kw=np.where(isl, il.charge_kw, st.charge_kw),
+                                discharge_kw=np.where(isl, il.discharge_kw, st.discharge_kw),
+                                soc=np.where(isl, il.soc, st.soc))
+            bal = bt.Balance(import_kw=np.where(isl, 0.0, bal.import_kw), export_kw=np.where(isl, 0.0, bal.export_kw),
+                             pv_used_kw=np.where(isl, il.pv_used_kw, bal.pv_used_kw), charge_kw=st.charge_kw,
+                             discharge_kw=st.discharge_kw)
+            curtailed = np.where(isl, il.curtailed_kw, 0.0)
+            unserved = np.where(isl, il.unserved_kw, 0.0)
         self.batteries = self.batteries.with_soc(st.soc)
         fk = np.asarray(np.bincount(self.feeder, weights=bal.import_kw - bal.export_kw, minlength=self.F), np.float64)
         # records
@@ -302,7 +341,8 @@ class EnergySystem:
         s = self.series
         for name, v in (("load_kw", total), ("ev_kw", ev), ("pv_kw", pv), ("charge_kw", st.charge_kw),
                         ("discharge_kw", st.discharge_kw), ("import_kw", bal.import_kw),
-                        ("export_kw", bal.export_kw), ("pv_used_kw", bal.pv_used_kw)):
+                        ("export_kw", bal.export_kw), ("pv_used_kw", bal.pv_used_kw), ("unserved_kw", unserved),
+                        ("curtailed_kw", curtailed)):
             s[name][k] = float(v.sum())
         s["stored_kwh"][k] = float(self.batteries.stored_kwh.sum())
         self.feeder_kw[k] = fk
@@ -313,9 +353,15 @@ class EnergySystem:
         self.b_pv_kwh += pv * self.dt_h
         self.b_pv_used_kwh += bal.pv_used_kw * self.dt_h
         np.maximum(self.b_peak_kw, bal.import_kw, out=self.b_peak_kw)
+        if out:
+            self.b_unserved_kwh += unserved * self.dt_h
+            self.b_curtailed_kwh += curtailed * self.dt_h
+            self.b_islanded_h += np.where(isl, self.dt_h, 0.0)
+            self.b_kept_h += np.where(isl & (unserved == 0.0), self.dt_h, 0.0)
         return IntervalResult(load_kw=total, ev_kw=ev, pv_kw=pv, charge_kw=st.charge_kw,
                               discharge_kw=st.discharge_kw, soc=st.soc, import_kw=bal.import_kw,
-                              export_kw=bal.export_kw, pv_used_kw=bal.pv_used_kw, feeder_kw=fk, car_kw=car_kw)
+                              export_kw=bal.export_kw, pv_used_kw=bal.pv_used_kw, feeder_kw=fk, car_kw=car_kw,
+                              curtailed_kw=curtailed, unserved_kw=unserved, islanded=isl)
 
     # ------------------------------------------------------------------------------- results
     def totals(self) -> dict[str, float]:
@@ -323,12 +369,13 @@ class EnergySystem:
         d = self.done
         s = self.series
         e = {name: float(s[name][d].sum() * self.dt_h) for name in (
-            "load_kw", "ev_kw", "pv_kw", "charge_kw", "discharge_kw", "import_kw", "export_kw", "pv_used_kw")}
+            "load_kw", "ev_kw", "pv_kw", "charge_kw", "discharge_kw", "import_kw", "export_kw", "pv_used_kw",
+            "unserved_kw", "curtailed_kw")}
         over = np.abs(self.feeder_kw[d]) > self.limit_kw[None, :]
         return {
             "load_kwh": e["load_kw"], "ev_kwh": e["ev_kw"], "pv_kwh": e["pv_kw"], "import_kwh": e["import_kw"],
             "export_kwh": e["export_kw"], "pv_used_kwh": e["pv_used_kw"], "charge_kwh": e["charge_kw"],
-            "discharge_kwh": e["discharge_kw"],
+            "discharge_kwh": e["discharge_kw"], "unserved_kwh": e["unserved_kw"], "curtailed_kwh": e["curtailed_kw"],
             "cost": float(((s["import_kw"] * self.price - s["export_kw"] * self.price_export)[d]).sum() * self.dt_h),
             "co2_kg": float((s["import_kw"] * self.co2)[d].sum() * self.dt_h / 1000.0),
             "peak_feeder_kw": float(self.feeder_kw[d].max()) if d.any() else 0.0,
