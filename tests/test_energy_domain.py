@@ -368,6 +368,33 @@ def test_report_section_reads_the_tables():
     assert energy_section(Empty()) is None
 
 
+def test_report_has_the_buildings_by_peak_load_map(tmp_path):
+    """A run folder's report: the map of buildings coloured by peak import, one circle per building
+    on the map, the feeders' substations, classes at the peaks' 50/80/95th percentiles."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from twin.domains.energy.report import peak_classes
+    from twin.run import run_scenario
+
+    sc = scenario(residents=400)
+    sc = sc.model_copy(update={"output": sc.output.model_copy(update={"report": True})})
+    run_scenario(sc, tmp_path / "run")
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Buildings by peak load" in html
+    fig = html[html.index('data-map="energy-peak"'):]
+    fig = fig[:fig.index("</figure>")]
+    b = pq.read_table(tmp_path / "run" / "energy_buildings.parquet").to_pydict()
+    n = int(re.search(r'data-buildings="(\d+)"', html).group(1))
+    assert 0.9 * len(b["building_osmid"]) <= n <= len(b["building_osmid"])
+    assert fig.count("<circle data-osmid=") == n
+    assert fig.count("<rect data-feeder=") == len(pq.read_table(tmp_path / "run" / "energy_feeders.parquet"))
+    cls, breaks = peak_classes(np.asarray(b["peak_import_kw"]))
+    assert np.all(np.diff(breaks) >= 0) and set(np.unique(cls).tolist()) <= {0, 1, 2, 3}
+    assert np.mean(cls == 3) <= 0.06  # the top class is the top 5 %
+
+
 # --------------------------------------------------------------------------------------- outages
 OUT_FEEDER = 2
 #: feeder 2 cut off over the evening, 18:00 to 22:00: intervals 72 to 87
