@@ -704,3 +704,33 @@ def test_pv_from_a_tmy3_weather_file():
     assert 3.0 < clear.sum() * DT_H < 9.0  # kWh per kWp on a clear June day at 60° N
     # the file's June day (Greensboro's weather at its own local hours) gives less than the clear sky
     assert 0.2 * clear.sum() < tmy.sum() < clear.sum()
+
+
+def test_maas_fleet_charging_is_depot_load():
+    """With a MaaS fleet in the run, its depot charging sessions are load at the building nearest
+    each depot: the day's fleet energy is the sessions' (charger power × plugged time, scaled to
+    the city) up to the fleet's unplugging at step boundaries."""
+    from pathlib import Path
+
+    from twin.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    d = load_scenario(root / "scenarios" / "helsinki_maas.yaml").model_dump(mode="json")
+    d["energy"] = load_scenario(root / "scenarios" / "helsinki_energy.yaml").model_dump(mode="json")["energy"]
+    d["population"]["residents"] = 2000
+    d["simulation"].update({"start_s": 0, "end_s": 86400})
+    d["output"] = {"events": False, "geopackage": False, "report": False}
+    op = d["maas"]["operators"][0]
+    op["fleet_size"] = 12
+    op["electric"].update({"battery_kwh": 12, "initial_soc": 0.5, "charge_below_soc": 0.45, "reserve_soc": 0.1})
+    m, _, _ = run(scenario_from_dict(d))
+    maas = m.domain("maas")
+    share = m.scenario.population.sample_share
+    kw = op["electric"]["charger_kw"]
+    sessions = maas.sessions
+    assert len(sessions) >= 3
+    want = sum(kw * (end - start) / 3600 for _, _, start, end, _ in sessions) / share
+    got = m.kpis()["energy_fleet_charged_kwh"]
+    slack = len(sessions) * kw * m.scenario.simulation.record_interval_s / 3600 / share
+    print(f"fleet charging {got:.1f} kWh against the sessions' {want:.1f} kWh")
+    assert got > 0 and want - slack <= got <= want + 1e-6

@@ -404,7 +404,7 @@ class EnergyDomain(Domain):
             expected = self._expected(k)
             share = np.where(present >= 0, present, expected)
             res = sys_.step(k, share, expected, plug, driven if first else np.zeros_like(driven),
-                            islanded=self.islanded(k))
+                            islanded=self.islanded(k), fleet_kw=self._fleet_kw(ctx, k))
             t_s = np.full(self.n, k * STEP_S)
             if ctx.events.wants("energy_building_step"):
                 ctx.events.publish("energy_building_step", {
@@ -422,6 +422,23 @@ class EnergyDomain(Domain):
                     "driven_kwh": driven if first else np.zeros(m), "stored_kwh": sys_.car_stored_kwh.copy()})
             first = False
             self._last_end_s += STEP_S
+
+    def _fleet_kw(self, ctx: DomainContext, k: int) -> np.ndarray | None:
+        """The MaaS fleets' depot charging in interval ``k`` at each building (city scale; ``None``
+        without fleets): each depot's mean power over the interval (``MaasDomain.charging_kw``) at the
+        building nearest the depot's node."""
+        maas = ctx.domain("maas")
+        if maas is None or not hasattr(maas, "charging_kw"):
+            return None
+        nodes, kw = maas.charging_kw(k * STEP_S, (k + 1) * STEP_S)
+        if nodes.size == 0:
+            return None
+        net = ctx.network
+        dx = net.node_x_m[nodes][:, None] - self.x_m[None, :]
+        dy = net.node_y_m[nodes][:, None] - self.y_m[None, :]
+        at = np.argmin(dx * dx + dy * dy, axis=1)  # a few depots against the buildings
+        out: np.ndarray = np.bincount(at, weights=np.asarray(kw) / self.sample_share, minlength=self.n)
+        return out
 
     # ---------------------------------------------------------------------------- results
     @classmethod
@@ -448,6 +465,7 @@ class EnergyDomain(Domain):
             "energy_import_kwh": r(tot["import_kwh"]), "energy_export_kwh": r(tot["export_kwh"]),
             "energy_pv_self_consumption": r(tot["pv_used_kwh"] / tot["pv_kwh"], 4) if tot["pv_kwh"] > 0 else None,
             "energy_ev_charged_kwh": r(tot["ev_kwh"]),
+            "energy_fleet_charged_kwh": r(s.fleet_kwh),
             "energy_ev_driven_kwh": r(s.car_driven_kwh.sum() * s.car_scale),
             "energy_battery_discharged_kwh": r(tot["discharge_kwh"]),
             "energy_peak_feeder_kw": r(tot["peak_feeder_kw"]), "energy_peak_total_kw": r(tot["peak_total_kw"]),

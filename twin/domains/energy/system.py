@@ -195,6 +195,7 @@ class EnergySystem:
         self.charger_kw = np.asarray(charger_kw, np.float64)
         self.m = int(self.car_home.shape[0])
         self.car_scale = float(car_scale)
+        self.fleet_kwh = 0.0  # MaaS fleets' depot charging, city scale
         self.ev_policy = ev_policy
         self.delayed_start_s, self.ready_s = float(delayed_start_s), float(ready_s)
         self.effect = float(effect)
@@ -284,7 +285,8 @@ class EnergySystem:
 
     # ------------------------------------------------------------------------------ interval
     def step(self, k: int, occupancy_share: FloatArray, expected_share: FloatArray, plug: IntArray,
-             driven_kwh: FloatArray, islanded: npt.NDArray[np.bool_] | None = None) -> IntervalResult:
+             driven_kwh: FloatArray, islanded: npt.NDArray[np.bool_] | None = None,
+             fleet_kw: FloatArray | None = None) -> IntervalResult:
         """Advance interval ``k`` (see the module docstring) and record it.
 
         Parameters
@@ -299,6 +301,9 @@ class EnergySystem:
             Energy of the car trips each car ended since the last interval, ``(m,)``.
         islanded
             Buildings cut off the grid in this interval (an outage), ``(n,)`` bool; ``None``: none.
+        fleet_kw
+            Charging power of MaaS fleets at each building (their depots), ``(n,)``, city scale; it is
+            part of the EV load (``ev_kw``), not of the sampled cars' energy. ``None``: none.
         """
         if self.done[k]:
             raise ValueError(f"interval {k} was already run")
@@ -308,7 +313,11 @@ class EnergySystem:
         self.car_driven_kwh += driven_kwh
         isl = np.zeros(self.n, dtype=bool) if islanded is None else np.asarray(islanded, dtype=bool)
         out = bool(isl.any())
-        base_f = np.asarray(np.bincount(self.feeder, weights=np.where(isl, 0.0, load - pv) if out else load - pv,
+        fleet = np.zeros(self.n) if fleet_kw is None else np.asarray(fleet_kw, np.float64)
+        if out:  # depots cut off the grid cannot charge
+            fleet = np.where(isl, 0.0, fleet)
+        base = load - pv + fleet
+        base_f = np.asarray(np.bincount(self.feeder, weights=np.where(isl, 0.0, base) if out else base,
                                         minlength=self.F), np.float64)
         car_kw = self.ev_power_kw(k, plug, base_f)
         if out:  # cars plugged in at islanded buildings wait
@@ -316,7 +325,8 @@ class EnergySystem:
         self.car_stored_kwh += car_kw * self.dt_h
         self.car_charged_kwh += car_kw * self.dt_h
         ev = np.asarray(np.bincount(np.maximum(plug, 0), weights=np.where(plug >= 0, car_kw, 0.0),
-                                    minlength=self.n)[: self.n], np.float64) * self.car_scale
+                                    minlength=self.n)[: self.n], np.float64) * self.car_scale + fleet
+        self.fleet_kwh += float(fleet.sum()) * self.dt_h
         total = load + ev
         st = bt.step_batteries(self.batteries, total - pv, self.dt_h, self.battery_policy,
                                threshold_kw=self.threshold_kw, price=self.price[k], low=self.tou_low,

@@ -900,6 +900,30 @@ class MaasDomain(Domain):
             ratio = req / (1.0 + idle_mean)
             self.surge[j] = np.clip(1.0 + op.surge.sensitivity * (ratio - 1.0), 1.0, op.surge.max_multiplier)
 
+    def charging_kw(self, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean power the fleets' depot chargers drew from the grid over ``[t0_s, t1_s)`` (a service
+        for the energy domain): the depot nodes (sorted) and their kW, from the sessions over by now
+        and the vehicles plugged in now (charging at ``charger_kw`` until ``charge_to_soc``)."""
+        spans: list[tuple[int, float, float, float]] = []  # depot, start, end, kW
+        for i, depot, start, end, _ in self.sessions:
+            el = self.config.operators[self.vehicles[i].op].electric
+            assert el is not None
+            spans.append((depot, start, end, el.charger_kw))
+        for v in self.vehicles:
+            el = self.config.operators[v.op].electric
+            if el is None or v.state != VehicleState.CHARGING or not np.isfinite(v.plug_start_s):
+                continue
+            full_s = v.plug_start_s + max(el.charge_to_soc * el.battery_kwh - v.soc_kwh, 0.0) / (
+                el.charger_kw * el.charger_efficiency) * 3600.0
+            spans.append((v.depot, v.plug_start_s, full_s, el.charger_kw))
+        if not spans or t1_s <= t0_s:
+            return np.zeros(0, np.int64), np.zeros(0)
+        a = np.array(spans, np.float64)
+        overlap = np.clip(np.minimum(a[:, 2], t1_s) - np.maximum(a[:, 1], t0_s), 0.0, None)
+        nodes, inv = np.unique(a[:, 0].astype(np.int64), return_inverse=True)
+        kw = np.bincount(inv, weights=a[:, 3] * overlap, minlength=nodes.size) / (t1_s - t0_s)
+        return nodes, kw
+
     def request_columns(self) -> dict[str, Any]:
         """Columns of ``maas_requests.parquet`` (see docs/maas.md)."""
         mode = self.mode
